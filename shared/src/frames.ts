@@ -1,0 +1,112 @@
+// The Web SDK's WebSocket frames: `{message, data: [...]}` both ways. Ground truth: @flashphoner/websdk 2.0.276
+// src/flashphoner-core.js (send() ~808, onmessage switch ~651, play ~2100, publish ~2177, stop ~2376).
+import { z } from "zod";
+import { StreamStatus } from "./status.ts";
+
+/** Limits on what a client may send; a frame over them is refused before JSON.parse. */
+export const FRAME_LIMITS = {
+  maxFrameBytes: 256 * 1024,
+  maxSdpBytes: 128 * 1024,
+  maxNameBytes: 1024,
+  maxMediaSessionIdLength: 128,
+} as const;
+
+const mediaSessionId = z.string().min(1).max(FRAME_LIMITS.maxMediaSessionIdLength);
+const streamName = z.string().max(FRAME_LIMITS.maxNameBytes);
+
+// Loose objects: the SDK adds fields over versions (custom, constraints, cvoExtension, localMediaInfo...).
+export const ConnectionData = z.looseObject({
+  appKey: z.string().max(256).optional(),
+  authToken: z.string().max(4096).optional(),
+  clientVersion: z.string().max(64).optional(),
+  mediaProviders: z.array(z.string().max(32)).max(16).optional(),
+});
+
+const streamBase = {
+  mediaSessionId,
+  name: streamName,
+  published: z.boolean().optional(),
+  hasVideo: z.boolean().optional(),
+  hasAudio: z.boolean().optional(),
+  record: z.boolean().optional(),
+  mediaProvider: z.string().max(32).optional(),
+};
+
+export const PlayStreamData = z.looseObject({
+  ...streamBase,
+  sdp: z.string().min(1).max(FRAME_LIMITS.maxSdpBytes),
+});
+export const PublishStreamData = PlayStreamData;
+export const StopStreamData = z.looseObject({ ...streamBase, name: streamName.optional() });
+
+const frame = <M extends string, D extends z.ZodType>(message: M, data: D) =>
+  z.object({ message: z.literal(message), data: z.tuple([data]).rest(z.unknown()) });
+
+export const ClientFrame = z.discriminatedUnion("message", [
+  frame("connection", ConnectionData),
+  frame("pong", z.unknown()),
+  frame("ping", z.unknown()),
+  frame("playStream", PlayStreamData),
+  frame("publishStream", PublishStreamData),
+  frame("stopStream", StopStreamData),
+  frame("unPublishStream", StopStreamData),
+]);
+export type ClientFrame = z.infer<typeof ClientFrame>;
+export type PlayStreamData = z.infer<typeof PlayStreamData>;
+export type StopStreamData = z.infer<typeof StopStreamData>;
+export type ConnectionData = z.infer<typeof ConnectionData>;
+
+export type ParseResult = { ok: true; frame: ClientFrame } | { ok: false; reason: string; message?: string; id?: string };
+
+/** Parses and validates one text frame from a client. Never throws. */
+export function parseClientFrame(text: string): ParseResult {
+  if (text.length > FRAME_LIMITS.maxFrameBytes) return { ok: false, reason: "Frame too large" };
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return { ok: false, reason: "Frame is not valid JSON" };
+  }
+  const head = z.object({ message: z.string().max(64), data: z.array(z.unknown()) }).safeParse(json);
+  if (!head.success) return { ok: false, reason: "Frame must be {message: string, data: [...]}" };
+  const known = ClientFrame.options.some((o) => o.shape.message.value === head.data.message);
+  if (!known) return { ok: false, reason: `Unknown message '${head.data.message}'`, message: head.data.message };
+  const parsed = ClientFrame.safeParse(json);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0];
+    const where = first ? first.path.filter((p) => p !== "data" && p !== 0).join(".") : "";
+    const d0 = head.data.data[0] as { mediaSessionId?: unknown } | undefined;
+    const id = typeof d0?.mediaSessionId === "string" ? d0.mediaSessionId : undefined;
+    return {
+      ok: false,
+      reason: `Invalid '${head.data.message}': ${where ? where + ": " : ""}${first?.message ?? "bad data"}`,
+      message: head.data.message,
+      ...(id !== undefined ? { id } : {}),
+    };
+  }
+  return { ok: true, frame: parsed.data };
+}
+
+// ---- Server -> client frames. Every one carries a `data` array: the SDK reads data[0] before it dispatches.
+
+export interface StreamStatusEvent {
+  mediaSessionId: string;
+  name: string;
+  published: boolean;
+  status: StreamStatus;
+  info?: string;
+  recordName?: string;
+  record?: boolean;
+}
+
+export const serverFrames = {
+  getUserData: (data: Record<string, unknown>) => JSON.stringify({ message: "getUserData", data: [data] }),
+  ping: () => '{"message":"ping","data":[]}',
+  // The third element is WCS's isInitiator; the Web SDK ignores it, the Android SDK reads it.
+  setRemoteSDP: (mediaSessionId: string, sdp: string) =>
+    JSON.stringify({ message: "setRemoteSDP", data: [mediaSessionId, sdp, true] }),
+  streamStatus: (event: StreamStatusEvent) => JSON.stringify({ message: "notifyStreamStatusEvent", data: [event] }),
+  /** Routed by the SDK to the stream `id` when apiMethod is StreamStatusEvent; always reaches the session's WARN. */
+  fail: (info: string, extra: { apiMethod?: string; id?: string; status?: string } = {}) =>
+    JSON.stringify({ message: "fail", data: [{ info, ...extra }] }),
+};

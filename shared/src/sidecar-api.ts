@@ -1,0 +1,76 @@
+// The control channel between the edge (Durable Objects) and a media sidecar. The edge calls the sidecar's HTTP
+// API; the sidecar reports stream events back to the edge's events URL. Both directions carry
+// `Authorization: Bearer <shared secret>`; anything else gets 401.
+import { z } from "zod";
+import { FRAME_LIMITS } from "./frames.ts";
+import { StreamStatus } from "./status.ts";
+
+export const SIDECAR_PATHS = {
+  play: "/v1/play",
+  stop: "/v1/stop",
+  release: "/v1/release",
+  health: "/v1/health",
+} as const;
+
+/** Path on the edge that receives sidecar events. */
+export const EDGE_EVENTS_PATH = "/internal/v1/sidecar-events";
+
+const sessionRef = z.string().min(1).max(128);
+const mediaSessionId = z.string().min(1).max(FRAME_LIMITS.maxMediaSessionIdLength);
+
+export const PlayRequest = z.object({
+  sessionRef,
+  /** Where the sidecar POSTs StreamEvents for this stream. */
+  eventsUrl: z.url(),
+  mediaSessionId,
+  name: z.string().max(FRAME_LIMITS.maxNameBytes),
+  sdp: z.string().min(1).max(FRAME_LIMITS.maxSdpBytes),
+});
+export type PlayRequest = z.infer<typeof PlayRequest>;
+
+export const PlayResponse = z.discriminatedUnion("ok", [
+  z.object({ ok: z.literal(true), sdp: z.string() }),
+  z.object({ ok: z.literal(false), info: z.string() }),
+]);
+export type PlayResponse = z.infer<typeof PlayResponse>;
+
+export const StopRequest = z.object({ sessionRef, mediaSessionId });
+export type StopRequest = z.infer<typeof StopRequest>;
+export const StopResponse = z.object({ ok: z.literal(true), found: z.boolean() });
+export type StopResponse = z.infer<typeof StopResponse>;
+
+export const ReleaseRequest = z.object({ sessionRef });
+export type ReleaseRequest = z.infer<typeof ReleaseRequest>;
+export const ReleaseResponse = z.object({ ok: z.literal(true), released: z.number().int().nonnegative() });
+
+export const StreamEvent = z.object({
+  sessionRef,
+  mediaSessionId,
+  status: z.enum([StreamStatus.PLAYING, StreamStatus.STOPPED, StreamStatus.FAILED, StreamStatus.PUBLISHING, StreamStatus.UNPUBLISHED]),
+  info: z.string().max(1024).optional(),
+  recordName: z.string().max(1024).optional(),
+});
+export type StreamEvent = z.infer<typeof StreamEvent>;
+
+/** Error body of every 4xx/5xx on both sides. */
+export const ErrorBody = z.object({ error: z.string() });
+export type ErrorBody = z.infer<typeof ErrorBody>;
+
+/** Constant-time string comparison for the shared secret; works in Workers and Node (no node:crypto needed). */
+export function safeEqual(a: string, b: string): boolean {
+  const enc = new TextEncoder();
+  const x = enc.encode(a);
+  const y = enc.encode(b);
+  // Walk the longer input whole so the time depends on lengths only, never on where the first difference is.
+  let diff = x.length ^ y.length;
+  const n = Math.max(x.length, y.length);
+  for (let i = 0; i < n; i++) diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
+  return diff === 0 && x.length > 0;
+}
+
+/** Checks an `Authorization: Bearer <secret>` header against the configured secret. */
+export function bearerOk(header: string | null | undefined, secret: string): boolean {
+  if (!header || !secret) return false;
+  const m = /^Bearer (.+)$/.exec(header);
+  return m !== null && safeEqual(m[1]!, secret);
+}

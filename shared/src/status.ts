@@ -1,0 +1,52 @@
+// Stream and session statuses and info strings, spelled exactly as the Web SDK's constants.js
+// (@flashphoner/websdk 2.0.276, STREAM_STATUS / STREAM_STATUS_INFO): applications compare against these.
+
+export const StreamStatus = {
+  NEW: "NEW",
+  PENDING: "PENDING",
+  PUBLISHING: "PUBLISHING",
+  PLAYING: "PLAYING",
+  PAUSED: "PAUSED",
+  UNPUBLISHED: "UNPUBLISHED",
+  STOPPED: "STOPPED",
+  FAILED: "FAILED",
+} as const;
+export type StreamStatus = (typeof StreamStatus)[keyof typeof StreamStatus];
+
+/** Statuses after which the SDK releases the stream: nothing more may be sent for it. */
+export const TERMINAL_STATUSES: ReadonlySet<StreamStatus> = new Set([
+  StreamStatus.FAILED,
+  StreamStatus.STOPPED,
+  StreamStatus.UNPUBLISHED,
+]);
+
+export const Info = {
+  FILE_NOT_FOUND: "File not found",
+  FILE_HAS_WRONG_FORMAT: "File has wrong format",
+  FAILED_TO_READ_FILE: "Failed to read file",
+  GOT_EXCEPTION_WHILE_STREAMING_FILE: "Got exception while streaming file",
+  REQUESTED_STREAM_SHUTDOWN: "Requested stream shutdown",
+  BAD_URI: "Bad URI",
+  RESTRICTED_ACCESS: "Restricted access",
+  STOPPED_BY_USER: "Stopped by user",
+  STOPPED_BY_SESSION_DISCONNECT: "Stopped by session disconnect",
+  FAILED_BY_ICE_TIMEOUT: "Failed by ICE timeout",
+  FAILED_BY_ICE_ERROR: "Failed by ICE error",
+  FAILED_BY_DTLS_ERROR: "Failed by DTLS error",
+  FAILED_BY_ERROR: "Failed by error",
+  NO_COMMON_CODECS: "No common codecs",
+  MEDIASESSION_ID_NULL: "MediaSessionId is null",
+  MEDIASESSION_ID_ALREADY_IN_USE: "MediaSessionId is already in use",
+  STREAM_NOT_FOUND: "Stream not found",
+  STREAM_FAILED: "Stream failed",
+  // Not in the SDK's list: WCS answers these cases with free text too. Kept short and stable.
+  SDP_INVALID: "Invalid SDP offer",
+  MEDIA_SERVER_UNAVAILABLE: "Media server unavailable",
+  NOT_SUPPORTED: "Operation not supported",
+} as const;
+export type Info = (typeof Info)[keyof typeof Info];
+
+export const SessionStatus = {
+  ESTABLISHED: "ESTABLISHED",
+  FAILED: "FAILED",
+} as const;
