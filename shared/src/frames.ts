@@ -56,7 +56,19 @@ export type PlayStreamData = z.infer<typeof PlayStreamData>;
 export type StopStreamData = z.infer<typeof StopStreamData>;
 export type ConnectionData = z.infer<typeof ConnectionData>;
 
-export type ParseResult = { ok: true; frame: ClientFrame } | { ok: false; reason: string; message?: string; id?: string };
+export type ParseResult =
+  | { ok: true; frame: ClientFrame }
+  | {
+      ok: false;
+      reason: string;
+      message?: string;
+      /** data[0].mediaSessionId when it is a string, so a server can fail that stream instead of leaving it PENDING. */
+      id?: string;
+      /** data[0].name when it is a string, for the status event of that stream. */
+      name?: string;
+      /** Top field of data[0] that failed validation (e.g. "sdp"), to pick the info of that FAILED event. */
+      field?: string;
+    };
 
 /** Parses and validates one text frame from a client. Never throws. */
 export function parseClientFrame(text: string): ParseResult {
@@ -75,13 +87,17 @@ export function parseClientFrame(text: string): ParseResult {
   if (!parsed.success) {
     const first = parsed.error.issues[0];
     const where = first ? first.path.filter((p) => p !== "data" && p !== 0).join(".") : "";
-    const d0 = head.data.data[0] as { mediaSessionId?: unknown } | undefined;
+    const d0 = head.data.data[0] as { mediaSessionId?: unknown; name?: unknown } | null | undefined;
     const id = typeof d0?.mediaSessionId === "string" ? d0.mediaSessionId : undefined;
+    const name = typeof d0?.name === "string" ? d0.name.slice(0, FRAME_LIMITS.maxNameBytes) : undefined;
+    const field = first?.path[0] === "data" && first.path[1] === 0 && typeof first.path[2] === "string" ? first.path[2] : undefined;
     return {
       ok: false,
       reason: `Invalid '${head.data.message}': ${where ? where + ": " : ""}${first?.message ?? "bad data"}`,
       message: head.data.message,
       ...(id !== undefined ? { id } : {}),
+      ...(name !== undefined ? { name } : {}),
+      ...(field !== undefined ? { field } : {}),
     };
   }
   return { ok: true, frame: parsed.data };
@@ -102,6 +118,8 @@ export interface StreamStatusEvent {
 export const serverFrames = {
   getUserData: (data: Record<string, unknown>) => JSON.stringify({ message: "getUserData", data: [data] }),
   ping: () => '{"message":"ping","data":[]}',
+  /** The answer to a client `ping`, byte for byte what the SDK itself sends for a server ping. */
+  pong: () => '{"message":"pong","data":[null]}',
   // The third element is WCS's isInitiator; the Web SDK ignores it, the Android SDK reads it.
   setRemoteSDP: (mediaSessionId: string, sdp: string) =>
     JSON.stringify({ message: "setRemoteSDP", data: [mediaSessionId, sdp, true] }),

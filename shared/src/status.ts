@@ -39,10 +39,14 @@ export const Info = {
   MEDIASESSION_ID_ALREADY_IN_USE: "MediaSessionId is already in use",
   STREAM_NOT_FOUND: "Stream not found",
   STREAM_FAILED: "Stream failed",
+  SESSION_NOT_READY: "Session not ready",
+  TERMINATED_BY_KEEP_ALIVE: "Terminated by keep-alive",
   // Not in the SDK's list: WCS answers these cases with free text too. Kept short and stable.
   SDP_INVALID: "Invalid SDP offer",
   MEDIA_SERVER_UNAVAILABLE: "Media server unavailable",
   NOT_SUPPORTED: "Operation not supported",
+  SERVER_OVERLOADED: "Server overloaded",
+  TOO_MANY_STREAMS: "Too many streams in session",
 } as const;
 export type Info = (typeof Info)[keyof typeof Info];
 

@@ -1,0 +1,36 @@
+import type { SessionObject } from "./session-object.ts";
+
+export interface Env {
+  SESSIONS: DurableObjectNamespace<SessionObject>;
+  ASSETS: Fetcher;
+  SIDECAR_URL?: string;
+  SIDECAR_SECRET?: string;
+  /**
+   * Origin the sidecar should POST stream events to. By default it is the origin of the WebSocket upgrade, which
+   * on Cloudflare is always a host routed to this Worker; behind `wrangler dev` the Host header is whatever the
+   * client sent, and the sidecar sends the shared secret to that host, so pin it when the dev port is reachable
+   * by others.
+   */
+  EDGE_EVENTS_ORIGIN?: string;
+  KEEPALIVE_INTERVAL_MS?: string;
+  KEEPALIVE_PROBES?: string;
+}
+
+/** WCS defaults: keep_alive.server_interval=5000, and 10 unanswered pings end the connection. */
+export const KEEPALIVE_DEFAULTS = { intervalMs: 5000, probes: 10 } as const;
+
+/** A session is one browser tab; more concurrent streams than this is a runaway page or abuse. */
+export const MAX_STREAMS_PER_SESSION = 16;
+
+function intVar(raw: string | undefined, fallback: number, min: number, max: number): number {
+  if (raw === undefined || raw.trim() === "") return fallback;
+  const n = Number(raw);
+  return Number.isInteger(n) && n >= min && n <= max ? n : fallback;
+}
+
+export function keepAliveConfig(env: Env): { intervalMs: number; probes: number } {
+  return {
+    intervalMs: intVar(env.KEEPALIVE_INTERVAL_MS, KEEPALIVE_DEFAULTS.intervalMs, 50, 600_000),
+    probes: intVar(env.KEEPALIVE_PROBES, KEEPALIVE_DEFAULTS.probes, 1, 1000),
+  };
+}

@@ -1,0 +1,66 @@
+// The edge Worker: WebSocket signalling for the Web SDK (any path), the sidecar's event intake, and the Player.
+import { Hono } from "hono";
+import { EDGE_EVENTS_PATH, StreamEvent, bearerOk, type ErrorBody } from "@edge-vod/shared";
+import type { Env } from "./config.ts";
+
+export { SessionObject } from "./session-object.ts";
+
+/** A StreamEvent is well under 2 KB; this only bounds what an authorized but broken sidecar can make us read. */
+const MAX_EVENT_BODY_CHARS = 16 * 1024;
+
+const app = new Hono<{ Bindings: Env }>();
+
+const error = (message: string): ErrorBody => ({ error: message });
+
+// The SDK opens exactly the URL it was given, so every path may be a signalling socket.
+app.use("*", async (c, next) => {
+  if (c.req.header("upgrade")?.toLowerCase() !== "websocket") return next();
+  if (c.req.method !== "GET") return c.json(error("WebSocket upgrade requires GET"), 400);
+  const stub = c.env.SESSIONS.get(c.env.SESSIONS.newUniqueId());
+  return stub.fetch(c.req.raw);
+});
+
+app.post(EDGE_EVENTS_PATH, async (c) => {
+  if (!bearerOk(c.req.header("authorization"), c.env.SIDECAR_SECRET ?? "")) return c.json(error("Unauthorized"), 401);
+  if (Number(c.req.header("content-length") ?? "0") > MAX_EVENT_BODY_CHARS) return c.json(error("Body too large"), 413);
+  const text = await c.req.text();
+  if (text.length > MAX_EVENT_BODY_CHARS) return c.json(error("Body too large"), 413);
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return c.json(error("Body is not valid JSON"), 400);
+  }
+  const parsed = StreamEvent.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    return c.json(error(`Invalid StreamEvent: ${issue?.path.join(".") ?? ""} ${issue?.message ?? ""}`.trim()), 400);
+  }
+  let id: DurableObjectId;
+  try {
+    id = c.env.SESSIONS.idFromString(parsed.data.sessionRef);
+  } catch {
+    return c.json(error("Malformed sessionRef"), 400);
+  }
+  try {
+    const delivered = await c.env.SESSIONS.get(id).streamEvent(parsed.data);
+    // A gone session or stream is normal (the viewer left first): 200, so the sidecar does not retry.
+    return c.json({ ok: true, delivered });
+  } catch (err) {
+    console.error("events: delivery to the session failed:", err);
+    // 5xx makes the sidecar retry; a lost STOPPED would leave the player hanging.
+    return c.json(error("Session unavailable"), 503);
+  }
+});
+app.all(EDGE_EVENTS_PATH, (c) => c.json(error("Method not allowed"), 405));
+
+app.get("/", (c) => c.redirect(`/player.html${new URL(c.req.url).search}`, 302));
+
+app.all("*", (c) => c.env.ASSETS.fetch(c.req.raw));
+
+app.onError((err, c) => {
+  console.error("edge:", err);
+  return c.json(error("Internal error"), 500);
+});
+
+export default app;

@@ -1,0 +1,356 @@
+// One Durable Object per WebSocket connection: the Web SDK's session and its streams. It uses the hibernation API,
+// so the object may be evicted between any two events; everything that has to outlive that lives in ctx.storage.
+//
+// Storage layout (KV API of the SQLite-backed object):
+//   "meta"              SessionMeta: where the sidecar posts events, and the session id once `connection` came
+//   "missedPings"       number of server pings sent since the client's last frame
+//   "stream:<msid>"     StoredStream for every stream that is not over yet (terminal streams are deleted)
+//   alarm               the keep-alive tick
+// All of it is removed when the socket ends.
+import { DurableObject } from "cloudflare:workers";
+import {
+  EDGE_EVENTS_PATH,
+  FRAME_LIMITS,
+  Info,
+  StreamStatus,
+  TERMINAL_STATUSES,
+  checkFileName,
+  parseClientFrame,
+  parseStreamName,
+  serverFrames,
+  type ConnectionData,
+  type PlayStreamData,
+  type StopStreamData,
+  type StreamEvent,
+  type StreamStatusEvent,
+} from "@edge-vod/shared";
+import { MAX_STREAMS_PER_SESSION, keepAliveConfig, type Env } from "./config.ts";
+import { SidecarClient } from "./sidecar-client.ts";
+
+const META_KEY = "meta";
+const MISSED_PINGS_KEY = "missedPings";
+const STREAM_PREFIX = "stream:";
+
+/** 1001 "going away": the server gives up on this connection; not 1011, nothing went wrong on our side. */
+const KEEPALIVE_CLOSE_CODE = 1001;
+
+interface SessionMeta {
+  eventsUrl: string;
+  /** Set by the client's `connection`; until then the session is not ESTABLISHED. */
+  sessionId?: string;
+}
+
+interface StoredStream {
+  name: string;
+  published: boolean;
+  status: StreamStatus;
+  /** Identifies one play request, so a slow sidecar answer never lands on a later stream that reused the id. */
+  attempt: string;
+}
+
+/** Fields of `connection` worth handing back in getUserData; SIP credentials and the like stay out. */
+const ECHOED_CONNECTION_FIELDS = [
+  "appKey",
+  "clientVersion",
+  "clientOSVersion",
+  "clientBrowserVersion",
+  "msePacketizationVersion",
+  "custom",
+] as const;
+
+export class SessionObject extends DurableObject<Env> {
+  async fetch(request: Request): Promise<Response> {
+    if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+      return new Response("Expected a WebSocket upgrade", { status: 426 });
+    }
+    if (this.ctx.getWebSockets().length > 0) {
+      // Ids come from newUniqueId(); a second upgrade here is a routing bug, not a client to serve.
+      return new Response("Session already has a connection", { status: 409 });
+    }
+    const pair = new WebSocketPair();
+    const [client, server] = [pair[0], pair[1]];
+    this.ctx.acceptWebSocket(server);
+    const origin = this.env.EDGE_EVENTS_ORIGIN?.replace(/\/+$/, "") || new URL(request.url).origin;
+    const meta: SessionMeta = { eventsUrl: origin + EDGE_EVENTS_PATH };
+    await this.ctx.storage.put(META_KEY, meta);
+    await this.ctx.storage.setAlarm(Date.now() + keepAliveConfig(this.env).intervalMs);
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    try {
+      await this.onFrame(ws, message);
+    } catch (err) {
+      console.error(`session ${this.sessionRef}: frame handler failed:`, err);
+    }
+  }
+
+  async webSocketClose(ws: WebSocket, _code: number, _reason: string, _wasClean: boolean): Promise<void> {
+    // Before compatibility date 2026-04-07 the runtime does not answer the peer's Close frame by itself.
+    try {
+      ws.close(1000, "");
+    } catch {
+      /* already closed */
+    }
+    await this.endSession();
+  }
+
+  async webSocketError(_ws: WebSocket, err: unknown): Promise<void> {
+    console.warn(`session ${this.sessionRef}: socket error:`, err);
+    await this.endSession();
+  }
+
+  async alarm(): Promise<void> {
+    try {
+      await this.keepAliveTick();
+    } catch (err) {
+      console.error(`session ${this.sessionRef}: keep-alive tick failed:`, err);
+      // Without a next tick a dead client would keep the sidecar streams forever.
+      if (this.ctx.getWebSockets().length > 0) {
+        await this.ctx.storage.setAlarm(Date.now() + keepAliveConfig(this.env).intervalMs).catch(() => {});
+      }
+    }
+  }
+
+  /**
+   * A stream event from the sidecar, delivered by the Worker (RPC). Returns whether it reached a live stream.
+   */
+  async streamEvent(event: StreamEvent): Promise<boolean> {
+    try {
+      if (event.sessionRef !== this.sessionRef || this.ctx.getWebSockets().length === 0) return false;
+      const stream = await this.getStream(event.mediaSessionId);
+      if (!stream || TERMINAL_STATUSES.has(stream.status)) return false;
+      if (TERMINAL_STATUSES.has(event.status)) await this.deleteStream(event.mediaSessionId);
+      else await this.putStream(event.mediaSessionId, { ...stream, status: event.status });
+      this.sendStatus({
+        mediaSessionId: event.mediaSessionId,
+        name: stream.name,
+        published: stream.published,
+        status: event.status,
+        ...(event.info !== undefined ? { info: event.info } : {}),
+        ...(event.recordName !== undefined ? { recordName: event.recordName } : {}),
+      });
+      return true;
+    } catch (err) {
+      console.error(`session ${this.sessionRef}: stream event failed:`, err);
+      return false;
+    }
+  }
+
+  // ---- client frames
+
+  private async onFrame(_ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    // Any frame proves the client is alive, like the SDK's own WSPingReceiver.success().
+    await this.resetMissedPings();
+    if (typeof message !== "string") {
+      this.send(serverFrames.fail("Binary frames are not supported"));
+      return;
+    }
+    const parsed = parseClientFrame(message);
+    if (!parsed.ok) {
+      await this.onBadFrame(parsed);
+      return;
+    }
+    const frame = parsed.frame;
+    switch (frame.message) {
+      case "connection":
+        return this.onConnection(frame.data[0]);
+      case "ping":
+        this.send(serverFrames.pong());
+        return;
+      case "pong":
+        return;
+      case "playStream":
+        return this.onStreamRequest(frame.data[0], false);
+      case "publishStream":
+        return this.onStreamRequest(frame.data[0], true);
+      case "stopStream":
+      case "unPublishStream":
+        return this.onStop(frame.data[0]);
+    }
+  }
+
+  private async onBadFrame(parsed: { reason: string; message?: string; id?: string; name?: string; field?: string }): Promise<void> {
+    this.send(serverFrames.fail(parsed.reason));
+    const isStreamRequest = parsed.message === "playStream" || parsed.message === "publishStream";
+    const id = parsed.id;
+    if (!isStreamRequest || id === undefined || id.length === 0 || id.length > FRAME_LIMITS.maxMediaSessionIdLength) return;
+    // A live stream under that id is not the one that was malformed; failing it would tear it down on the client.
+    if (await this.getStream(id)) return;
+    const info = parsed.field === "sdp" ? Info.SDP_INVALID : parsed.field === "name" ? Info.BAD_URI : Info.FAILED_BY_ERROR;
+    this.sendStatus({
+      mediaSessionId: id,
+      name: parsed.name ?? "",
+      published: parsed.message === "publishStream",
+      status: StreamStatus.FAILED,
+      info,
+    });
+  }
+
+  private async onConnection(data: ConnectionData): Promise<void> {
+    const meta = await this.getMeta();
+    if (!meta) return;
+    let sessionId = meta.sessionId;
+    if (!sessionId) {
+      sessionId = crypto.randomUUID();
+      await this.ctx.storage.put(META_KEY, { ...meta, sessionId } satisfies SessionMeta);
+    }
+    const echo: Record<string, unknown> = {};
+    for (const key of ECHOED_CONNECTION_FIELDS) if (data[key] !== undefined) echo[key] = data[key];
+    // WCS documents authToken as "the same as session Id"; the SDK hands it back on MSE/WSPlayer media sockets.
+    this.send(
+      serverFrames.getUserData({
+        ...echo,
+        sessionId,
+        authToken: sessionId,
+        status: "ESTABLISHED",
+        mediaProviders: ["WebRTC"],
+      }),
+    );
+  }
+
+  private async onStreamRequest(data: PlayStreamData, published: boolean): Promise<void> {
+    const id = data.mediaSessionId;
+    const fail = (info: string) =>
+      this.sendStatus({ mediaSessionId: id, name: data.name, published, status: StreamStatus.FAILED, info });
+
+    const meta = await this.getMeta();
+    if (!meta?.sessionId) return fail(Info.SESSION_NOT_READY);
+    if (await this.getStream(id)) return fail(Info.MEDIASESSION_ID_ALREADY_IN_USE);
+    if ((await this.listStreams()).size >= MAX_STREAMS_PER_SESSION) return fail(Info.TOO_MANY_STREAMS);
+    // Recording (publishStream with record:true) is the next milestone; it will branch here.
+    if (published) return fail(Info.NOT_SUPPORTED);
+
+    const target = parseStreamName(data.name);
+    if (target.kind === "live") return fail(Info.STREAM_NOT_FOUND);
+    if (checkFileName(target.file) !== null) return fail(Info.BAD_URI);
+
+    const attempt = crypto.randomUUID();
+    // Stored before the sidecar call: the call yields, and a stop, a duplicate or the sidecar's own events may
+    // arrive meanwhile.
+    await this.putStream(id, { name: data.name, published, status: StreamStatus.PENDING, attempt });
+    const sidecar = this.sidecar();
+    const answer = await sidecar.play({
+      sessionRef: this.sessionRef,
+      eventsUrl: meta.eventsUrl,
+      mediaSessionId: id,
+      name: data.name,
+      sdp: data.sdp,
+    });
+
+    const current = await this.getStream(id);
+    if (current?.attempt !== attempt) {
+      // Stopped, failed by an event, or the session ended while the sidecar worked: do not leak its viewer.
+      if (answer.ok) await sidecar.stop({ sessionRef: this.sessionRef, mediaSessionId: id });
+      return;
+    }
+    if (!answer.ok) {
+      await this.deleteStream(id);
+      return fail(answer.info);
+    }
+    // Still PENDING: the sidecar reports PLAYING once ICE and DTLS are up.
+    this.send(serverFrames.setRemoteSDP(id, answer.sdp));
+  }
+
+  private async onStop(data: StopStreamData): Promise<void> {
+    const id = data.mediaSessionId;
+    const stream = await this.getStream(id);
+    // The SDK may stop a stream the server already ended (end of file, failure): nothing to do.
+    if (!stream) return;
+    await this.deleteStream(id);
+    this.sendStatus({
+      mediaSessionId: id,
+      name: stream.name,
+      published: stream.published,
+      status: stream.published ? StreamStatus.UNPUBLISHED : StreamStatus.STOPPED,
+      info: Info.STOPPED_BY_USER,
+    });
+    await this.sidecar().stop({ sessionRef: this.sessionRef, mediaSessionId: id });
+  }
+
+  // ---- keep-alive and teardown
+
+  private async keepAliveTick(): Promise<void> {
+    const sockets = this.ctx.getWebSockets();
+    if (sockets.length === 0 || !(await this.getMeta())) {
+      await this.endSession();
+      return;
+    }
+    const { intervalMs, probes } = keepAliveConfig(this.env);
+    const missed = (await this.ctx.storage.get<number>(MISSED_PINGS_KEY)) ?? 0;
+    if (missed >= probes) {
+      for (const ws of sockets) {
+        try {
+          ws.close(KEEPALIVE_CLOSE_CODE, Info.TERMINATED_BY_KEEP_ALIVE);
+        } catch {
+          /* already closing */
+        }
+      }
+      // An unresponsive peer may never complete the close handshake, so webSocketClose cannot be relied on.
+      await this.endSession();
+      return;
+    }
+    this.send(serverFrames.ping());
+    await this.ctx.storage.put(MISSED_PINGS_KEY, missed + 1);
+    await this.ctx.storage.setAlarm(Date.now() + intervalMs);
+  }
+
+  private async resetMissedPings(): Promise<void> {
+    // Reads are served from the storage cache; writing only on change keeps a pong from costing a write.
+    if (((await this.ctx.storage.get<number>(MISSED_PINGS_KEY)) ?? 0) !== 0) {
+      await this.ctx.storage.put(MISSED_PINGS_KEY, 0);
+    }
+  }
+
+  /** Idempotent: close, error and the keep-alive may all end the same session. */
+  private async endSession(): Promise<void> {
+    const meta = await this.getMeta();
+    await this.ctx.storage.deleteAlarm();
+    await this.ctx.storage.deleteAll();
+    if (meta) await this.sidecar().release({ sessionRef: this.sessionRef });
+  }
+
+  // ---- helpers
+
+  private get sessionRef(): string {
+    return this.ctx.id.toString();
+  }
+
+  private sidecar(): SidecarClient {
+    return new SidecarClient(this.env.SIDECAR_URL, this.env.SIDECAR_SECRET);
+  }
+
+  private send(text: string): void {
+    for (const ws of this.ctx.getWebSockets()) {
+      try {
+        ws.send(text);
+      } catch {
+        /* closing: the close handler cleans up */
+      }
+    }
+  }
+
+  private sendStatus(event: StreamStatusEvent): void {
+    this.send(serverFrames.streamStatus(event));
+  }
+
+  private getMeta(): Promise<SessionMeta | undefined> {
+    return this.ctx.storage.get<SessionMeta>(META_KEY);
+  }
+
+  private getStream(id: string): Promise<StoredStream | undefined> {
+    return this.ctx.storage.get<StoredStream>(STREAM_PREFIX + id);
+  }
+
+  private putStream(id: string, stream: StoredStream): Promise<void> {
+    return this.ctx.storage.put(STREAM_PREFIX + id, stream);
+  }
+
+  private async deleteStream(id: string): Promise<void> {
+    await this.ctx.storage.delete(STREAM_PREFIX + id);
+  }
+
+  private listStreams(): Promise<Map<string, StoredStream>> {
+    return this.ctx.storage.list<StoredStream>({ prefix: STREAM_PREFIX });
+  }
+}

@@ -1,0 +1,96 @@
+// The edge's side of the control channel to the media sidecar. Nothing here throws: a sidecar that is down,
+// slow, misconfigured or answering garbage must end as a FAILED stream, never as a broken session.
+import {
+  Info,
+  PlayResponse,
+  SIDECAR_PATHS,
+  type PlayRequest,
+  type ReleaseRequest,
+  type StopRequest,
+} from "@edge-vod/shared";
+
+/** Opening a file and building an answer can take a while (first open of a file transcodes its audio). */
+const PLAY_TIMEOUT_MS = 15_000;
+const CONTROL_TIMEOUT_MS = 5_000;
+/** An SDP answer is a few KB; anything near this is not one. */
+const MAX_RESPONSE_CHARS = 512 * 1024;
+
+class SidecarError extends Error {}
+
+export class SidecarClient {
+  private readonly base: string | null;
+
+  constructor(
+    url: string | undefined,
+    private readonly secret: string | undefined,
+  ) {
+    this.base = SidecarClient.normalize(url);
+  }
+
+  private static normalize(url: string | undefined): string | null {
+    if (!url) return null;
+    try {
+      const u = new URL(url);
+      if (u.protocol !== "http:" && u.protocol !== "https:") return null;
+      return u.toString().replace(/\/+$/, "");
+    } catch {
+      return null;
+    }
+  }
+
+  async play(req: PlayRequest): Promise<PlayResponse> {
+    try {
+      const parsed = PlayResponse.safeParse(await this.post(SIDECAR_PATHS.play, req, PLAY_TIMEOUT_MS));
+      if (!parsed.success) throw new SidecarError("play: response does not match PlayResponse");
+      if (parsed.data.ok && parsed.data.sdp.length === 0) throw new SidecarError("play: empty SDP answer");
+      return parsed.data;
+    } catch (err) {
+      console.warn(`sidecar ${SIDECAR_PATHS.play} for ${req.mediaSessionId}: ${describe(err)}`);
+      return { ok: false, info: Info.MEDIA_SERVER_UNAVAILABLE };
+    }
+  }
+
+  /** Best effort: the stream is already over for the client whatever the sidecar says. */
+  async stop(req: StopRequest): Promise<boolean> {
+    return this.bestEffort(SIDECAR_PATHS.stop, req);
+  }
+
+  /** Best effort: the sidecar also ends viewers on its own (ICE timeout, end of file). */
+  async release(req: ReleaseRequest): Promise<boolean> {
+    return this.bestEffort(SIDECAR_PATHS.release, req);
+  }
+
+  private async bestEffort(path: string, body: unknown): Promise<boolean> {
+    try {
+      await this.post(path, body, CONTROL_TIMEOUT_MS);
+      return true;
+    } catch (err) {
+      console.warn(`sidecar ${path}: ${describe(err)}`);
+      return false;
+    }
+  }
+
+  private async post(path: string, body: unknown, timeoutMs: number): Promise<unknown> {
+    if (!this.base) throw new SidecarError("SIDECAR_URL is missing or not an http(s) URL");
+    if (!this.secret) throw new SidecarError("SIDECAR_SECRET is not set");
+    const res = await fetch(this.base + path, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${this.secret}` },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    const text = await res.text();
+    if (!res.ok) throw new SidecarError(`HTTP ${res.status}: ${text.slice(0, 200)}`);
+    if (text.length > MAX_RESPONSE_CHARS) throw new SidecarError("response too large");
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      throw new SidecarError("response is not JSON");
+    }
+  }
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) return err.name === "TimeoutError" ? "timed out" : err.message;
+  return String(err);
+}

@@ -1,0 +1,62 @@
+// Sidecar configuration from the environment; documented in README.md ("Configuration").
+import path from "node:path";
+
+export interface SidecarConfig {
+  host: string;
+  port: number;
+  secret: string;
+  mediaDir: string;
+  cacheDir: string;
+  /** Address written into ICE candidates instead of the host's own (a media host behind 1:1 NAT). */
+  publicIp: string | undefined;
+  /** Extra host addresses to gather on (werift skips loopback unless listed). */
+  iceHostAddresses: string[];
+  /** UDP port range for media; undefined = any ephemeral port. */
+  rtpPortRange: [number, number] | undefined;
+  /** How long a viewer may take to complete ICE + DTLS before it fails. */
+  iceTimeoutMs: number;
+  /** Scheduler tick; every viewer is served from this one timer. */
+  tickMs: number;
+  ffmpegPath: string | undefined;
+  maxViewers: number;
+}
+
+export class ConfigError extends Error {}
+
+function int(env: NodeJS.ProcessEnv, key: string, def: number, min: number, max: number): number {
+  const raw = env[key];
+  if (raw === undefined || raw === "") return def;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${key} must be an integer in ${min}..${max}, got '${raw}'`);
+  return n;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): SidecarConfig {
+  const secret = env.SIDECAR_SECRET ?? "";
+  if (secret.length < 16) throw new ConfigError("SIDECAR_SECRET must be set (at least 16 characters); the edge uses the same value");
+  let rtpPortRange: [number, number] | undefined;
+  if (env.RTP_PORT_MIN || env.RTP_PORT_MAX) {
+    const lo = int(env, "RTP_PORT_MIN", 20000, 1024, 65535);
+    const hi = int(env, "RTP_PORT_MAX", 40000, 1024, 65535);
+    if (hi <= lo) throw new ConfigError("RTP_PORT_MAX must be greater than RTP_PORT_MIN");
+    rtpPortRange = [lo, hi];
+  }
+  const hostAddresses = (env.ICE_HOST_ADDRESSES ?? "127.0.0.1")
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  return {
+    host: env.SIDECAR_HOST || "127.0.0.1",
+    port: int(env, "SIDECAR_PORT", 8790, 0, 65535),
+    secret,
+    mediaDir: path.resolve(env.MEDIA_DIR || "media"),
+    cacheDir: path.resolve(env.CACHE_DIR || "cache"),
+    publicIp: env.PUBLIC_IP || undefined,
+    iceHostAddresses: hostAddresses,
+    rtpPortRange,
+    iceTimeoutMs: int(env, "ICE_TIMEOUT_MS", 15000, 1000, 120000),
+    tickMs: int(env, "TICK_MS", 5, 1, 50),
+    ffmpegPath: env.FFMPEG_PATH || undefined,
+    maxViewers: int(env, "MAX_VIEWERS", 500, 1, 100000),
+  };
+}

@@ -1,0 +1,51 @@
+// Delivers stream events to the edge. Events of one stream must arrive in order (PLAYING before STOPPED), so each
+// stream has a promise chain; a failed POST is retried a few times because a lost STOPPED or FAILED would leave the
+// browser's stream hanging.
+import type { StreamEvent } from "@edge-vod/shared";
+
+const RETRY_DELAYS_MS = [200, 1000, 3000];
+
+export type EventSink = (eventsUrl: string, event: StreamEvent) => void;
+
+export class EdgeNotifier {
+  private readonly chains = new Map<string, Promise<void>>();
+
+  constructor(private readonly secret: string) {}
+
+  readonly send: EventSink = (eventsUrl, event) => {
+    const key = `${event.sessionRef}\u0000${event.mediaSessionId}`;
+    const prev = this.chains.get(key) ?? Promise.resolve();
+    const next = prev.then(() => this.post(eventsUrl, event));
+    this.chains.set(key, next);
+    void next.finally(() => {
+      if (this.chains.get(key) === next) this.chains.delete(key);
+    });
+  };
+
+  private async post(url: string, event: StreamEvent): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const res = await fetch(url, {
+          method: "POST",
+          headers: { "content-type": "application/json", authorization: `Bearer ${this.secret}` },
+          body: JSON.stringify(event),
+          signal: AbortSignal.timeout(5000),
+        });
+        await res.body?.cancel();
+        // 4xx means the edge refused the event itself (gone session, bad secret): retrying cannot help.
+        if (res.ok || (res.status >= 400 && res.status < 500)) {
+          if (!res.ok) console.warn(`events: edge answered ${res.status} for ${event.status} of ${event.mediaSessionId}`);
+          return;
+        }
+      } catch (err) {
+        if (attempt >= RETRY_DELAYS_MS.length) {
+          console.warn(`events: giving up on ${event.status} of ${event.mediaSessionId}: ${String(err)}`);
+          return;
+        }
+      }
+      const delay = RETRY_DELAYS_MS[attempt];
+      if (delay === undefined) return;
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}

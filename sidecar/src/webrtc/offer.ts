@@ -1,0 +1,122 @@
+// Shapes the browser's offer before werift answers it. werift keeps every offered codec whose MIME type it knows
+// and sends with the first one, so the offer is narrowed to the one H.264 payload type that suits the file
+// (packetization-mode=1, closest profile) and to Opus; the answer then names exactly what we send.
+
+export interface OfferShape {
+  sdp: string;
+  /** Payload type chosen for H.264, when the offer had a video section with a usable one. */
+  h264Pt: number | undefined;
+  opusPt: number | undefined;
+  hasVideoSection: boolean;
+  hasAudioSection: boolean;
+}
+
+export class OfferError extends Error {}
+
+interface Codec {
+  pt: number;
+  name: string;
+  clock: number;
+  fmtp: Map<string, string>;
+}
+
+function parseCodecs(lines: string[]): Map<number, Codec> {
+  const codecs = new Map<number, Codec>();
+  for (const line of lines) {
+    const rtpmap = /^a=rtpmap:(\d+) ([^/]+)\/(\d+)/.exec(line);
+    if (rtpmap) {
+      const pt = Number(rtpmap[1]);
+      codecs.set(pt, { pt, name: rtpmap[2]!.toLowerCase(), clock: Number(rtpmap[3]), fmtp: codecs.get(pt)?.fmtp ?? new Map() });
+    }
+  }
+  for (const line of lines) {
+    const fmtp = /^a=fmtp:(\d+) (.*)$/.exec(line);
+    const codec = fmtp && codecs.get(Number(fmtp[1]));
+    if (!codec) continue;
+    for (const kv of fmtp[2]!.split(";")) {
+      const [k, v] = kv.split("=");
+      if (k) codec.fmtp.set(k.trim().toLowerCase(), (v ?? "").trim().toLowerCase());
+    }
+  }
+  return codecs;
+}
+
+/** Lower is better: how well an offered profile-level-id suits a file of this profile_idc. */
+function profileRank(offered: string | undefined, fileProfileIdc: number): number {
+  const idc = offered && offered.length >= 2 ? parseInt(offered.slice(0, 2), 16) : 66;
+  if (idc === fileProfileIdc) return 0;
+  // Chromium's receiver decodes any profile with FFmpeg; a baseline file also fits main/high declarations.
+  if (fileProfileIdc === 66) return idc === 77 ? 1 : 2;
+  return idc === 100 ? 1 : idc === 77 ? 2 : 3;
+}
+
+function keepPayloadTypes(section: string[], keep: Set<number>): string[] {
+  const out: string[] = [];
+  for (const line of section) {
+    const m = /^m=(\w+) (\d+) ([^ ]+) (.*)$/.exec(line);
+    if (m) {
+      const pts = m[4]!.split(" ").filter((p) => keep.has(Number(p)));
+      out.push(`m=${m[1]} ${m[2]} ${m[3]} ${pts.join(" ")}`);
+      continue;
+    }
+    const attr = /^a=(rtpmap|fmtp|rtcp-fb):(\d+)/.exec(line);
+    if (attr && !keep.has(Number(attr[2]))) continue;
+    out.push(line);
+  }
+  return out;
+}
+
+export function shapeOffer(sdp: string, fileProfileIdc: number | undefined): OfferShape {
+  if (!sdp.startsWith("v=0")) throw new OfferError("not an SDP offer");
+  const lines = sdp.split(/\r?\n/).filter((l) => l.length > 0);
+  const sections: string[][] = [[]];
+  for (const line of lines) {
+    if (line.startsWith("m=")) sections.push([]);
+    sections[sections.length - 1]!.push(line);
+  }
+  if (sections.length < 2) throw new OfferError("offer has no media sections");
+  let h264Pt: number | undefined;
+  let opusPt: number | undefined;
+  let hasVideoSection = false;
+  let hasAudioSection = false;
+  const shaped = sections.map((section, i) => {
+    if (i === 0) return section;
+    const kind = /^m=(\w+) /.exec(section[0]!)?.[1];
+    const codecs = parseCodecs(section);
+    if (kind === "video") {
+      hasVideoSection = true;
+      const h264 = [...codecs.values()]
+        .filter((c) => c.name === "h264" && c.clock === 90000 && c.fmtp.get("packetization-mode") === "1")
+        .sort((a, b) => profileRank(a.fmtp.get("profile-level-id"), fileProfileIdc ?? 66) - profileRank(b.fmtp.get("profile-level-id"), fileProfileIdc ?? 66));
+      const chosen = h264[0];
+      if (!chosen) return section;
+      h264Pt ??= chosen.pt;
+      const keep = new Set([chosen.pt]);
+      for (const c of codecs.values()) if (c.name === "rtx" && c.fmtp.get("apt") === String(chosen.pt)) keep.add(c.pt);
+      return keepPayloadTypes(section, keep);
+    }
+    if (kind === "audio") {
+      hasAudioSection = true;
+      const opus = [...codecs.values()].find((c) => c.name === "opus" && c.clock === 48000);
+      if (!opus) return section;
+      opusPt ??= opus.pt;
+      return keepPayloadTypes(section, new Set([opus.pt]));
+    }
+    return section;
+  });
+  return { sdp: shaped.flat().join("\r\n") + "\r\n", h264Pt, opusPt, hasVideoSection, hasAudioSection };
+}
+
+/**
+ * Final touches on werift's answer: sending sections get the discard port 9 instead of werift's 0 (port 0 in an
+ * answer means "rejected" to strict parsers and to the SDK's MSE provider), and with a configured public address
+ * (1:1 NAT) host candidates carry that address; loopback candidates stay as they are.
+ */
+export function finishAnswer(sdp: string, publicIp: string | undefined): string {
+  const ported = sdp.replace(/^m=(audio|video) 0 /gm, "m=$1 9 ");
+  if (!publicIp) return ported;
+  return ported.replace(
+    /^(a=candidate:\S+ \d+ \S+ \d+ )(\S+)( \d+ typ host)/gm,
+    (all, pre: string, ip: string, post: string) => (ip.startsWith("127.") || ip === "::1" ? all : `${pre}${publicIp}${post}`),
+  );
+}

@@ -1,0 +1,106 @@
+// The Player page in Debian Chromium with the unmodified Web SDK, through the real edge (wrangler dev) and sidecar.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import type { Page } from "playwright-core";
+import { launchChromium } from "../helpers/chromium.ts";
+import { startSidecar, type SidecarProcess } from "../helpers/sidecar-process.ts";
+import { startWrangler } from "../helpers/wrangler.ts";
+
+let sidecar: SidecarProcess;
+let edge: Awaited<ReturnType<typeof startWrangler>>;
+let browser: Awaited<ReturnType<typeof launchChromium>>;
+
+before(async () => {
+  const secret = randomBytes(24).toString("hex");
+  sidecar = await startSidecar({ secret });
+  edge = await startWrangler({ sidecarUrl: sidecar.url, secret });
+  browser = await launchChromium();
+});
+
+after(async () => {
+  await browser?.close();
+  await edge?.stop();
+  await sidecar?.stop();
+});
+
+/** Keeps every RTCPeerConnection the SDK makes, so the test can read its stats. */
+function capturePeerConnections() {
+  const w = window as unknown as { RTCPeerConnection: typeof RTCPeerConnection; __pcs: RTCPeerConnection[] };
+  const Original = w.RTCPeerConnection;
+  w.__pcs = [];
+  const Wrapped = function (this: unknown, ...args: ConstructorParameters<typeof RTCPeerConnection>) {
+    const pc = new Original(...args);
+    w.__pcs.push(pc);
+    return pc;
+  } as unknown as typeof RTCPeerConnection;
+  Wrapped.prototype = Original.prototype;
+  Object.assign(Wrapped, Original);
+  w.RTCPeerConnection = Wrapped;
+}
+
+async function openPlayer(stream: string): Promise<Page> {
+  const page = await browser.context.newPage();
+  page.on("pageerror", (err) => console.log(`page error: ${err.message}`));
+  await page.addInitScript(capturePeerConnections);
+  await page.goto(`${edge.url}/player.html?stream=${encodeURIComponent(stream)}`);
+  await page.waitForFunction(() => typeof (window as unknown as { Flashphoner?: unknown }).Flashphoner !== "undefined");
+  return page;
+}
+
+const statusText = (page: Page) => page.locator("#status").innerText();
+
+async function inboundStats(page: Page) {
+  return page.evaluate(async () => {
+    const pcs = (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs;
+    const out = { audioPackets: 0, audioSamples: 0, framesDecoded: 0 };
+    for (const pc of pcs) {
+      const stats = await pc.getStats();
+      stats.forEach((s: Record<string, unknown>) => {
+        if (s.type !== "inbound-rtp") return;
+        if (s.kind === "audio") {
+          out.audioPackets += Number(s.packetsReceived ?? 0);
+          out.audioSamples += Number(s.totalSamplesReceived ?? 0);
+        } else if (s.kind === "video") out.framesDecoded += Number(s.framesDecoded ?? 0);
+      });
+    }
+    return out;
+  });
+}
+
+test("vod://sample.mp4 plays picture and sound in Chromium, then reports STOPPED at the end", async () => {
+  const page = await openPlayer("vod://sample.mp4");
+  await page.click("#playBtn");
+  await page.waitForFunction(() => document.querySelector("#status")?.textContent?.includes("PLAYING"), undefined, { timeout: 30_000 });
+  const video = page.locator("#display video");
+  await page.waitForFunction(() => (document.querySelector("#display video") as HTMLVideoElement | null)?.videoWidth === 640, undefined, { timeout: 15_000 });
+  assert.equal(await video.evaluate((v: HTMLVideoElement) => v.videoHeight), 360);
+  const t0 = await video.evaluate((v: HTMLVideoElement) => v.currentTime);
+  await page.waitForFunction((start) => (document.querySelector("#display video") as HTMLVideoElement).currentTime >= start + 3, t0, { timeout: 10_000 });
+  const stats = await inboundStats(page);
+  assert.ok(stats.framesDecoded > 60, `frames decoded: ${stats.framesDecoded}`);
+  assert.ok(stats.audioPackets > 50, `audio packets: ${stats.audioPackets}`);
+  assert.ok(stats.audioSamples > 0, `audio samples: ${stats.audioSamples}`);
+  // sample.mp4 is 10 s long: the end of the file must reach the page as STOPPED.
+  await page.waitForFunction(() => document.querySelector("#status")?.textContent?.includes("STOPPED"), undefined, { timeout: 20_000 });
+  await page.close();
+});
+
+test("vod://nothing.mp4 shows FAILED with info 'File not found'", async () => {
+  const page = await openPlayer("vod://nothing.mp4");
+  await page.click("#playBtn");
+  await page.waitForFunction(() => document.querySelector("#status")?.textContent?.includes("FAILED"), undefined, { timeout: 15_000 });
+  assert.equal((await page.locator("#info").innerText()).trim(), "File not found");
+  assert.match(await statusText(page), /FAILED/);
+  await page.close();
+});
+
+test("Stop during playback ends the stream as STOPPED", async () => {
+  const page = await openPlayer("vod://sample.mp4");
+  await page.click("#playBtn");
+  await page.waitForFunction(() => document.querySelector("#status")?.textContent?.includes("PLAYING"), undefined, { timeout: 30_000 });
+  await page.click("#playBtn");
+  await page.waitForFunction(() => document.querySelector("#status")?.textContent?.includes("STOPPED"), undefined, { timeout: 10_000 });
+  assert.equal((await page.locator("#info").innerText()).trim(), "Stopped by user");
+  await page.close();
+});

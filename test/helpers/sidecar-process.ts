@@ -1,0 +1,58 @@
+// Starts the real sidecar as a child process, as `npm start` does, for end-to-end tests.
+import { spawn } from "node:child_process";
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { freePort } from "./ports.ts";
+
+export interface SidecarProcess {
+  url: string;
+  secret: string;
+  cacheDir: string;
+  output(): string;
+  stop(): Promise<void>;
+}
+
+export async function startSidecar(opts: { secret: string; mediaDir?: string; env?: Record<string, string> }): Promise<SidecarProcess> {
+  const port = await freePort();
+  const cacheDir = await fs.mkdtemp(path.join(os.tmpdir(), "edge-vod-cache-"));
+  let out = "";
+  const child = spawn(process.execPath, ["--import", "tsx", "sidecar/src/main.ts"], {
+    env: {
+      ...process.env,
+      SIDECAR_SECRET: opts.secret,
+      SIDECAR_PORT: String(port),
+      MEDIA_DIR: opts.mediaDir ?? "media",
+      CACHE_DIR: cacheDir,
+      ...opts.env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  child.stdout.on("data", (d) => (out += d));
+  child.stderr.on("data", (d) => (out += d));
+  const url = `http://127.0.0.1:${port}`;
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  for (let i = 0; ; i++) {
+    if (child.exitCode !== null) throw new Error(`sidecar exited early:\n${out}`);
+    try {
+      const res = await fetch(`${url}/v1/health`, { headers: { authorization: `Bearer ${opts.secret}` } });
+      if (res.ok) break;
+    } catch {
+      /* not up yet */
+    }
+    if (i > 150) throw new Error(`sidecar did not come up:\n${out}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url,
+    secret: opts.secret,
+    cacheDir,
+    output: () => out,
+    async stop() {
+      if (child.exitCode === null) child.kill("SIGTERM");
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
+      if (child.exitCode === null) child.kill("SIGKILL");
+      await fs.rm(cacheDir, { recursive: true, force: true });
+    },
+  };
+}

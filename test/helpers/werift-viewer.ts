@@ -1,0 +1,60 @@
+// A browser stand-in built on werift: offers recvonly H.264 + Opus the way the Web SDK does (offer taken before
+// gathering, no candidates, none trickled) and records what arrives.
+import { RTCPeerConnection, RTCRtpCodecParameters, type RtpPacket } from "werift";
+import { disableImplicitStun } from "../../sidecar/src/webrtc/no-stun.ts";
+
+export interface Received {
+  /** RTP timestamps of the video packets that carry the marker bit: one per frame. */
+  videoFrameTimestamps: number[];
+  videoPackets: number;
+  audioTimestamps: number[];
+}
+
+export async function createWeriftViewer() {
+  disableImplicitStun();
+  const pc = new RTCPeerConnection({
+    codecs: {
+      video: [
+        new RTCRtpCodecParameters({
+          mimeType: "video/H264",
+          clockRate: 90000,
+          rtcpFeedback: [{ type: "nack" }, { type: "nack", parameter: "pli" }],
+          parameters: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+        }),
+      ],
+      audio: [new RTCRtpCodecParameters({ mimeType: "audio/opus", clockRate: 48000, channels: 2 })],
+    },
+    iceServers: [],
+    iceAdditionalHostAddresses: ["127.0.0.1"],
+    iceUseIpv6: false,
+  });
+  const received: Received = { videoFrameTimestamps: [], videoPackets: 0, audioTimestamps: [] };
+  pc.addTransceiver("video", { direction: "recvonly" });
+  pc.addTransceiver("audio", { direction: "recvonly" });
+  pc.onTrack.subscribe((track) => {
+    track.onReceiveRtp.subscribe((rtp: RtpPacket) => {
+      if (track.kind === "video") {
+        received.videoPackets++;
+        if (rtp.header.marker) received.videoFrameTimestamps.push(rtp.header.timestamp);
+      } else {
+        received.audioTimestamps.push(rtp.header.timestamp);
+      }
+    });
+  });
+  const offer = await pc.createOffer();
+  await pc.setLocalDescription(offer);
+  // The Web SDK sends the offer before ICE gathering: strip werift's candidates so the server must rely on
+  // peer-reflexive discovery exactly as with a browser.
+  const offerSdp = (pc.localDescription?.sdp ?? offer.sdp).split("\r\n").filter((l) => !l.startsWith("a=candidate") && l !== "a=end-of-candidates").join("\r\n");
+  return {
+    pc,
+    offerSdp,
+    received,
+    async setAnswer(sdp: string) {
+      await pc.setRemoteDescription({ type: "answer", sdp });
+    },
+    async close() {
+      await pc.close();
+    },
+  };
+}

@@ -1,0 +1,533 @@
+// The edge under `wrangler dev` against a fake sidecar: the Web SDK's signalling frames, the sidecar control calls
+// they cause, the sidecar's events coming back, keep-alive, and the static Player.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { randomBytes, randomUUID } from "node:crypto";
+import fs from "node:fs/promises";
+import type { AddressInfo } from "node:net";
+import { serve, type ServerType } from "@hono/node-server";
+import { Hono } from "hono";
+import { EDGE_EVENTS_PATH, Info, SIDECAR_PATHS, bearerOk, type StreamEvent } from "@edge-vod/shared";
+import { SdkClient, statusEventOf } from "../helpers/sdk-client.ts";
+import { freePort } from "../helpers/ports.ts";
+import { startWrangler, type WranglerDev } from "../helpers/wrangler.ts";
+import { SDK_BUNDLE_SOURCE } from "../../scripts/prepare-assets.ts";
+
+const SECRET = randomBytes(24).toString("hex");
+const OFFER = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n";
+const ANSWER = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=edge-vod-fake\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n";
+
+interface Call {
+  path: string;
+  body: Record<string, unknown>;
+}
+
+/** Stands in for the media sidecar: records every authorized call, answers /v1/play by stream name. */
+class FakeSidecar {
+  readonly calls: Call[] = [];
+  unauthorized = 0;
+  url = "";
+  private server?: ServerType;
+
+  async start(): Promise<void> {
+    const app = new Hono();
+    app.use("*", async (c, next) => {
+      if (!bearerOk(c.req.header("authorization"), SECRET)) {
+        this.unauthorized++;
+        return c.json({ error: "Unauthorized" }, 401);
+      }
+      await next();
+    });
+    app.post("*", async (c) => {
+      const body = (await c.req.json()) as Record<string, unknown>;
+      this.calls.push({ path: c.req.path, body });
+      switch (c.req.path) {
+        case SIDECAR_PATHS.play:
+          switch (body.name) {
+            case "vod://nothing.mp4":
+              return c.json({ ok: false, info: Info.FILE_NOT_FOUND });
+            case "vod://http500.mp4":
+              return c.json({ error: "boom" }, 500);
+            case "vod://notjson.mp4":
+              return c.text("<html>surprise</html>");
+            case "vod://wrongshape.mp4":
+              return c.json({ ok: "yes" });
+            default:
+              return c.json({ ok: true, sdp: ANSWER });
+          }
+        case SIDECAR_PATHS.stop:
+          return c.json({ ok: true, found: true });
+        case SIDECAR_PATHS.release:
+          return c.json({ ok: true, released: 0 });
+        default:
+          return c.json({ error: "Not found" }, 404);
+      }
+    });
+    await new Promise<void>((resolve) => {
+      this.server = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, (info: AddressInfo) => {
+        this.url = `http://127.0.0.1:${info.port}`;
+        resolve();
+      });
+    });
+  }
+
+  async stop(): Promise<void> {
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+
+  callsTo(path: string, pred: (b: Record<string, unknown>) => boolean = () => true): Call[] {
+    return this.calls.filter((c) => c.path === path && pred(c.body));
+  }
+
+  async waitForCall(path: string, pred: (b: Record<string, unknown>) => boolean, timeoutMs = 10_000): Promise<Call> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.callsTo(path, pred)[0];
+      if (found) return found;
+      if (Date.now() > deadline) throw new Error(`no ${path} call matched; calls: ${JSON.stringify(this.calls.map((c) => c.path))}`);
+      await sleep(50);
+    }
+  }
+
+  /** The play request of a stream: where its events go, and which session it belongs to. */
+  playOf(mediaSessionId: string): { eventsUrl: string; sessionRef: string } {
+    const call = this.callsTo(SIDECAR_PATHS.play, (b) => b.mediaSessionId === mediaSessionId)[0];
+    assert.ok(call, `no /v1/play for ${mediaSessionId}`);
+    return { eventsUrl: String(call.body.eventsUrl), sessionRef: String(call.body.sessionRef) };
+  }
+
+  /** What the real sidecar does to report a stream's status. */
+  async postEvent(mediaSessionId: string, event: Partial<StreamEvent>, auth = `Bearer ${SECRET}`): Promise<Response> {
+    const { eventsUrl, sessionRef } = this.playOf(mediaSessionId);
+    return fetch(eventsUrl, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: auth },
+      body: JSON.stringify({ sessionRef, mediaSessionId, ...event }),
+    });
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Asserts that nothing matching arrives within `ms`. */
+async function assertNoFrame(client: SdkClient, pred: Parameters<SdkClient["waitFor"]>[0], ms: number, from: number): Promise<void> {
+  await sleep(ms);
+  const got = client.frames.slice(from).filter(pred);
+  assert.deepEqual(got.map((f) => f.raw), [], "unexpected frame");
+}
+
+const sidecar = new FakeSidecar();
+let edge: WranglerDev;
+const clients: SdkClient[] = [];
+
+async function connect(url = edge.wsUrl, opts?: { answerPings?: boolean }): Promise<SdkClient> {
+  const c = await SdkClient.connect(url, opts);
+  clients.push(c);
+  return c;
+}
+
+async function open(url = edge.wsUrl): Promise<SdkClient> {
+  const c = await SdkClient.open(url);
+  clients.push(c);
+  return c;
+}
+
+before(async () => {
+  await sidecar.start();
+  edge = await startWrangler({ sidecarUrl: sidecar.url, secret: SECRET });
+});
+
+after(async () => {
+  await Promise.all(clients.map((c) => c.close().catch(() => {})));
+  await edge?.stop();
+  await sidecar.stop();
+});
+
+describe("session", () => {
+  test("connection on any path is answered with getUserData (ESTABLISHED)", async () => {
+    const client = await open(`${edge.wsUrl}some/room/${randomUUID()}`);
+    const user = await client.establish();
+    assert.equal(user.status, "ESTABLISHED");
+    assert.deepEqual(user.mediaProviders, ["WebRTC"]);
+    assert.equal(typeof user.authToken, "string");
+    assert.ok((user.authToken as string).length >= 16);
+    assert.equal(typeof user.sessionId, "string");
+    assert.equal(user.appKey, "defaultApp");
+    assert.equal(user.clientVersion, "2.0");
+    assert.equal(user.msePacketizationVersion, 2);
+    assert.equal("webRTCMetricsServerDescription" in user, false);
+    const frame = client.frames.find((f) => f.message === "getUserData")!;
+    assert.equal(frame.data.length, 1);
+  });
+
+  test("the server pings every 5 s with a data array", { timeout: 15_000 }, async () => {
+    const client = await connect();
+    const ping = await client.waitFor((f) => f.message === "ping", { timeoutMs: 8000, label: "ping" });
+    assert.equal(ping.raw, '{"message":"ping","data":[]}');
+  });
+
+  test("a client ping gets the pong the SDK itself would send", async () => {
+    const client = await connect();
+    const from = client.frames.length;
+    client.send("ping", null);
+    const pong = await client.waitFor((f) => f.message === "pong", { from });
+    assert.equal(pong.raw, '{"message":"pong","data":[null]}');
+  });
+
+  test("stream frames before `connection` fail with 'Session not ready'", async () => {
+    const client = await open();
+    const id = client.playStream({ name: "vod://ok.mp4", sdp: OFFER });
+    const ev = await client.waitForStatus(id, "FAILED");
+    assert.equal(ev.info, Info.SESSION_NOT_READY);
+    assert.equal(sidecar.callsTo(SIDECAR_PATHS.play, (b) => b.mediaSessionId === id).length, 0);
+  });
+
+  test("closing the socket releases the session at the sidecar", async () => {
+    const client = await connect();
+    const id = client.playStream({ name: "vod://ok.mp4", sdp: OFFER });
+    await client.waitFor((f) => f.message === "setRemoteSDP" && f.data[0] === id);
+    const { sessionRef } = sidecar.playOf(id);
+    await client.close();
+    await sidecar.waitForCall(SIDECAR_PATHS.release, (b) => b.sessionRef === sessionRef);
+  });
+});
+
+describe("playStream", () => {
+  test("vod://nothing.mp4 fails with exactly 'File not found'", async () => {
+    const client = await connect();
+    const id = client.playStream({ name: "vod://nothing.mp4", sdp: OFFER });
+    const ev = await client.waitForStatus(id);
+    assert.deepEqual(ev, { mediaSessionId: id, name: "vod://nothing.mp4", published: false, status: "FAILED", info: "File not found" });
+    const play = sidecar.playOf(id);
+    assert.equal(play.eventsUrl, `${edge.url}${EDGE_EVENTS_PATH}`);
+    assert.match(play.sessionRef, /^[0-9a-f]{64}$/);
+    const body = sidecar.callsTo(SIDECAR_PATHS.play, (b) => b.mediaSessionId === id)[0]!.body;
+    assert.equal(body.sdp, OFFER);
+    assert.equal(body.name, "vod://nothing.mp4");
+  });
+
+  test("vod://ok.mp4: setRemoteSDP, PENDING until the sidecar says PLAYING, stop → STOPPED + /v1/stop", async () => {
+    const client = await connect();
+    const id = client.playStream({ name: "vod://ok.mp4", sdp: OFFER });
+    const sdp = await client.waitFor((f) => f.message === "setRemoteSDP" && f.data[0] === id);
+    assert.deepEqual(sdp.data, [id, ANSWER, true]);
+    await sleep(300);
+    assert.deepEqual(client.statusEvents(id), [], "no status before the sidecar reports one");
+
+    const res = await sidecar.postEvent(id, { status: "PLAYING" });
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { ok: true, delivered: true });
+    const playing = await client.waitForStatus(id, "PLAYING");
+    assert.deepEqual(playing, { mediaSessionId: id, name: "vod://ok.mp4", published: false, status: "PLAYING" });
+
+    client.stopStream(id);
+    const stopped = await client.waitForStatus(id, "STOPPED");
+    assert.equal(stopped.info, "Stopped by user");
+    assert.equal(stopped.name, "vod://ok.mp4");
+    const { sessionRef } = sidecar.playOf(id);
+    await sidecar.waitForCall(SIDECAR_PATHS.stop, (b) => b.mediaSessionId === id && b.sessionRef === sessionRef);
+
+    // The sidecar's own STOPPED for a stream the user already stopped is dropped, not sent twice.
+    const from = client.frames.length;
+    const late = await sidecar.postEvent(id, { status: "STOPPED", info: "Stopped by user" });
+    assert.deepEqual(await late.json(), { ok: true, delivered: false });
+    await assertNoFrame(client, (f) => statusEventOf(f)?.mediaSessionId === id, 300, from);
+  });
+
+  test("a terminal event from the sidecar ends the stream; a later stopStream is ignored", async () => {
+    const client = await connect();
+    const id = client.playStream({ name: "vod://ok.mp4", sdp: OFFER });
+    await client.waitFor((f) => f.message === "setRemoteSDP" && f.data[0] === id);
+    await sidecar.postEvent(id, { status: "PLAYING" });
+    await client.waitForStatus(id, "PLAYING");
+    await sidecar.postEvent(id, { status: "STOPPED", info: "Requested stream shutdown" });
+    const ev = await client.waitForStatus(id, "STOPPED");
+    assert.equal(ev.info, "Requested stream shutdown");
+
+    const stopsBefore = sidecar.callsTo(SIDECAR_PATHS.stop, (b) => b.mediaSessionId === id).length;
+    const from = client.frames.length;
+    client.stopStream(id);
+    await assertNoFrame(client, () => true, 400, from);
+    assert.equal(sidecar.callsTo(SIDECAR_PATHS.stop, (b) => b.mediaSessionId === id).length, stopsBefore);
+  });
+
+  test("a FAILED event carries its info", async () => {
+    const client = await connect();
+    const id = client.playStream({ name: "vod://ok.mp4", sdp: OFFER });
+    await client.waitFor((f) => f.message === "setRemoteSDP" && f.data[0] === id);
+    await sidecar.postEvent(id, { status: "FAILED", info: Info.FAILED_BY_ICE_TIMEOUT });
+    const ev = await client.waitForStatus(id, "FAILED");
+    assert.equal(ev.info, "Failed by ICE timeout");
+  });
+
+  test("vod://../etc/passwd fails with 'Bad URI' without asking the sidecar", async () => {
+    const client = await connect();
+    for (const name of ["vod://../etc/passwd", "vod:///etc/passwd", "vod-live://a/../../b.mp4", "vod://"]) {
+      const id = client.playStream({ name, sdp: OFFER });
+      const ev = await client.waitForStatus(id);
+      assert.equal(ev.status, "FAILED", name);
+      assert.equal(ev.info, "Bad URI", name);
+      assert.equal(sidecar.callsTo(SIDECAR_PATHS.play, (b) => b.mediaSessionId === id).length, 0, name);
+    }
+  });
+
+  test("a live stream name fails with 'Stream not found'; publishStream is not supported yet", async () => {
+    const client = await connect();
+    const live = client.playStream({ name: "stream1", sdp: OFFER });
+    assert.equal((await client.waitForStatus(live)).info, Info.STREAM_NOT_FOUND);
+    const pub = client.publishStream({ name: "rec1", sdp: OFFER, record: true });
+    const ev = await client.waitForStatus(pub);
+    assert.deepEqual(ev, { mediaSessionId: pub, name: "rec1", published: true, status: "FAILED", info: Info.NOT_SUPPORTED });
+  });
+
+  test("a mediaSessionId in use is refused; the first stream is unaffected", async () => {
+    const client = await connect();
+    const id = client.playStream({ name: "vod://ok.mp4", sdp: OFFER });
+    await client.waitFor((f) => f.message === "setRemoteSDP" && f.data[0] === id);
+    client.playStream({ name: "vod://ok.mp4", sdp: OFFER, mediaSessionId: id });
+    const ev = await client.waitForStatus(id, "FAILED");
+    assert.equal(ev.info, "MediaSessionId is already in use");
+    assert.equal(sidecar.callsTo(SIDECAR_PATHS.play, (b) => b.mediaSessionId === id).length, 1);
+    const res = await sidecar.postEvent(id, { status: "PLAYING" });
+    assert.deepEqual(await res.json(), { ok: true, delivered: true });
+  });
+
+  test("more than 16 streams in one session are refused", async () => {
+    const client = await connect();
+    const ids = Array.from({ length: 16 }, () => client.playStream({ name: "vod://ok.mp4", sdp: OFFER }));
+    for (const id of ids) await client.waitFor((f) => f.message === "setRemoteSDP" && f.data[0] === id);
+    const extra = client.playStream({ name: "vod://ok.mp4", sdp: OFFER });
+    assert.equal((await client.waitForStatus(extra)).info, Info.TOO_MANY_STREAMS);
+    // A slot frees once a stream ends.
+    client.stopStream(ids[0]!);
+    await client.waitForStatus(ids[0]!, "STOPPED");
+    const again = client.playStream({ name: "vod://ok.mp4", sdp: OFFER });
+    await client.waitFor((f) => f.message === "setRemoteSDP" && f.data[0] === again);
+  });
+
+  test("sidecar errors (HTTP 500, not JSON, wrong shape) fail the stream with 'Media server unavailable'", async () => {
+    const client = await connect();
+    for (const name of ["vod://http500.mp4", "vod://notjson.mp4", "vod://wrongshape.mp4"]) {
+      const id = client.playStream({ name, sdp: OFFER });
+      const ev = await client.waitForStatus(id);
+      assert.equal(ev.status, "FAILED", name);
+      assert.equal(ev.info, "Media server unavailable", name);
+    }
+  });
+});
+
+describe("bad input", () => {
+  test("malformed frames get a `fail` frame; a broken playStream also gets FAILED; the session survives", async () => {
+    const client = await connect();
+    let from = client.frames.length;
+    client.sendRaw("{not json");
+    let fail = await client.waitFor((f) => f.message === "fail", { from });
+    assert.equal(typeof (fail.data[0] as { info: unknown }).info, "string");
+
+    from = client.frames.length;
+    client.send("getStreamStatus", {});
+    fail = await client.waitFor((f) => f.message === "fail", { from });
+    assert.match((fail.data[0] as { info: string }).info, /Unknown message 'getStreamStatus'/);
+
+    from = client.frames.length;
+    const id = randomUUID();
+    client.send("playStream", { mediaSessionId: id, name: "vod://ok.mp4", published: false, status: "PENDING" });
+    await client.waitFor((f) => f.message === "fail", { from });
+    const ev = await client.waitForStatus(id, undefined, { from });
+    assert.deepEqual(ev, { mediaSessionId: id, name: "vod://ok.mp4", published: false, status: "FAILED", info: "Invalid SDP offer" });
+
+    for (const bad of ['"just a string"', "[1,2]", '{"message":"playStream"}', '{"message":"playStream","data":[42]}', "null"]) {
+      from = client.frames.length;
+      client.sendRaw(bad);
+      await client.waitFor((f) => f.message === "fail", { from, label: `fail for ${bad}` });
+    }
+
+    from = client.frames.length;
+    client.sendRaw(new Uint8Array([1, 2, 3]));
+    fail = await client.waitFor((f) => f.message === "fail", { from });
+    assert.match((fail.data[0] as { info: string }).info, /Binary/);
+
+    from = client.frames.length;
+    client.sendRaw(JSON.stringify({ message: "connection", data: [{ pad: "x".repeat(300 * 1024) }] }));
+    fail = await client.waitFor((f) => f.message === "fail", { from });
+    assert.match((fail.data[0] as { info: string }).info, /too large/);
+
+    // Still a working session.
+    const ok = client.playStream({ name: "vod://ok.mp4", sdp: OFFER });
+    await client.waitFor((f) => f.message === "setRemoteSDP" && f.data[0] === ok);
+    assert.equal(client.readyState, WebSocket.OPEN);
+  });
+
+  test("a misbehaving session does not disturb another one", async () => {
+    const good = await connect();
+    const bad = await connect();
+    const flood = (async () => {
+      for (let i = 0; i < 200; i++) {
+        bad.sendRaw(i % 3 === 0 ? "}{" : i % 3 === 1 ? new Uint8Array(64) : JSON.stringify({ message: "nope", data: [i] }));
+        if (i % 20 === 0) await sleep(1);
+      }
+    })();
+    const id = good.playStream({ name: "vod://ok.mp4", sdp: OFFER });
+    await good.waitFor((f) => f.message === "setRemoteSDP" && f.data[0] === id);
+    await flood;
+    await sidecar.postEvent(id, { status: "PLAYING" });
+    await good.waitForStatus(id, "PLAYING");
+    // The flood only ever produced `fail` frames for the bad session, never anything for the good one.
+    await bad.waitFor((f) => f.message === "fail");
+    assert.ok(good.frames.every((f) => f.message !== "fail"));
+    assert.equal(good.readyState, WebSocket.OPEN);
+  });
+});
+
+describe("sidecar events endpoint", () => {
+  const post = (body: unknown, auth?: string) =>
+    fetch(`${edge.url}${EDGE_EVENTS_PATH}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...(auth ? { authorization: auth } : {}) },
+      body: typeof body === "string" ? body : JSON.stringify(body),
+    });
+
+  test("without or with a wrong bearer: 401 JSON", async () => {
+    const event = { sessionRef: "0".repeat(64), mediaSessionId: "m1", status: "PLAYING" };
+    for (const auth of [undefined, "Bearer wrong-secret", `Basic ${SECRET}`, `Bearer ${SECRET}x`]) {
+      const res = await post(event, auth);
+      assert.equal(res.status, 401, String(auth));
+      assert.match(res.headers.get("content-type") ?? "", /application\/json/);
+      assert.deepEqual(await res.json(), { error: "Unauthorized" });
+    }
+  });
+
+  test("bad bodies and malformed session refs: 400 JSON", async () => {
+    const auth = `Bearer ${SECRET}`;
+    for (const body of ["{", { sessionRef: "x" }, { sessionRef: "abc", mediaSessionId: "m", status: "BOGUS" }]) {
+      const res = await post(body, auth);
+      assert.equal(res.status, 400, JSON.stringify(body));
+      assert.equal(typeof ((await res.json()) as { error: unknown }).error, "string");
+    }
+    const res = await post({ sessionRef: "not-a-durable-object-id", mediaSessionId: "m", status: "PLAYING" }, auth);
+    assert.equal(res.status, 400);
+    assert.deepEqual(await res.json(), { error: "Malformed sessionRef" });
+  });
+
+  test("an event for a session that is gone is accepted and dropped", async () => {
+    const client = await connect();
+    const id = client.playStream({ name: "vod://ok.mp4", sdp: OFFER });
+    await client.waitFor((f) => f.message === "setRemoteSDP" && f.data[0] === id);
+    await client.close();
+    const { sessionRef } = sidecar.playOf(id);
+    await sidecar.waitForCall(SIDECAR_PATHS.release, (b) => b.sessionRef === sessionRef);
+    const res = await sidecar.postEvent(id, { status: "PLAYING" });
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { ok: true, delivered: false });
+  });
+});
+
+describe("static Player", () => {
+  test("/ redirects to the Player, keeping the query", async () => {
+    let res = await fetch(`${edge.url}/`, { redirect: "manual" });
+    assert.equal(res.status, 302);
+    assert.equal(res.headers.get("location"), "/player.html");
+    res = await fetch(`${edge.url}/?stream=vod://sample.mp4`, { redirect: "manual" });
+    assert.equal(res.headers.get("location"), "/player.html?stream=vod://sample.mp4");
+  });
+
+  test("player.html, player.js and the unmodified SDK bundle are served", async () => {
+    let res = await fetch(`${edge.url}/player.html`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get("content-type") ?? "", /^text\/html/);
+    const html = await res.text();
+    for (const id of ['id="status"', 'id="info"', 'id="display"', 'id="playBtn"', "/vendor/flashphoner.js"]) assert.ok(html.includes(id), id);
+
+    res = await fetch(`${edge.url}/player.js`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get("content-type") ?? "", /javascript/);
+    await res.body?.cancel();
+
+    res = await fetch(`${edge.url}/vendor/flashphoner.js`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get("content-type") ?? "", /javascript/);
+    const served = Buffer.from(await res.arrayBuffer());
+    assert.ok(served.equals(await fs.readFile(SDK_BUNDLE_SOURCE)), "bundle differs from @flashphoner/websdk/flashphoner.js");
+
+    res = await fetch(`${edge.url}/no-such-file.txt`);
+    assert.equal(res.status, 404);
+    await res.body?.cancel();
+  });
+});
+
+describe("keep-alive (fast settings)", () => {
+  let fast: WranglerDev;
+  before(async () => {
+    fast = await startWrangler({
+      sidecarUrl: sidecar.url,
+      secret: SECRET,
+      vars: { KEEPALIVE_INTERVAL_MS: "200", KEEPALIVE_PROBES: "3" },
+    });
+  });
+  after(async () => {
+    await fast?.stop();
+  });
+
+  test("a client that answers pings stays; one that does not is closed and its streams released", { timeout: 30_000 }, async () => {
+    const alive = await connect(fast.wsUrl);
+    const dead = await connect(fast.wsUrl, { answerPings: false });
+    const id = dead.playStream({ name: "vod://ok.mp4", sdp: OFFER });
+    await dead.waitFor((f) => f.message === "setRemoteSDP" && f.data[0] === id);
+    const { sessionRef } = sidecar.playOf(id);
+
+    const closed = await Promise.race([dead.closed, sleep(10_000).then(() => null)]);
+    assert.ok(closed, "the silent client was not closed");
+    assert.equal(closed.code, 1001);
+    assert.equal(closed.reason, "Terminated by keep-alive");
+    await sidecar.waitForCall(SIDECAR_PATHS.release, (b) => b.sessionRef === sessionRef);
+
+    assert.ok(alive.frames.filter((f) => f.message === "ping").length >= 4);
+    assert.equal(alive.readyState, WebSocket.OPEN);
+  });
+});
+
+describe("sidecar unreachable or unconfigured", () => {
+  let down: WranglerDev;
+  let noSecret: WranglerDev;
+  before(async () => {
+    const closedPort = await freePort();
+    [down, noSecret] = await Promise.all([
+      startWrangler({ sidecarUrl: `http://127.0.0.1:${closedPort}`, secret: SECRET }),
+      startWrangler({ sidecarUrl: sidecar.url }),
+    ]);
+  });
+  after(async () => {
+    await Promise.all([down?.stop(), noSecret?.stop()]);
+  });
+
+  test("sidecar down: FAILED 'Media server unavailable', the session keeps working", async () => {
+    const client = await connect(down.wsUrl);
+    const id = client.playStream({ name: "vod://ok.mp4", sdp: OFFER });
+    const ev = await client.waitForStatus(id);
+    assert.equal(ev.status, "FAILED");
+    assert.equal(ev.info, "Media server unavailable");
+    const from = client.frames.length;
+    client.send("ping", null);
+    await client.waitFor((f) => f.message === "pong", { from });
+  });
+
+  test("no SIDECAR_SECRET: streams fail cleanly, nothing is sent to the sidecar, events are refused", async () => {
+    const callsBefore = sidecar.calls.length;
+    const unauthorizedBefore = sidecar.unauthorized;
+    const client = await connect(noSecret.wsUrl);
+    const id = client.playStream({ name: "vod://ok.mp4", sdp: OFFER });
+    const ev = await client.waitForStatus(id);
+    assert.equal(ev.info, "Media server unavailable");
+    await client.close();
+    await sleep(300);
+    assert.equal(sidecar.calls.length, callsBefore);
+    assert.equal(sidecar.unauthorized, unauthorizedBefore);
+
+    const res = await fetch(`${noSecret.url}${EDGE_EVENTS_PATH}`, {
+      method: "POST",
+      headers: { authorization: "Bearer " },
+      body: JSON.stringify({ sessionRef: "0".repeat(64), mediaSessionId: "m", status: "PLAYING" }),
+    });
+    assert.equal(res.status, 401);
+  });
+});
