@@ -24,25 +24,25 @@ after(async () => {
   await sidecar?.stop();
 });
 
-/** Keeps every RTCPeerConnection the SDK makes, so the test can read its stats. */
-function capturePeerConnections() {
-  const w = window as unknown as { RTCPeerConnection: typeof RTCPeerConnection; __pcs: RTCPeerConnection[] };
-  const Original = w.RTCPeerConnection;
-  w.__pcs = [];
-  const Wrapped = function (this: unknown, ...args: ConstructorParameters<typeof RTCPeerConnection>) {
-    const pc = new Original(...args);
-    w.__pcs.push(pc);
-    return pc;
-  } as unknown as typeof RTCPeerConnection;
-  Wrapped.prototype = Original.prototype;
-  Object.assign(Wrapped, Original);
-  w.RTCPeerConnection = Wrapped;
-}
+/**
+ * Keeps every RTCPeerConnection the SDK makes, so the test can read its stats. A string, not a function: tsx
+ * decorates functions with helpers that do not exist in the page.
+ */
+const capturePeerConnections = `
+  (() => {
+    const Original = window.RTCPeerConnection;
+    window.__pcs = [];
+    const Wrapped = function (...args) { const pc = new Original(...args); window.__pcs.push(pc); return pc; };
+    Wrapped.prototype = Original.prototype;
+    Object.setPrototypeOf(Wrapped, Original);
+    window.RTCPeerConnection = Wrapped;
+  })();
+`;
 
 async function openPlayer(stream: string): Promise<Page> {
   const page = await browser.context.newPage();
   page.on("pageerror", (err) => console.log(`page error: ${err.message}`));
-  await page.addInitScript(capturePeerConnections);
+  await page.addInitScript({ content: capturePeerConnections });
   await page.goto(`${edge.url}/player.html?stream=${encodeURIComponent(stream)}`);
   await page.waitForFunction(() => typeof (window as unknown as { Flashphoner?: unknown }).Flashphoner !== "undefined");
   return page;

@@ -10,8 +10,8 @@ type Trak = ISOFile["moov"]["traks"][number];
 
 /** Read size while looking for the moov (and for a fragmented file's first moof). */
 const CHUNK = 1 << 20;
-/** Read size after jumping over a fragment's mdat: the moof that follows is usually a few KB. */
-const FRAGMENT_CHUNK = 64 << 10;
+/** Read size after jumping over a fragment's mdat: the moof that follows is a few KB (mp4box asks for more if not). */
+const FRAGMENT_CHUNK = 16 << 10;
 
 export async function openMp4(file: RandomAccessFile): Promise<Mp4Index> {
   const iso = await parseIndex(file);
