@@ -14,6 +14,7 @@ export interface Env {
   EDGE_EVENTS_ORIGIN?: string;
   KEEPALIVE_INTERVAL_MS?: string;
   KEEPALIVE_PROBES?: string;
+  STREAM_START_TIMEOUT_MS?: string;
 }
 
 /** WCS defaults: keep_alive.server_interval=5000, and 10 unanswered pings end the connection. */
@@ -33,4 +34,15 @@ export function keepAliveConfig(env: Env): { intervalMs: number; probes: number 
     intervalMs: intVar(env.KEEPALIVE_INTERVAL_MS, KEEPALIVE_DEFAULTS.intervalMs, 50, 600_000),
     probes: intVar(env.KEEPALIVE_PROBES, KEEPALIVE_DEFAULTS.probes, 1, 1000),
   };
+}
+
+/**
+ * Longest a stream may stay PENDING. The sidecar normally ends it first (play answer within 15 s, then its own
+ * ICE timeout of 15 s); this backstop covers a sidecar that died or whose events were lost, because the SDK's
+ * stop() loops forever on a PENDING stream.
+ */
+export const STREAM_START_TIMEOUT_MS = 40_000;
+
+export function streamStartTimeoutMs(env: Env): number {
+  return intVar(env.STREAM_START_TIMEOUT_MS, STREAM_START_TIMEOUT_MS, 100, 600_000);
 }

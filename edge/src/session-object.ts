@@ -24,7 +24,7 @@ import {
   type StreamEvent,
   type StreamStatusEvent,
 } from "@edge-vod/shared";
-import { MAX_STREAMS_PER_SESSION, keepAliveConfig, type Env } from "./config.ts";
+import { MAX_STREAMS_PER_SESSION, keepAliveConfig, streamStartTimeoutMs, type Env } from "./config.ts";
 import { SidecarClient } from "./sidecar-client.ts";
 
 const META_KEY = "meta";
@@ -46,6 +46,8 @@ interface StoredStream {
   status: StreamStatus;
   /** Identifies one play request, so a slow sidecar answer never lands on a later stream that reused the id. */
   attempt: string;
+  /** When the request came (ms since epoch), for the PENDING watchdog. */
+  since: number;
 }
 
 /** Fields of `connection` worth handing back in getUserData; SIP credentials and the like stay out. */
@@ -57,6 +59,17 @@ const ECHOED_CONNECTION_FIELDS = [
   "msePacketizationVersion",
   "custom",
 ] as const;
+
+function eventsOrigin(env: Env, upgradeUrl: string): string {
+  if (env.EDGE_EVENTS_ORIGIN) {
+    try {
+      return new URL(env.EDGE_EVENTS_ORIGIN).origin;
+    } catch {
+      console.warn(`EDGE_EVENTS_ORIGIN is not a URL (${env.EDGE_EVENTS_ORIGIN}); using the upgrade's origin`);
+    }
+  }
+  return new URL(upgradeUrl).origin;
+}
 
 export class SessionObject extends DurableObject<Env> {
   async fetch(request: Request): Promise<Response> {
@@ -70,8 +83,7 @@ export class SessionObject extends DurableObject<Env> {
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     this.ctx.acceptWebSocket(server);
-    const origin = this.env.EDGE_EVENTS_ORIGIN?.replace(/\/+$/, "") || new URL(request.url).origin;
-    const meta: SessionMeta = { eventsUrl: origin + EDGE_EVENTS_PATH };
+    const meta: SessionMeta = { eventsUrl: eventsOrigin(this.env, request.url) + EDGE_EVENTS_PATH };
     await this.ctx.storage.put(META_KEY, meta);
     await this.ctx.storage.setAlarm(Date.now() + keepAliveConfig(this.env).intervalMs);
     return new Response(null, { status: 101, webSocket: client });
@@ -228,7 +240,7 @@ export class SessionObject extends DurableObject<Env> {
     const attempt = crypto.randomUUID();
     // Stored before the sidecar call: the call yields, and a stop, a duplicate or the sidecar's own events may
     // arrive meanwhile.
-    await this.putStream(id, { name: data.name, published, status: StreamStatus.PENDING, attempt });
+    await this.putStream(id, { name: data.name, published, status: StreamStatus.PENDING, attempt, since: Date.now() });
     const sidecar = this.sidecar();
     const answer = await sidecar.play({
       sessionRef: this.sessionRef,
@@ -293,6 +305,25 @@ export class SessionObject extends DurableObject<Env> {
     this.send(serverFrames.ping());
     await this.ctx.storage.put(MISSED_PINGS_KEY, missed + 1);
     await this.ctx.storage.setAlarm(Date.now() + intervalMs);
+    await this.failStalledStreams();
+  }
+
+  /** The backstop that keeps the promise that no stream stays PENDING (see STREAM_START_TIMEOUT_MS). */
+  private async failStalledStreams(): Promise<void> {
+    const deadline = Date.now() - streamStartTimeoutMs(this.env);
+    for (const [key, stream] of await this.listStreams()) {
+      if (stream.status !== StreamStatus.PENDING || stream.since > deadline) continue;
+      const id = key.slice(STREAM_PREFIX.length);
+      await this.deleteStream(id);
+      this.sendStatus({
+        mediaSessionId: id,
+        name: stream.name,
+        published: stream.published,
+        status: StreamStatus.FAILED,
+        info: Info.MEDIA_SERVER_UNAVAILABLE,
+      });
+      await this.sidecar().stop({ sessionRef: this.sessionRef, mediaSessionId: id });
+    }
   }
 
   private async resetMissedPings(): Promise<void> {

@@ -23,6 +23,8 @@ export interface WranglerOptions {
   logLevel?: "debug" | "info" | "log" | "warn" | "error";
   /** Default 60 s: the first start bundles the Worker and boots workerd. */
   startTimeoutMs?: number;
+  /** Listen on this port instead of a free one (e.g. to put it in a var beforehand). */
+  port?: number;
 }
 
 export interface WranglerDev {
@@ -38,11 +40,11 @@ export interface WranglerDev {
 
 export async function startWrangler(opts: WranglerOptions): Promise<WranglerDev> {
   await prepareAssets();
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const inspectorPort = await freePort();
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), "edge-vod-wrangler-"));
-  // An explicit (empty) env file stops wrangler from reading the developer's .dev.vars or .env, whose values
-  // would override the --var flags below.
+  // An explicit (empty) env file stops wrangler from reading the developer's .dev.vars or .env: a test that runs
+  // the edge without a secret, or with default keep-alive, must not pick one up from there.
   const envFile = path.join(tmp, "empty.env");
   await fs.writeFile(envFile, "");
 
@@ -74,6 +76,8 @@ export async function startWrangler(opts: WranglerOptions): Promise<WranglerDev>
     env: {
       ...process.env,
       WRANGLER_SEND_METRICS: "false",
+      // Otherwise miniflare tries to download the Request.cf placeholder on every start (3 s timeout offline).
+      CLOUDFLARE_CF_FETCH_ENABLED: "false",
       WRANGLER_LOG_PATH: path.join(tmp, "logs"),
       NO_COLOR: "1",
       FORCE_COLOR: "0",

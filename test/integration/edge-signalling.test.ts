@@ -455,13 +455,23 @@ describe("static Player", () => {
   });
 });
 
-describe("keep-alive (fast settings)", () => {
+describe("keep-alive and the PENDING watchdog (fast settings)", () => {
   let fast: WranglerDev;
+  let pinnedOrigin: string;
   before(async () => {
+    const port = await freePort();
+    // Also pins where the sidecar posts events, instead of trusting the upgrade's Host header.
+    pinnedOrigin = `http://localhost:${port}`;
     fast = await startWrangler({
       sidecarUrl: sidecar.url,
       secret: SECRET,
-      vars: { KEEPALIVE_INTERVAL_MS: "200", KEEPALIVE_PROBES: "3" },
+      port,
+      vars: {
+        KEEPALIVE_INTERVAL_MS: "200",
+        KEEPALIVE_PROBES: "3",
+        STREAM_START_TIMEOUT_MS: "1000",
+        EDGE_EVENTS_ORIGIN: `${pinnedOrigin}/`,
+      },
     });
   });
   after(async () => {
@@ -473,7 +483,8 @@ describe("keep-alive (fast settings)", () => {
     const dead = await connect(fast.wsUrl, { answerPings: false });
     const id = dead.playStream({ name: "vod://ok.mp4", sdp: OFFER });
     await dead.waitFor((f) => f.message === "setRemoteSDP" && f.data[0] === id);
-    const { sessionRef } = sidecar.playOf(id);
+    const { sessionRef, eventsUrl } = sidecar.playOf(id);
+    assert.equal(eventsUrl, `${pinnedOrigin}${EDGE_EVENTS_PATH}`);
 
     const closed = await Promise.race([dead.closed, sleep(10_000).then(() => null)]);
     assert.ok(closed, "the silent client was not closed");
@@ -483,6 +494,23 @@ describe("keep-alive (fast settings)", () => {
 
     assert.ok(alive.frames.filter((f) => f.message === "ping").length >= 4);
     assert.equal(alive.readyState, WebSocket.OPEN);
+  });
+
+  test("a stream the sidecar never reports on is failed, not left PENDING", { timeout: 30_000 }, async () => {
+    const client = await connect(fast.wsUrl);
+    const id = client.playStream({ name: "vod://ok.mp4", sdp: OFFER });
+    await client.waitFor((f) => f.message === "setRemoteSDP" && f.data[0] === id);
+    const ev = await client.waitForStatus(id, undefined, { timeoutMs: 5000 });
+    assert.equal(ev.status, "FAILED");
+    assert.equal(ev.info, "Media server unavailable");
+    await sidecar.waitForCall(SIDECAR_PATHS.stop, (b) => b.mediaSessionId === id);
+    // A PLAYING stream is left alone by the watchdog.
+    const playing = client.playStream({ name: "vod://ok.mp4", sdp: OFFER });
+    await client.waitFor((f) => f.message === "setRemoteSDP" && f.data[0] === playing);
+    await sidecar.postEvent(playing, { status: "PLAYING" });
+    await client.waitForStatus(playing, "PLAYING");
+    await sleep(1800);
+    assert.deepEqual(client.statusEvents(playing).map((e) => e.status), ["PLAYING"]);
   });
 });
 
