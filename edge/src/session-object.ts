@@ -5,7 +5,7 @@
 //   "meta"              SessionMeta: where the sidecar posts events, and the session id once `connection` came
 //   "missedPings"       number of server pings sent since the client's last frame
 //   "stream:<msid>"     StoredStream for every stream that is not over yet (terminal streams are deleted)
-//   alarm               the keep-alive tick
+//   alarm               the keep-alive tick, which also fails streams stuck in PENDING
 // All of it is removed when the socket ends.
 import { DurableObject } from "cloudflare:workers";
 import {
@@ -19,6 +19,7 @@ import {
   parseStreamName,
   serverFrames,
   type ConnectionData,
+  type ParseResult,
   type PlayStreamData,
   type StopStreamData,
   type StreamEvent,
@@ -89,9 +90,9 @@ export class SessionObject extends DurableObject<Env> {
     return new Response(null, { status: 101, webSocket: client });
   }
 
-  async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+  async webSocketMessage(_ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     try {
-      await this.onFrame(ws, message);
+      await this.onFrame(message);
     } catch (err) {
       console.error(`session ${this.sessionRef}: frame handler failed:`, err);
     }
@@ -151,7 +152,7 @@ export class SessionObject extends DurableObject<Env> {
 
   // ---- client frames
 
-  private async onFrame(_ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+  private async onFrame(message: string | ArrayBuffer): Promise<void> {
     // Any frame proves the client is alive, like the SDK's own WSPingReceiver.success().
     await this.resetMissedPings();
     if (typeof message !== "string") {
@@ -182,7 +183,7 @@ export class SessionObject extends DurableObject<Env> {
     }
   }
 
-  private async onBadFrame(parsed: { reason: string; message?: string; id?: string; name?: string; field?: string }): Promise<void> {
+  private async onBadFrame(parsed: Extract<ParseResult, { ok: false }>): Promise<void> {
     this.send(serverFrames.fail(parsed.reason));
     const isStreamRequest = parsed.message === "playStream" || parsed.message === "publishStream";
     const id = parsed.id;
