@@ -43,6 +43,8 @@ run("edge", process.execPath, [
   "--port", String(EDGE_PORT),
   "--var", `SIDECAR_SECRET:${secret}`,
   "--var", `SIDECAR_URL:${sidecarUrl}`,
+  // Pin where the sidecar posts events (with the secret) instead of trusting the Host header of the upgrade.
+  "--var", `EDGE_EVENTS_ORIGIN:http://${HOST}:${EDGE_PORT}`,
   "--show-interactive-dev-session=false",
 ], {});
 

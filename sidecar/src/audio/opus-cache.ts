@@ -44,10 +44,11 @@ export class OpusCache {
   /** Path of an MP4 holding only the source's first audio track as Opus (48 kHz stereo, 20 ms frames). */
   get(sourcePath: string, identity: string): Promise<string> {
     // The path is part of the key because identity (size, mtime, inode) is only unique within one file system.
-    const key = createHash("sha256").update(identity).update("\0").update(sourcePath).digest("hex");
+    const source = path.resolve(sourcePath);
+    const key = createHash("sha256").update(identity).update("\0").update(source).digest("hex");
     let job = this.running.get(key);
     if (!job) {
-      job = this.produce(path.resolve(sourcePath), key).finally(() => this.running.delete(key));
+      job = this.produce(source, key).finally(() => this.running.delete(key));
       this.running.set(key, job);
     }
     return job;
@@ -80,20 +81,27 @@ export class OpusCache {
       ...["-movflags", "+faststart", "-f", "mp4", target],
     ];
     return new Promise((resolve, reject) => {
-      const child = spawn(this.ffmpeg, args, {
-        stdio: ["ignore", "ignore", "pipe"],
-        timeout: this.timeoutMs,
-        killSignal: "SIGKILL",
-      });
+      const child = spawn(this.ffmpeg, args, { stdio: ["ignore", "ignore", "pipe"] });
+      // Our own timer rather than spawn's `timeout`: that one is only cleared on 'exit', so a spawn that fails
+      // (ENOENT) would keep the process alive until it fires.
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        child.kill("SIGKILL");
+      }, this.timeoutMs);
       let stderr = "";
       child.stderr.setEncoding("utf8");
       child.stderr.on("data", (chunk: string) => {
         if (stderr.length < STDERR_KEEP) stderr += chunk.slice(0, STDERR_KEEP - stderr.length);
       });
-      child.on("error", (err) => reject(new MediaError(Info.FAILED_TO_READ_FILE, `cannot run ${this.ffmpeg}: ${err.message}`)));
+      child.on("error", (err) => {
+        clearTimeout(timer);
+        reject(new MediaError(Info.FAILED_TO_READ_FILE, `cannot run ${this.ffmpeg}: ${err.message}`));
+      });
       child.on("close", (code, signal) => {
+        clearTimeout(timer);
         if (code === 0) return resolve();
-        const why = signal ? `killed by ${signal}${signal === "SIGKILL" ? " (time limit)" : ""}` : `exit code ${code}`;
+        const why = timedOut ? `killed after the ${this.timeoutMs} ms time limit` : signal ? `killed by ${signal}` : `exit code ${code}`;
         reject(new MediaError(Info.FAILED_TO_READ_FILE, `ffmpeg ${why}: ${stderr.trim()}`));
       });
     });
