@@ -1,32 +1,46 @@
 // The per-viewer reader of a personal `vod://` playback. Behind the PacketSource interface so that a shared
 // vod-live source, seek/pause and object-storage files can plug in without touching the viewer.
+//
+// Reading runs ahead of sending in batches: tracks are refilled to `prefetchMs` ahead of the last take once less than
+// half of that is left, and a refill reads the samples it wants as a few byte spans, bridging small gaps (ffmpeg
+// interleaves audio and video sample by sample; tracks in the same file are read together). So a viewer costs a
+// read or two per file per second instead of one per sample, and `take` (driven by the one scheduler timer) never
+// waits for I/O. Each track keeps its own queue and `take` merges them by due time; a packet is released only once
+// the other track can no longer produce an earlier one, so a slow read holds the other track back rather than
+// sending out of order.
 import { Info } from "@edge-vod/shared";
 import { MediaError, type RandomAccessFile } from "../files/file-access.ts";
-import type { AudioTrack, VideoTrack } from "../mp4/types.ts";
-import { packetizeH264 } from "../rtp/h264-packetizer.ts";
+import type { AudioTrack, SampleTable, VideoTrack } from "../mp4/types.ts";
+import { DEFAULT_MAX_PAYLOAD, H264Packetizer, type PayloadSink } from "../rtp/h264-packetizer.ts";
 
 export interface MediaPacket {
   kind: "video" | "audio";
   /** RTP timestamp from 0 at the start of playback: 90 kHz for video (presentation time), 48 kHz for Opus. */
   timestamp: number;
   marker: boolean;
+  /** Read-only: views on a shared read buffer, kept alive by the packet. */
   payload: Uint8Array;
-  /** Media time in ms from 0 at which this packet is due: its sample's decode time. */
+  /** Media time in ms (from 0) at which this packet is due to be sent: decode time of its sample. */
   dueMs: number;
   /** True on the first packet of a keyframe access unit. */
   keyframeStart: boolean;
 }
 
 export interface PacketSource {
-  /** Appends to `out` every buffered packet due at or before `untilMs`; synchronous, never waits for I/O. */
+  /** Moves into `out` (appending) every buffered packet with dueMs <= untilMs, in send order; returns how many. Synchronous: never waits for I/O. */
   take(untilMs: number, out: MediaPacket[]): number;
-  /** True once every packet of the file has been taken. */
+  /** True once every packet of the file has been taken (and at once after a failure or close). */
   readonly ended: boolean;
-  /** Resolves when the first window is buffered. */
+  /** Resolves when the first window is buffered, or reading stopped (failure, close); never rejects. */
   ready(): Promise<void>;
-  /** Drops video until the next keyframe (on PLI); audio continues. */
+  /** Video: drop video packets until the next keyframe access unit (used on PLI). Audio continues. */
   skipVideoToNextKeyframe(): void;
+  /**
+   * Called once if reading fails mid-playback (the player then fails the stream with err.info). A failure before a
+   * handler is set is delivered, on a microtask, when one is.
+   */
   onError: ((err: MediaError) => void) | undefined;
+  /** Stops reading and drops the buffer; resolves once no read is in flight. Does not close the files. */
   close(): Promise<void>;
 }
 
@@ -35,47 +49,149 @@ export interface TrackInput<T> {
   track: T;
 }
 
-interface Cursor {
-  kind: "video" | "audio";
-  file: RandomAccessFile;
-  track: VideoTrack | AudioTrack;
-  i: number;
-  firstDts: number;
-  firstPts: number;
+export interface VodPacketSourceOptions {
+  video?: TrackInput<VideoTrack>;
+  audio?: TrackInput<AudioTrack>;
+  /** Media read ahead of the last take, ms. */
+  prefetchMs?: number;
+  /** Largest RTP payload for video, bytes. */
+  maxPayload?: number;
 }
 
-const dueOf = (c: Cursor) => ((c.track.samples.dts[c.i]! - c.firstDts) * 1000) / c.track.timescale;
+export const DEFAULT_PREFETCH_MS = 1500;
+/** A track is refilled once less than this share of the window is left: fewer, larger reads. */
+const REFILL_AT = 0.5;
+/** Sample bytes one track takes into one refill round (a larger single sample is still read whole). */
+const MAX_BATCH_BYTES = 1 << 20;
+/** Bytes of other data a read may bridge: one read beats two up to about here; beyond, only as much as it carries. */
+const BRIDGE_BYTES = 16 << 10;
+/** Compact a queue once this many taken packets sit in front of it. */
+const COMPACT_AT = 512;
+
+interface Lane {
+  readonly kind: "video" | "audio";
+  readonly file: RandomAccessFile;
+  readonly samples: SampleTable;
+  readonly timescale: number;
+  readonly firstDts: number;
+  /** Earliest presentation time: video timestamps count from it. */
+  readonly firstPts: number;
+  readonly packetizer: H264Packetizer | undefined;
+  /** Next sample not yet in `queue`. */
+  next: number;
+  readonly queue: MediaPacket[];
+  head: number;
+}
+
+/** Tracks read from the same file, refilled together so that interleaved samples come in one read. */
+interface FileGroup {
+  readonly file: RandomAccessFile;
+  readonly lanes: Lane[];
+  busy: boolean;
+  /** The running (or last) fill; never rejects. */
+  filling: Promise<void>;
+}
+
+/** One wanted sample of a refill round; `data` is set once its span is read. */
+interface Want {
+  readonly lane: Lane;
+  readonly index: number;
+  readonly offset: number;
+  readonly size: number;
+  data: Uint8Array;
+}
+
+const EMPTY = new Uint8Array(0);
+
+const dueOf = (lane: Lane, i: number): number => ((lane.samples.dts[i]! - lane.firstDts) * 1000) / lane.timescale;
+
+/** Due time of the earliest packet this lane has not queued yet; Infinity when all are queued. */
+const horizonOf = (lane: Lane): number => (lane.next < lane.samples.count ? dueOf(lane, lane.next) : Infinity);
+
+/** Whether the lane has unread samples due by `untilMs` (explicit count check: `take(Infinity)` is allowed). */
+const needsRead = (lane: Lane, untilMs: number): boolean => lane.next < lane.samples.count && dueOf(lane, lane.next) <= untilMs;
+
+function groupNeedsRead(group: FileGroup, untilMs: number): boolean {
+  for (const lane of group.lanes) if (needsRead(lane, untilMs)) return true;
+  return false;
+}
 
 class VodPacketSource implements PacketSource {
-  private readonly queue: MediaPacket[] = [];
-  private head = 0;
-  private takenUntil = 0;
-  private filling = false;
-  private eof = false;
-  private closed = false;
-  private skipVideo = false;
-  private readonly cursors: Cursor[] = [];
+  private readonly video: Lane | undefined;
+  private readonly audio: Lane | undefined;
+  private readonly lanes: Lane[] = [];
+  private readonly groups: FileGroup[] = [];
+  private readonly prefetchMs: number;
   private readonly firstWindow: Promise<void>;
-  onError: ((err: MediaError) => void) | undefined;
+  private takenUntil = 0;
+  private stopped = false;
+  private skipVideo = false;
+  private error: MediaError | undefined;
+  private errorDelivered = false;
+  private handler: ((err: MediaError) => void) | undefined;
 
-  constructor(
-    video: TrackInput<VideoTrack> | undefined,
-    audio: TrackInput<AudioTrack> | undefined,
-    private readonly prefetchMs: number,
-    private readonly maxPayload: number,
-  ) {
-    for (const [kind, input] of [["video", video], ["audio", audio]] as const) {
-      if (!input || input.track.samples.count === 0) continue;
-      const s = input.track.samples;
-      let firstPts = Infinity;
-      for (let i = 0; i < Math.min(s.count, 64); i++) firstPts = Math.min(firstPts, s.dts[i]! + s.ctsOffset[i]!);
-      this.cursors.push({ kind, file: input.file, track: input.track, i: 0, firstDts: s.dts[0]!, firstPts });
+  // State of the video sample being packetized, read by `emitVideo` (one closure per source, not per sample).
+  private curTimestamp = 0;
+  private curDueMs = 0;
+  private curKeyframe = false;
+  private readonly emitVideo: PayloadSink = (payload, marker) => {
+    this.video!.queue.push({
+      kind: "video",
+      timestamp: this.curTimestamp,
+      marker,
+      payload,
+      dueMs: this.curDueMs,
+      keyframeStart: this.curKeyframe,
+    });
+    this.curKeyframe = false;
+  };
+
+  constructor(opts: VodPacketSourceOptions) {
+    this.prefetchMs = opts.prefetchMs ?? DEFAULT_PREFETCH_MS;
+    if (!(this.prefetchMs >= 0)) throw new RangeError(`prefetchMs must be >= 0, not ${this.prefetchMs}`);
+    const v = opts.video;
+    if (v && v.track.samples.count > 0) {
+      const avc = v.track.avc;
+      if (!avc) throw new MediaError(Info.FILE_HAS_WRONG_FORMAT, `video codec ${v.track.codec} is not H.264`);
+      const packetizer = new H264Packetizer({
+        nalLengthSize: avc.nalLengthSize,
+        sps: avc.sps,
+        pps: avc.pps,
+        maxPayload: opts.maxPayload ?? DEFAULT_MAX_PAYLOAD,
+      });
+      this.video = makeLane("video", v.file, v.track.samples, v.track.timescale, packetizer);
+      this.lanes.push(this.video);
     }
-    this.firstWindow = this.fill();
+    const a = opts.audio;
+    if (a && a.track.samples.count > 0) {
+      this.audio = makeLane("audio", a.file, a.track.samples, a.track.timescale, undefined);
+      this.lanes.push(this.audio);
+    }
+    for (const lane of this.lanes) {
+      const group = this.groups.find((g) => g.file === lane.file);
+      if (group) group.lanes.push(lane);
+      else this.groups.push({ file: lane.file, lanes: [lane], busy: false, filling: Promise.resolve() });
+    }
+    for (const group of this.groups) this.startFill(group);
+    this.firstWindow = Promise.all(this.groups.map((g) => g.filling)).then(() => undefined);
   }
 
   get ended(): boolean {
-    return this.eof && this.head >= this.queue.length;
+    if (this.stopped) return true;
+    for (const lane of this.lanes) {
+      if (lane.next < lane.samples.count || lane.head < lane.queue.length) return false;
+    }
+    return true;
+  }
+
+  get onError(): ((err: MediaError) => void) | undefined {
+    return this.handler;
+  }
+
+  set onError(handler: ((err: MediaError) => void) | undefined) {
+    this.handler = handler;
+    // The first window is read from creation on, so a failure can come before the player has subscribed.
+    if (handler && this.error && !this.errorDelivered) queueMicrotask(() => this.deliverError());
   }
 
   ready(): Promise<void> {
@@ -83,99 +199,255 @@ class VodPacketSource implements PacketSource {
   }
 
   take(untilMs: number, out: MediaPacket[]): number {
+    if (this.stopped) return 0;
+    if (untilMs > this.takenUntil) this.takenUntil = untilMs;
+    const v = this.video;
+    const a = this.audio;
     let n = 0;
-    const q = this.queue;
-    while (this.head < q.length && q[this.head]!.dueMs <= untilMs) {
-      const p = q[this.head++]!;
-      if (p.kind === "video" && this.skipVideo) {
-        if (!p.keyframeStart) continue;
-        this.skipVideo = false;
+    for (;;) {
+      if (v && this.skipVideo) {
+        while (v.head < v.queue.length && !v.queue[v.head]!.keyframeStart) v.head++;
+        if (v.head < v.queue.length) this.skipVideo = false;
       }
+      const vp = v?.queue[v.head];
+      const ap = a?.queue[a.head];
+      let lane: Lane;
+      let p: MediaPacket;
+      let other: Lane | undefined;
+      // Ties go to audio: it is small and its timing is the more audible.
+      if (ap && (!vp || ap.dueMs <= vp.dueMs)) {
+        lane = a!;
+        p = ap;
+        other = v;
+      } else if (vp) {
+        lane = v!;
+        p = vp;
+        other = a;
+      } else {
+        break;
+      }
+      if (p.dueMs > untilMs) break;
+      if (other && other.head === other.queue.length) {
+        // The other track has nothing buffered: wait if it may still produce a packet that goes first.
+        const h = horizonOf(other);
+        if (other === a ? h <= p.dueMs : h < p.dueMs) break;
+      }
+      lane.head++;
       out.push(p);
       n++;
     }
-    // Compact now and then instead of shifting per packet.
-    if (this.head > 1024) {
-      q.splice(0, this.head);
-      this.head = 0;
+    for (const lane of this.lanes) compact(lane);
+    const refillBelow = this.takenUntil + this.prefetchMs * REFILL_AT;
+    for (const group of this.groups) {
+      if (!group.busy && groupNeedsRead(group, refillBelow)) this.startFill(group);
     }
-    this.takenUntil = untilMs;
-    if (!this.eof) void this.fill();
     return n;
   }
 
   skipVideoToNextKeyframe(): void {
-    this.skipVideo = true;
-  }
-
-  private async fill(): Promise<void> {
-    if (this.filling || this.closed) return;
-    this.filling = true;
-    try {
-      for (;;) {
-        let next: Cursor | undefined;
-        for (const c of this.cursors) {
-          if (c.i >= c.track.samples.count) continue;
-          if (!next || dueOf(c) < dueOf(next)) next = c;
-        }
-        if (!next) {
-          this.eof = true;
-          return;
-        }
-        if (dueOf(next) > this.takenUntil + this.prefetchMs) return;
-        await this.readSample(next);
-        if (this.closed) return;
-      }
-    } catch (err) {
-      this.eof = true;
-      this.queue.length = this.head;
-      const e = err instanceof MediaError ? err : new MediaError(Info.FAILED_TO_READ_FILE, String(err));
-      this.onError?.(e);
-    } finally {
-      this.filling = false;
-    }
-  }
-
-  private async readSample(c: Cursor): Promise<void> {
-    const s = c.track.samples;
-    const i = c.i++;
-    const size = s.size[i]!;
-    const buf = new Uint8Array(size);
-    const got = await c.file.read(buf, 0, size, s.offset[i]!);
-    if (got !== size) throw new MediaError(Info.FAILED_TO_READ_FILE, `short read of sample ${i} of ${c.file.name}`);
-    const dueMs = dueOf({ ...c, i });
-    if (c.kind === "audio") {
-      const timestamp = Math.round(((s.dts[i]! - c.firstDts) * 48000) / c.track.timescale);
-      this.queue.push({ kind: "audio", timestamp, marker: false, payload: buf, dueMs, keyframeStart: false });
-      return;
-    }
-    const track = c.track as VideoTrack;
-    const avc = track.avc!;
-    const timestamp = Math.round(((s.dts[i]! + s.ctsOffset[i]! - c.firstPts) * 90000) / track.timescale);
-    const keyframe = s.sync[i] === 1;
-    let first = true;
-    try {
-      packetizeH264(buf, { nalLengthSize: avc.nalLengthSize, sps: avc.sps, pps: avc.pps, keyframe, maxPayload: this.maxPayload }, (payload, marker) => {
-        this.queue.push({ kind: "video", timestamp, marker, payload, dueMs, keyframeStart: keyframe && first });
-        first = false;
-      });
-    } catch (err) {
-      throw new MediaError(Info.GOT_EXCEPTION_WHILE_STREAMING_FILE, String(err));
-    }
+    if (this.video) this.skipVideo = true;
   }
 
   async close(): Promise<void> {
-    this.closed = true;
-    this.queue.length = 0;
-    this.head = 0;
+    this.stop();
+    await Promise.all(this.groups.map((g) => g.filling));
+  }
+
+  private startFill(group: FileGroup): void {
+    // `busy` is set before the call: an async function runs synchronously up to its first await, and its
+    // `finally` could otherwise clear the flag before it was set.
+    group.busy = true;
+    group.filling = this.fill(group);
+  }
+
+  private async fill(group: FileGroup): Promise<void> {
+    try {
+      // Each round reads up to the full window; another follows only if the reads fell below the refill mark
+      // meanwhile (slow storage), not for the sliver of media that became due while the last read was in flight.
+      let untilMs = this.takenUntil + this.prefetchMs;
+      while (!this.stopped && groupNeedsRead(group, untilMs)) {
+        // No progress would mean a loop that never yields to I/O; the condition above rules it out, this guards it.
+        if (!(await this.readRound(group))) break;
+        untilMs = this.takenUntil + this.prefetchMs * REFILL_AT;
+      }
+    } catch (err) {
+      this.fail(err);
+    } finally {
+      group.busy = false;
+    }
+  }
+
+  /**
+   * Reads every track of the group up to the window (or the byte cap), then queues the samples in track order;
+   * returns whether it read anything.
+   */
+  private async readRound(group: FileGroup): Promise<boolean> {
+    const limitMs = this.takenUntil + this.prefetchMs;
+    const wants: Want[] = [];
+    const ends: number[] = [];
+    for (const lane of group.lanes) {
+      const s = lane.samples;
+      let i = lane.next;
+      let bytes = 0;
+      while (i < s.count && dueOf(lane, i) <= limitMs && (i === lane.next || bytes + s.size[i]! <= MAX_BATCH_BYTES)) {
+        wants.push({ lane, index: i, offset: s.offset[i]!, size: s.size[i]!, data: EMPTY });
+        bytes += s.size[i]!;
+        i++;
+      }
+      ends.push(i);
+    }
+    if (wants.length === 0) return false;
+    await this.readSpans(group.file, wants);
+    if (this.stopped) return false;
+    // `wants` is back in track and sample order (readSpans sorts a copy).
+    for (const w of wants) {
+      if (w.lane.packetizer) this.queueVideo(w.lane, w.lane.packetizer, w.index, w.data);
+      // An empty Opus payload is not a valid packet; dropping it leaves only a gap the decoder conceals.
+      else if (w.size > 0) this.queueAudio(w.lane, w.index, w.data);
+    }
+    group.lanes.forEach((lane, k) => (lane.next = ends[k]!));
+    return true;
+  }
+
+  /** Fills each want's `data` with as few reads as the layout allows, all in flight together. */
+  private async readSpans(file: RandomAccessFile, wants: readonly Want[]): Promise<void> {
+    const byOffset = wants.filter((w) => w.size > 0).sort((a, b) => a.offset - b.offset);
+    const reads: Promise<void>[] = [];
+    for (let k = 0; k < byOffset.length; ) {
+      const first = byOffset[k]!;
+      let end = first.offset + first.size;
+      let useful = first.size;
+      let waste = 0;
+      let j = k + 1;
+      for (; j < byOffset.length; j++) {
+        const w = byOffset[j]!;
+        const gap = w.offset - end;
+        // Overlapping samples (gap < 0) would be a broken table; a separate read keeps the slicing simple.
+        if (gap < 0 || waste + gap > Math.max(BRIDGE_BYTES, useful + w.size)) break;
+        if (w.offset + w.size - first.offset > 2 * MAX_BATCH_BYTES) break;
+        end = w.offset + w.size;
+        useful += w.size;
+        waste += gap;
+      }
+      reads.push(this.readSpan(file, byOffset.slice(k, j), first.offset, end - first.offset));
+      k = j;
+    }
+    // allSettled: a failed read must not end the round while another still writes, or close() could close the
+    // file under it.
+    const results = await Promise.allSettled(reads);
+    for (const r of results) if (r.status === "rejected") throw r.reason;
+  }
+
+  private async readSpan(file: RandomAccessFile, wants: readonly Want[], position: number, length: number): Promise<void> {
+    const buf = new Uint8Array(length);
+    let got: number;
+    try {
+      got = await file.read(buf, 0, length, position);
+    } catch (err) {
+      throw new MediaError(Info.FAILED_TO_READ_FILE, `${file.name}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    if (got !== length) {
+      throw new MediaError(Info.FAILED_TO_READ_FILE, `${file.name}: cut short (${got} of ${length} bytes at ${position})`);
+    }
+    // Views, not copies: the span stays alive while any of its packets does (bridged bytes included, bounded above).
+    for (const w of wants) w.data = buf.subarray(w.offset - position, w.offset - position + w.size);
+  }
+
+  private queueVideo(lane: Lane, packetizer: H264Packetizer, i: number, data: Uint8Array): void {
+    const s = lane.samples;
+    const keyframe = s.sync[i] === 1;
+    this.curTimestamp = Math.round(((s.dts[i]! + s.ctsOffset[i]! - lane.firstPts) * 90000) / lane.timescale);
+    this.curDueMs = dueOf(lane, i);
+    this.curKeyframe = keyframe;
+    try {
+      packetizer.packetize(data, this.emitVideo, keyframe);
+    } catch (err) {
+      // A broken sample in the file: nothing sensible to show after it until the next keyframe, so stop loudly.
+      throw new MediaError(
+        Info.GOT_EXCEPTION_WHILE_STREAMING_FILE,
+        `${lane.file.name}: video sample ${i}: ${err instanceof Error ? err.message : String(err)}`,
+      );
+    }
+  }
+
+  private queueAudio(lane: Lane, i: number, data: Uint8Array): void {
+    const dts = lane.samples.dts[i]!;
+    lane.queue.push({
+      kind: "audio",
+      timestamp: Math.round(((dts - lane.firstDts) * 48000) / lane.timescale),
+      marker: false,
+      payload: data,
+      dueMs: dueOf(lane, i),
+      keyframeStart: false,
+    });
+  }
+
+  private fail(err: unknown): void {
+    if (this.stopped) return;
+    this.error = err instanceof MediaError ? err : new MediaError(Info.FAILED_TO_READ_FILE, String(err));
+    this.stop();
+    if (this.handler) this.deliverError();
+  }
+
+  private deliverError(): void {
+    const handler = this.handler;
+    if (!handler || !this.error || this.errorDelivered) return;
+    this.errorDelivered = true;
+    try {
+      handler(this.error);
+    } catch (err) {
+      // The handler runs on the read path, where a throw would only surface as an unhandled rejection.
+      console.error("vod packet source: onError handler threw", err);
+    }
+  }
+
+  private stop(): void {
+    this.stopped = true;
+    for (const lane of this.lanes) {
+      lane.queue.length = 0;
+      lane.head = 0;
+    }
   }
 }
 
-export function createVodPacketSource(opts: {
-  video?: TrackInput<VideoTrack>;
-  audio?: TrackInput<AudioTrack>;
-  prefetchMs?: number;
-  maxPayload?: number;
-}): PacketSource {
-  return new VodPacketSource(opts.video, opts.audio, opts.prefetchMs ?? 1500, opts.maxPayload ?? 1188);
+function makeLane(
+  kind: "video" | "audio",
+  file: RandomAccessFile,
+  samples: SampleTable,
+  timescale: number,
+  packetizer: H264Packetizer | undefined,
+): Lane {
+  if (!(timescale > 0)) throw new MediaError(Info.FILE_HAS_WRONG_FORMAT, `${file.name}: ${kind} timescale ${timescale}`);
+  // The whole table, not the first few samples: a negative composition offset later on must not yield a
+  // timestamp below 0. A pass over typed arrays costs about a millisecond for a 2-hour file.
+  let firstPts = Infinity;
+  if (kind === "video") {
+    for (let i = 0; i < samples.count; i++) firstPts = Math.min(firstPts, samples.dts[i]! + samples.ctsOffset[i]!);
+  }
+  return {
+    kind,
+    file,
+    samples,
+    timescale,
+    firstDts: samples.dts[0]!,
+    firstPts,
+    packetizer,
+    next: 0,
+    queue: [],
+    head: 0,
+  };
+}
+
+function compact(lane: Lane): void {
+  if (lane.head === lane.queue.length) {
+    lane.queue.length = 0;
+    lane.head = 0;
+  } else if (lane.head >= COMPACT_AT) {
+    lane.queue.splice(0, lane.head);
+    lane.head = 0;
+  }
+}
+
+export function createVodPacketSource(opts: VodPacketSourceOptions): PacketSource {
+  return new VodPacketSource(opts);
 }
