@@ -1,7 +1,9 @@
 import type { SessionObject } from "./session-object.ts";
+import type { StreamObject } from "./stream-object.ts";
 
 export interface Env {
   SESSIONS: DurableObjectNamespace<SessionObject>;
+  STREAMS: DurableObjectNamespace<StreamObject>;
   ASSETS: Fetcher;
   SIDECAR_URL?: string;
   SIDECAR_SECRET?: string;

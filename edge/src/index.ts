@@ -1,9 +1,11 @@
 // The edge Worker: WebSocket signalling for the Web SDK (any path), the sidecar's event intake, and the Player.
 import { Hono } from "hono";
-import { EDGE_EVENTS_PATH, StreamEvent, bearerOk, type ErrorBody } from "@edge-vod/shared";
+import { EDGE_EVENTS_PATH, RECORDS_PUBLIC_PATH, StreamEvent, bearerOk, type ErrorBody } from "@edge-vod/shared";
 import type { Env } from "./config.ts";
+import { recordsProxy } from "./records-proxy.ts";
 
 export { SessionObject } from "./session-object.ts";
+export { StreamObject } from "./stream-object.ts";
 
 /** A StreamEvent is well under 2 KB; this only bounds what an authorized but broken sidecar can make us read. */
 const MAX_EVENT_BODY_CHARS = 16 * 1024;
@@ -55,6 +57,8 @@ app.post(EDGE_EVENTS_PATH, async (c) => {
 app.all(EDGE_EVENTS_PATH, (c) => c.json(error("Method not allowed"), 405));
 
 app.get("/", (c) => c.redirect(`/player.html${new URL(c.req.url).search}`, 302));
+
+app.get(`${RECORDS_PUBLIC_PATH}/:name`, recordsProxy);
 
 app.all("*", (c) => c.env.ASSETS.fetch(c.req.raw));
 

@@ -6,7 +6,8 @@
 //   "missedPings"       number of server pings sent since the client's last frame
 //   "stream:<msid>"     StoredStream for every stream that is not over yet (terminal streams are deleted)
 //   alarm               the keep-alive tick, which also fails streams stuck in PENDING
-// All of it is removed when the socket ends.
+// All of it is removed when the socket ends. A published stream also holds its name in the name's StreamObject,
+// released when the stream ends however it ends.
 import { DurableObject } from "cloudflare:workers";
 import {
   EDGE_EVENTS_PATH,
@@ -15,6 +16,7 @@ import {
   StreamStatus,
   TERMINAL_STATUSES,
   checkFileName,
+  checkPublishName,
   parseClientFrame,
   parseStreamName,
   serverFrames,
@@ -27,6 +29,7 @@ import {
 } from "@edge-vod/shared";
 import { MAX_STREAMS_PER_SESSION, keepAliveConfig, streamStartTimeoutMs, type Env } from "./config.ts";
 import { SidecarClient } from "./sidecar-client.ts";
+import type { StreamObject } from "./stream-object.ts";
 
 const META_KEY = "meta";
 const MISSED_PINGS_KEY = "missedPings";
@@ -44,6 +47,8 @@ interface SessionMeta {
 interface StoredStream {
   name: string;
   published: boolean;
+  /** A publish with `record: true`: its events carry `record` and, at the end, `recordName`. */
+  record?: boolean;
   status: StreamStatus;
   /** Identifies one play request, so a slow sidecar answer never lands on a later stream that reused the id. */
   attempt: string;
@@ -133,13 +138,18 @@ export class SessionObject extends DurableObject<Env> {
       if (event.sessionRef !== this.sessionRef || this.ctx.getWebSockets().length === 0) return false;
       const stream = await this.getStream(event.mediaSessionId);
       if (!stream || TERMINAL_STATUSES.has(stream.status)) return false;
-      if (TERMINAL_STATUSES.has(event.status)) await this.deleteStream(event.mediaSessionId);
-      else await this.putStream(event.mediaSessionId, { ...stream, status: event.status });
+      if (TERMINAL_STATUSES.has(event.status)) {
+        await this.deleteStream(event.mediaSessionId);
+        if (stream.published) await this.releaseName(stream.name, event.mediaSessionId);
+      } else {
+        await this.putStream(event.mediaSessionId, { ...stream, status: event.status });
+      }
       this.sendStatus({
         mediaSessionId: event.mediaSessionId,
         name: stream.name,
         published: stream.published,
         status: event.status,
+        ...(stream.record ? { record: true } : {}),
         ...(event.info !== undefined ? { info: event.info } : {}),
         ...(event.recordName !== undefined ? { recordName: event.recordName } : {}),
       });
@@ -148,6 +158,13 @@ export class SessionObject extends DurableObject<Env> {
       console.error(`session ${this.sessionRef}: stream event failed:`, err);
       return false;
     }
+  }
+
+  /** Asked by a StreamObject whose name this session holds: is that publish still going on here? */
+  async hasStream(mediaSessionId: string): Promise<boolean> {
+    if (this.ctx.getWebSockets().length === 0) return false;
+    const stream = await this.getStream(mediaSessionId);
+    return stream !== undefined && !TERMINAL_STATUSES.has(stream.status);
   }
 
   // ---- client frames
@@ -224,44 +241,55 @@ export class SessionObject extends DurableObject<Env> {
 
   private async onStreamRequest(data: PlayStreamData, published: boolean): Promise<void> {
     const id = data.mediaSessionId;
+    const record = published && data.record === true;
     const fail = (info: string) =>
-      this.sendStatus({ mediaSessionId: id, name: data.name, published, status: StreamStatus.FAILED, info });
+      this.sendStatus({
+        mediaSessionId: id,
+        name: data.name,
+        published,
+        status: StreamStatus.FAILED,
+        info,
+        ...(record ? { record: true } : {}),
+      });
 
     const meta = await this.getMeta();
     if (!meta?.sessionId) return fail(Info.SESSION_NOT_READY);
     if (await this.getStream(id)) return fail(Info.MEDIASESSION_ID_ALREADY_IN_USE);
     if ((await this.listStreams()).size >= MAX_STREAMS_PER_SESSION) return fail(Info.TOO_MANY_STREAMS);
-    // Recording (publishStream with record:true) is the next milestone; it will branch here.
-    if (published) return fail(Info.NOT_SUPPORTED);
 
     const target = parseStreamName(data.name);
-    if (target.kind === "live") return fail(Info.STREAM_NOT_FOUND);
-    if (checkFileName(target.file) !== null) return fail(Info.BAD_URI);
+    if (published) {
+      if (checkPublishName(data.name) !== null) return fail(Info.BAD_URI);
+    } else if (target.kind === "live") {
+      if (checkPublishName(data.name) !== null) return fail(Info.BAD_URI);
+      if (!(await this.streamName(data.name).publisher())) return fail(Info.STREAM_NOT_FOUND);
+    } else if (checkFileName(target.file) !== null) {
+      return fail(Info.BAD_URI);
+    }
 
     const attempt = crypto.randomUUID();
-    // Stored before the sidecar call: the call yields, and a stop, a duplicate or the sidecar's own events may
-    // arrive meanwhile.
-    await this.putStream(id, { name: data.name, published, status: StreamStatus.PENDING, attempt, since: Date.now() });
+    // Stored before any call that yields: a stop, a duplicate or the sidecar's own events may arrive meanwhile.
+    await this.putStream(id, { name: data.name, published, record, status: StreamStatus.PENDING, attempt, since: Date.now() });
+    if (published && !(await this.streamName(data.name).claim({ sessionRef: this.sessionRef, mediaSessionId: id, since: Date.now() }))) {
+      await this.deleteStream(id);
+      return fail(Info.STREAM_NAME_ALREADY_IN_USE);
+    }
     const sidecar = this.sidecar();
-    const answer = await sidecar.play({
-      sessionRef: this.sessionRef,
-      eventsUrl: meta.eventsUrl,
-      mediaSessionId: id,
-      name: data.name,
-      sdp: data.sdp,
-    });
+    const common = { sessionRef: this.sessionRef, eventsUrl: meta.eventsUrl, mediaSessionId: id, name: data.name, sdp: data.sdp };
+    const answer = published ? await sidecar.publish({ ...common, record, login: "" }) : await sidecar.play(common);
 
     const current = await this.getStream(id);
     if (current?.attempt !== attempt) {
-      // Stopped, failed by an event, or the session ended while the sidecar worked: do not leak its viewer.
+      // Stopped, failed by an event, or the session ended while the sidecar worked: do not leak its stream.
       if (answer.ok) await sidecar.stop({ sessionRef: this.sessionRef, mediaSessionId: id });
       return;
     }
     if (!answer.ok) {
       await this.deleteStream(id);
+      if (published) await this.releaseName(data.name, id);
       return fail(answer.info);
     }
-    // Still PENDING: the sidecar reports PLAYING once ICE and DTLS are up.
+    // Still PENDING: the sidecar reports PLAYING / PUBLISHING once ICE and DTLS are up (and, publishing, media flows).
     this.send(serverFrames.setRemoteSDP(id, answer.sdp));
   }
 
@@ -270,15 +298,25 @@ export class SessionObject extends DurableObject<Env> {
     const stream = await this.getStream(id);
     // The SDK may stop a stream the server already ended (end of file, failure): nothing to do.
     if (!stream) return;
+    // Deleted first: the sidecar's own events for this stream (it is being torn down) must not reach the client.
     await this.deleteStream(id);
+    if (!stream.published) {
+      this.sendStatus({ mediaSessionId: id, name: stream.name, published: false, status: StreamStatus.STOPPED, info: Info.STOPPED_BY_USER });
+      await this.sidecar().stop({ sessionRef: this.sessionRef, mediaSessionId: id });
+      return;
+    }
+    // UNPUBLISHED waits for the sidecar: it carries the record name, and the file is complete once it is sent.
+    const res = await this.sidecar().stop({ sessionRef: this.sessionRef, mediaSessionId: id }, { recording: stream.record === true });
+    await this.releaseName(stream.name, id);
     this.sendStatus({
       mediaSessionId: id,
       name: stream.name,
-      published: stream.published,
-      status: stream.published ? StreamStatus.UNPUBLISHED : StreamStatus.STOPPED,
-      info: Info.STOPPED_BY_USER,
+      published: true,
+      status: StreamStatus.UNPUBLISHED,
+      info: res?.info ?? Info.STOPPED_BY_USER,
+      ...(stream.record ? { record: true } : {}),
+      ...(res?.recordName !== undefined ? { recordName: res.recordName } : {}),
     });
-    await this.sidecar().stop({ sessionRef: this.sessionRef, mediaSessionId: id });
   }
 
   // ---- keep-alive and teardown
@@ -316,6 +354,7 @@ export class SessionObject extends DurableObject<Env> {
       if (stream.status !== StreamStatus.PENDING || stream.since > deadline) continue;
       const id = key.slice(STREAM_PREFIX.length);
       await this.deleteStream(id);
+      if (stream.published) await this.releaseName(stream.name, id);
       this.sendStatus({
         mediaSessionId: id,
         name: stream.name,
@@ -337,8 +376,10 @@ export class SessionObject extends DurableObject<Env> {
   /** Idempotent: close, error and the keep-alive may all end the same session. */
   private async endSession(): Promise<void> {
     const meta = await this.getMeta();
+    const published = [...(await this.listStreams())].filter(([, s]) => s.published);
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
+    await Promise.all(published.map(([key, s]) => this.releaseName(s.name, key.slice(STREAM_PREFIX.length))));
     if (meta) await this.sidecar().release({ sessionRef: this.sessionRef });
   }
 
@@ -346,6 +387,19 @@ export class SessionObject extends DurableObject<Env> {
 
   private get sessionRef(): string {
     return this.ctx.id.toString();
+  }
+
+  private streamName(name: string): DurableObjectStub<StreamObject> {
+    return this.env.STREAMS.get(this.env.STREAMS.idFromName(name));
+  }
+
+  /** Never throws: a name left held is taken over by the next publisher once this session no longer has the stream. */
+  private async releaseName(name: string, mediaSessionId: string): Promise<void> {
+    try {
+      await this.streamName(name).release({ sessionRef: this.sessionRef, mediaSessionId });
+    } catch (err) {
+      console.warn(`session ${this.sessionRef}: releasing stream name failed: ${String(err)}`);
+    }
   }
 
   private sidecar(): SidecarClient {

@@ -4,7 +4,9 @@ import {
   Info,
   PlayResponse,
   SIDECAR_PATHS,
+  StopResponse,
   type PlayRequest,
+  type PublishRequest,
   type ReleaseRequest,
   type StopRequest,
 } from "@edge-vod/shared";
@@ -12,6 +14,8 @@ import {
 /** Opening a file and building an answer can take a while (first open of a file transcodes its audio). */
 const PLAY_TIMEOUT_MS = 15_000;
 const CONTROL_TIMEOUT_MS = 5_000;
+/** Stopping a recording waits for the file to be finalized (a remux, ~10 ms per second recorded), up to a cap. */
+const STOP_RECORDING_TIMEOUT_MS = 20_000;
 /** An SDP answer is a few KB; anything near this is not one. */
 const MAX_RESPONSE_CHARS = 512 * 1024;
 
@@ -38,21 +42,41 @@ export class SidecarClient {
     }
   }
 
-  async play(req: PlayRequest): Promise<PlayResponse> {
+  play(req: PlayRequest): Promise<PlayResponse> {
+    return this.offer(SIDECAR_PATHS.play, req);
+  }
+
+  publish(req: PublishRequest): Promise<PlayResponse> {
+    return this.offer(SIDECAR_PATHS.publish, req);
+  }
+
+  private async offer(path: string, req: PlayRequest | PublishRequest): Promise<PlayResponse> {
     try {
-      const parsed = PlayResponse.safeParse(await this.post(SIDECAR_PATHS.play, req, PLAY_TIMEOUT_MS));
-      if (!parsed.success) throw new SidecarError("play: response does not match PlayResponse");
-      if (parsed.data.ok && parsed.data.sdp.length === 0) throw new SidecarError("play: empty SDP answer");
+      const parsed = PlayResponse.safeParse(await this.post(path, req, PLAY_TIMEOUT_MS));
+      if (!parsed.success) throw new SidecarError("response does not match PlayResponse");
+      if (parsed.data.ok && parsed.data.sdp.length === 0) throw new SidecarError("empty SDP answer");
       return parsed.data;
     } catch (err) {
-      console.warn(`sidecar ${SIDECAR_PATHS.play} for ${req.mediaSessionId}: ${describe(err)}`);
+      console.warn(`sidecar ${path} for ${req.mediaSessionId}: ${describe(err)}`);
       return { ok: false, info: Info.MEDIA_SERVER_UNAVAILABLE };
     }
   }
 
-  /** Best effort: the stream is already over for the client whatever the sidecar says. */
-  async stop(req: StopRequest): Promise<boolean> {
-    return this.bestEffort(SIDECAR_PATHS.stop, req);
+  /**
+   * The stream is over for the client whatever the sidecar says; the answer only adds what the client should
+   * hear about it (a recording's file name). Null when the sidecar could not be asked.
+   */
+  async stop(req: StopRequest, opts: { recording?: boolean } = {}): Promise<StopResponse | null> {
+    try {
+      const parsed = StopResponse.safeParse(
+        await this.post(SIDECAR_PATHS.stop, req, opts.recording ? STOP_RECORDING_TIMEOUT_MS : CONTROL_TIMEOUT_MS),
+      );
+      if (!parsed.success) throw new SidecarError("response does not match StopResponse");
+      return parsed.data;
+    } catch (err) {
+      console.warn(`sidecar ${SIDECAR_PATHS.stop}: ${describe(err)}`);
+      return null;
+    }
   }
 
   /** Best effort: the sidecar also ends viewers on its own (ICE timeout, end of file). */

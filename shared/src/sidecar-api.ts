@@ -8,9 +8,15 @@ import { StreamStatus } from "./status.ts";
 export const SIDECAR_PATHS = {
   play: "/v1/play",
   stop: "/v1/stop",
+  publish: "/v1/publish",
   release: "/v1/release",
   health: "/v1/health",
+  /** `GET|HEAD /v1/records/<recordName>`: a finished recording, with range requests. */
+  records: "/v1/records",
 } as const;
+
+/** Where the edge serves recordings to browsers, as WCS's recording demo expects. */
+export const RECORDS_PUBLIC_PATH = "/client/records";
 
 /** Path on the edge that receives sidecar events. */
 export const EDGE_EVENTS_PATH = "/internal/v1/sidecar-events";
@@ -28,6 +34,19 @@ export const PlayRequest = z.object({
 });
 export type PlayRequest = z.infer<typeof PlayRequest>;
 
+/** A browser publishes `name` (a plain stream name); with `record` the sidecar writes it to an MP4 file. */
+export const PublishRequest = z.object({
+  sessionRef,
+  eventsUrl: z.url(),
+  mediaSessionId,
+  name: z.string().min(1).max(FRAME_LIMITS.maxNameBytes),
+  sdp: z.string().min(1).max(FRAME_LIMITS.maxSdpBytes),
+  record: z.boolean(),
+  /** `{login}` of the record name template; empty when the session has none. */
+  login: z.string().max(256).default(""),
+});
+export type PublishRequest = z.input<typeof PublishRequest>;
+
 export const PlayResponse = z.discriminatedUnion("ok", [
   z.object({ ok: z.literal(true), sdp: z.string() }),
   z.object({ ok: z.literal(false), info: z.string() }),
@@ -36,7 +55,14 @@ export type PlayResponse = z.infer<typeof PlayResponse>;
 
 export const StopRequest = z.object({ sessionRef, mediaSessionId });
 export type StopRequest = z.infer<typeof StopRequest>;
-export const StopResponse = z.object({ ok: z.literal(true), found: z.boolean() });
+export const StopResponse = z.object({
+  ok: z.literal(true),
+  found: z.boolean(),
+  /** Set when the stopped stream was a recording publish: the bare file name the SDK's getRecordInfo() returns. */
+  recordName: z.string().max(1024).optional(),
+  /** Set when the stop ended the stream with an error rather than cleanly (e.g. the disk filled up). */
+  info: z.string().max(1024).optional(),
+});
 export type StopResponse = z.infer<typeof StopResponse>;
 
 export const ReleaseRequest = z.object({ sessionRef });

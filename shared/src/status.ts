@@ -40,6 +40,9 @@ export const Info = {
   STREAM_NOT_FOUND: "Stream not found",
   STREAM_FAILED: "Stream failed",
   SESSION_NOT_READY: "Session not ready",
+  STREAM_NAME_ALREADY_IN_USE: "Stream name is already in use",
+  STOPPED_BY_PUBLISHER_STOP: "Stopped by publisher stop",
+  FAILED_BY_RTP_ACTIVITY: "Failed by RTP activity",
   TERMINATED_BY_KEEP_ALIVE: "Terminated by keep-alive",
   // Not in the SDK's list: WCS answers these cases with free text too. Kept short and stable.
   SDP_INVALID: "Invalid SDP offer",
@@ -47,6 +50,7 @@ export const Info = {
   NOT_SUPPORTED: "Operation not supported",
   SERVER_OVERLOADED: "Server overloaded",
   TOO_MANY_STREAMS: "Too many streams in session",
+  RECORD_WRITE_FAILED: "Failed to write record file",
 } as const;
 export type Info = (typeof Info)[keyof typeof Info];
 

@@ -44,3 +44,18 @@ export function checkFileName(file: string): FileNameError | null {
   if (new TextEncoder().encode(file).length > MAX_FILE_PATH_BYTES) return "too-long";
   return null;
 }
+
+export type PublishNameError = "empty" | "scheme" | "bad-char" | "too-long";
+
+/**
+ * Checks a name a browser publishes under. Any printable text is a valid stream name (WCS allows it, and the
+ * record file name is sanitized separately); control characters and the VOD schemes are not.
+ */
+export function checkPublishName(name: string): PublishNameError | null {
+  if (name.trim().length === 0) return "empty";
+  if (parseStreamName(name).kind !== "live") return "scheme";
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(name)) return "bad-char";
+  if (new TextEncoder().encode(name).length > 255) return "too-long";
+  return null;
+}

@@ -19,6 +19,14 @@ export interface SidecarConfig {
   tickMs: number;
   ffmpegPath: string | undefined;
   maxViewers: number;
+  /** Where recordings are written; `vod://` looks here after mediaDir. Defaults to mediaDir. */
+  recordDir: string;
+  /** Record file name template with WCS's placeholders; the extension is added. */
+  recordTemplate: string;
+  /** POSTed `{streamName, recordName, ...}` when a recording is finalized; undefined = no hook. */
+  recordHookUrl: string | undefined;
+  /** A publisher that sends no RTP for this long fails with "Failed by RTP activity". */
+  rtpActivityTimeoutMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -41,6 +49,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SidecarConfig 
     if (hi <= lo) throw new ConfigError("RTP_PORT_MAX must be greater than RTP_PORT_MIN");
     rtpPortRange = [lo, hi];
   }
+  const recordHookUrl = env.RECORD_HOOK_URL || undefined;
+  if (recordHookUrl !== undefined) {
+    let ok = false;
+    try {
+      ok = ["http:", "https:"].includes(new URL(recordHookUrl).protocol);
+    } catch {
+      /* reported below */
+    }
+    if (!ok) throw new ConfigError(`RECORD_HOOK_URL must be an http(s) URL, got '${recordHookUrl}'`);
+  }
+  const mediaDir = path.resolve(env.MEDIA_DIR || "media");
   const hostAddresses = (env.ICE_HOST_ADDRESSES ?? "127.0.0.1")
     .split(",")
     .map((s) => s.trim())
@@ -49,7 +68,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SidecarConfig 
     host: env.SIDECAR_HOST || "127.0.0.1",
     port: int(env, "SIDECAR_PORT", 8790, 0, 65535),
     secret,
-    mediaDir: path.resolve(env.MEDIA_DIR || "media"),
+    mediaDir,
     cacheDir: path.resolve(env.CACHE_DIR || "cache"),
     publicIp: env.PUBLIC_IP || undefined,
     iceHostAddresses: hostAddresses,
@@ -58,5 +77,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SidecarConfig 
     tickMs: int(env, "TICK_MS", 5, 1, 50),
     ffmpegPath: env.FFMPEG_PATH || undefined,
     maxViewers: int(env, "MAX_VIEWERS", 500, 1, 100000),
+    recordDir: env.RECORD_DIR ? path.resolve(env.RECORD_DIR) : mediaDir,
+    recordTemplate: env.RECORD_TEMPLATE || "stream-{mediaSessionId}-{login}",
+    recordHookUrl,
+    rtpActivityTimeoutMs: int(env, "RTP_ACTIVITY_TIMEOUT_MS", 10000, 1000, 600000),
   };
 }

@@ -2,31 +2,57 @@
 import fs from "node:fs/promises";
 import type { SidecarConfig } from "./config.ts";
 import { controlApi } from "./api/control.ts";
-import { OpusCache } from "./audio/opus-cache.ts";
+import { recordsRoutes } from "./api/records.ts";
+import { OpusCache, findFfmpeg } from "./audio/opus-cache.ts";
 import { EdgeNotifier } from "./events/edge-notifier.ts";
+import { LayeredAccess } from "./files/layered-access.ts";
 import { LocalDiskAccess } from "./files/local-disk.ts";
 import { MediaOpener } from "./vod/media-opener.ts";
 import { Scheduler } from "./vod/scheduler.ts";
 import { VodService } from "./vod/vod-service.ts";
+import { LiveService } from "./live/live-service.ts";
+import { PublishService } from "./publish/publish-service.ts";
+import { createRecordHook } from "./record/record-hook.ts";
 import { peerFactory } from "./webrtc/peer-factory.ts";
 
 export async function createSidecar(cfg: SidecarConfig) {
   await fs.mkdir(cfg.cacheDir, { recursive: true });
+  await fs.mkdir(cfg.recordDir, { recursive: true });
   const opus = new OpusCache({ dir: cfg.cacheDir, ...(cfg.ffmpegPath ? { ffmpegPath: cfg.ffmpegPath } : {}) });
-  const opener = new MediaOpener(new LocalDiskAccess(cfg.mediaDir), new LocalDiskAccess(cfg.cacheDir), opus);
+  const media =
+    cfg.recordDir === cfg.mediaDir
+      ? new LocalDiskAccess(cfg.mediaDir)
+      : new LayeredAccess([new LocalDiskAccess(cfg.mediaDir), new LocalDiskAccess(cfg.recordDir)]);
+  const opener = new MediaOpener(media, new LocalDiskAccess(cfg.cacheDir), opus);
   const scheduler = new Scheduler(cfg.tickMs);
   const notifier = new EdgeNotifier(cfg.secret);
-  const vod = new VodService(opener, peerFactory(cfg), scheduler, notifier.send, {
+  const makePeer = peerFactory(cfg);
+  const vod = new VodService(opener, makePeer, scheduler, notifier.send, {
     publicIp: cfg.publicIp,
     iceTimeoutMs: cfg.iceTimeoutMs,
     maxViewers: cfg.maxViewers,
   });
-  const app = controlApi(cfg.secret, vod);
+  const publish = new PublishService(makePeer, notifier.send, {
+    publicIp: cfg.publicIp,
+    iceTimeoutMs: cfg.iceTimeoutMs,
+    rtpActivityTimeoutMs: cfg.rtpActivityTimeoutMs,
+    recording: {
+      dir: cfg.recordDir,
+      template: cfg.recordTemplate,
+      ffmpegPath: findFfmpeg(cfg.ffmpegPath),
+      hook: createRecordHook(cfg.recordHookUrl, cfg.secret),
+      finalizeTimeoutMs: 15_000,
+    },
+  });
+  const live = new LiveService(publish, makePeer, notifier.send, { publicIp: cfg.publicIp, iceTimeoutMs: cfg.iceTimeoutMs });
+  const app = controlApi(cfg.secret, { vod, live, publish });
+  recordsRoutes(app, cfg.recordDir);
   return {
     app,
     vod,
     async close() {
-      await vod.closeAll();
+      // Publishes first: finishing their recordings must not wait behind anything else.
+      await Promise.allSettled([publish.closeAll(), live.viewers.closeAll(), vod.viewers.closeAll()]);
       scheduler.stop();
     },
   };

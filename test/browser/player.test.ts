@@ -3,7 +3,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import type { Page } from "playwright-core";
-import { launchChromium } from "../helpers/chromium.ts";
+import { capturePeerConnections, launchChromium } from "../helpers/chromium.ts";
 import { startSidecar, type SidecarProcess } from "../helpers/sidecar-process.ts";
 import { startWrangler } from "../helpers/wrangler.ts";
 
@@ -23,21 +23,6 @@ after(async () => {
   await edge?.stop();
   await sidecar?.stop();
 });
-
-/**
- * Keeps every RTCPeerConnection the SDK makes, so the test can read its stats. A string, not a function: tsx
- * decorates functions with helpers that do not exist in the page.
- */
-const capturePeerConnections = `
-  (() => {
-    const Original = window.RTCPeerConnection;
-    window.__pcs = [];
-    const Wrapped = function (...args) { const pc = new Original(...args); window.__pcs.push(pc); return pc; };
-    Wrapped.prototype = Original.prototype;
-    Object.setPrototypeOf(Wrapped, Original);
-    window.RTCPeerConnection = Wrapped;
-  })();
-`;
 
 async function openPlayer(stream: string): Promise<Page> {
   const page = await browser.context.newPage();

@@ -4,7 +4,8 @@ import os from "node:os";
 import path from "node:path";
 import { chromium, type BrowserContext } from "playwright-core";
 
-export async function launchChromium(): Promise<{ context: BrowserContext; close(): Promise<void> }> {
+/** `extraArgs`, e.g. the fake camera and microphone: `--use-fake-device-for-media-stream`, `--use-fake-ui-for-media-stream`. */
+export async function launchChromium(extraArgs: string[] = []): Promise<{ context: BrowserContext; close(): Promise<void> }> {
   const userDataDir = await fs.mkdtemp(path.join(os.tmpdir(), "edge-vod-chromium-"));
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
@@ -21,6 +22,7 @@ export async function launchChromium(): Promise<{ context: BrowserContext; close
       "--autoplay-policy=no-user-gesture-required",
       // A host with only `lo` has no other address for ICE.
       "--allow-loopback-in-peer-connection",
+      ...extraArgs,
     ],
   });
   return {
@@ -31,3 +33,18 @@ export async function launchChromium(): Promise<{ context: BrowserContext; close
     },
   };
 }
+
+/**
+ * An init script that keeps every RTCPeerConnection a page makes in `window.__pcs`, so a test can read its stats.
+ * A string, not a function: tsx decorates functions with helpers that do not exist in the page.
+ */
+export const capturePeerConnections = `
+  (() => {
+    const Original = window.RTCPeerConnection;
+    window.__pcs = [];
+    const Wrapped = function (...args) { const pc = new Original(...args); window.__pcs.push(pc); return pc; };
+    Wrapped.prototype = Original.prototype;
+    Object.setPrototypeOf(Wrapped, Original);
+    window.RTCPeerConnection = Wrapped;
+  })();
+`;

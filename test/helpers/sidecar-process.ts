@@ -10,14 +10,26 @@ export interface SidecarProcess {
   secret: string;
   cacheDir: string;
   output(): string;
+  /** Kills the process with `signal` (no clean shutdown for SIGKILL) and resolves once it exited. */
+  kill(signal: NodeJS.Signals): Promise<void>;
   stop(): Promise<void>;
 }
 
-export async function startSidecar(opts: { secret: string; mediaDir?: string; env?: Record<string, string> }): Promise<SidecarProcess> {
+export async function startSidecar(opts: {
+  secret: string;
+  mediaDir?: string;
+  env?: Record<string, string>;
+  /** Runs the sidecar through `sh -c` with this prefix, e.g. `ulimit -f 800;` to limit file sizes. */
+  shellPrefix?: string;
+}): Promise<SidecarProcess> {
   const port = await freePort();
   const cacheDir = await fs.mkdtemp(path.join(os.tmpdir(), "edge-vod-cache-"));
   let out = "";
-  const child = spawn(process.execPath, ["--import", "tsx", "sidecar/src/main.ts"], {
+  const argv = [process.execPath, "--import", "tsx", "sidecar/src/main.ts"];
+  const [cmd, args] = opts.shellPrefix
+    ? ["/bin/sh", ["-c", `${opts.shellPrefix} exec "$@"`, "sh", ...argv]]
+    : [argv[0]!, argv.slice(1)];
+  const child = spawn(cmd, args, {
     env: {
       ...process.env,
       SIDECAR_SECRET: opts.secret,
@@ -48,6 +60,10 @@ export async function startSidecar(opts: { secret: string; mediaDir?: string; en
     secret: opts.secret,
     cacheDir,
     output: () => out,
+    async kill(signal) {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      await exited;
+    },
     async stop() {
       if (child.exitCode === null) child.kill("SIGTERM");
       await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);

@@ -10,24 +10,38 @@ export interface Received {
   audioTimestamps: number[];
 }
 
-export async function createWeriftViewer() {
+/** A werift peer as a browser would be: H.264 packetization-mode 1 (42e01f) and Opus, host candidates on loopback. */
+export function testPeer(video: RTCRtpCodecParameters = H264_42E01F): RTCPeerConnection {
   disableImplicitStun();
-  const pc = new RTCPeerConnection({
+  return new RTCPeerConnection({
     codecs: {
-      video: [
-        new RTCRtpCodecParameters({
-          mimeType: "video/H264",
-          clockRate: 90000,
-          rtcpFeedback: [{ type: "nack" }, { type: "nack", parameter: "pli" }],
-          parameters: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
-        }),
-      ],
+      video: [video],
       audio: [new RTCRtpCodecParameters({ mimeType: "audio/opus", clockRate: 48000, channels: 2 })],
     },
     iceServers: [],
     iceAdditionalHostAddresses: ["127.0.0.1"],
     iceUseIpv6: false,
   });
+}
+
+const H264_42E01F = new RTCRtpCodecParameters({
+  mimeType: "video/H264",
+  clockRate: 90000,
+  rtcpFeedback: [{ type: "nack" }, { type: "nack", parameter: "pli" }],
+  parameters: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+});
+
+/** The SDK's offer is taken before ICE gathering: werift's candidates are stripped so the server must rely on
+ * peer-reflexive discovery exactly as with a browser. */
+export function withoutCandidates(sdp: string): string {
+  return sdp
+    .split("\r\n")
+    .filter((l) => !l.startsWith("a=candidate") && l !== "a=end-of-candidates")
+    .join("\r\n");
+}
+
+export async function createWeriftViewer() {
+  const pc = testPeer();
   const received: Received = { videoFrameTimestamps: [], videoPackets: 0, audioTimestamps: [] };
   pc.addTransceiver("video", { direction: "recvonly" });
   pc.addTransceiver("audio", { direction: "recvonly" });
@@ -43,9 +57,7 @@ export async function createWeriftViewer() {
   });
   const offer = await pc.createOffer();
   await pc.setLocalDescription(offer);
-  // The Web SDK sends the offer before ICE gathering: strip werift's candidates so the server must rely on
-  // peer-reflexive discovery exactly as with a browser.
-  const offerSdp = (pc.localDescription?.sdp ?? offer.sdp).split("\r\n").filter((l) => !l.startsWith("a=candidate") && l !== "a=end-of-candidates").join("\r\n");
+  const offerSdp = withoutCandidates(pc.localDescription?.sdp ?? offer.sdp);
   return {
     pc,
     offerSdp,

@@ -55,8 +55,12 @@ class FakeSidecar {
             default:
               return c.json({ ok: true, sdp: ANSWER });
           }
-        case SIDECAR_PATHS.stop:
-          return c.json({ ok: true, found: true });
+        case SIDECAR_PATHS.publish:
+          return body.name === "refused" ? c.json({ ok: false, info: Info.NO_COMMON_CODECS }) : c.json({ ok: true, sdp: ANSWER });
+        case SIDECAR_PATHS.stop: {
+          const pub = this.callsTo(SIDECAR_PATHS.publish, (b) => b.mediaSessionId === body.mediaSessionId)[0];
+          return c.json(pub?.body.record ? { ok: true, found: true, recordName: `rec-${String(body.mediaSessionId)}.mp4` } : { ok: true, found: true });
+        }
         case SIDECAR_PATHS.release:
           return c.json({ ok: true, released: 0 });
         default:
@@ -91,7 +95,9 @@ class FakeSidecar {
 
   /** The play request of a stream: where its events go, and which session it belongs to. */
   playOf(mediaSessionId: string): { eventsUrl: string; sessionRef: string } {
-    const call = this.callsTo(SIDECAR_PATHS.play, (b) => b.mediaSessionId === mediaSessionId)[0];
+    const call = this.calls.filter(
+      (c) => (c.path === SIDECAR_PATHS.play || c.path === SIDECAR_PATHS.publish) && c.body.mediaSessionId === mediaSessionId,
+    )[0];
     assert.ok(call, `no /v1/play for ${mediaSessionId}`);
     return { eventsUrl: String(call.body.eventsUrl), sessionRef: String(call.body.sessionRef) };
   }
@@ -271,13 +277,100 @@ describe("playStream", () => {
     }
   });
 
-  test("a live stream name fails with 'Stream not found'; publishStream is not supported yet", async () => {
+  test("a live stream name with no publisher fails with 'Stream not found'", async () => {
     const client = await connect();
-    const live = client.playStream({ name: "stream1", sdp: OFFER });
+    const live = client.playStream({ name: "nobody-publishes-this", sdp: OFFER });
     assert.equal((await client.waitForStatus(live)).info, Info.STREAM_NOT_FOUND);
-    const pub = client.publishStream({ name: "rec1", sdp: OFFER, record: true });
-    const ev = await client.waitForStatus(pub);
-    assert.deepEqual(ev, { mediaSessionId: pub, name: "rec1", published: true, status: "FAILED", info: Info.NOT_SUPPORTED });
+    assert.equal(sidecar.callsTo(SIDECAR_PATHS.play, (b) => b.mediaSessionId === live).length, 0);
+  });
+
+  test("publish with record: setRemoteSDP, PUBLISHING from the sidecar, UNPUBLISHED with the record name", async () => {
+    const client = await connect();
+    const name = `rec-${randomUUID()}`;
+    const id = client.publishStream({ name, sdp: OFFER, record: true });
+    const sdp = await client.waitFor((f) => f.message === "setRemoteSDP" && f.data[0] === id);
+    assert.equal(sdp.data[1], ANSWER);
+    const call = sidecar.callsTo(SIDECAR_PATHS.publish, (b) => b.mediaSessionId === id)[0];
+    assert.ok(call);
+    assert.equal(call.body.record, true);
+    assert.equal(call.body.name, name);
+    await sidecar.postEvent(id, { status: "PUBLISHING" });
+    assert.deepEqual(await client.waitForStatus(id, "PUBLISHING"), { mediaSessionId: id, name, published: true, status: "PUBLISHING", record: true });
+    client.unPublishStream(id);
+    const ev = await client.waitForStatus(id, "UNPUBLISHED");
+    assert.deepEqual(ev, {
+      mediaSessionId: id,
+      name,
+      published: true,
+      status: "UNPUBLISHED",
+      info: Info.STOPPED_BY_USER,
+      record: true,
+      recordName: `rec-${id}.mp4`,
+    });
+    assert.equal(sidecar.callsTo(SIDECAR_PATHS.stop, (b) => b.mediaSessionId === id).length, 1);
+  });
+
+  test("a name is published once at a time: a second publisher fails, and the name is free after the first stops", async () => {
+    const a = await connect();
+    const b = await connect();
+    const name = `live-${randomUUID()}`;
+    const first = a.publishStream({ name, sdp: OFFER });
+    await a.waitFor((f) => f.message === "setRemoteSDP" && f.data[0] === first);
+    const second = b.publishStream({ name, sdp: OFFER });
+    const refused = await b.waitForStatus(second);
+    assert.equal(refused.status, "FAILED");
+    assert.equal(refused.info, Info.STREAM_NAME_ALREADY_IN_USE);
+    assert.equal(sidecar.callsTo(SIDECAR_PATHS.publish, (x) => x.mediaSessionId === second).length, 0);
+
+    // A viewer of the published name is sent to the sidecar.
+    const viewer = b.playStream({ name, sdp: OFFER });
+    await b.waitFor((f) => f.message === "setRemoteSDP" && f.data[0] === viewer);
+
+    a.unPublishStream(first);
+    const unpublished = await a.waitForStatus(first, "UNPUBLISHED");
+    assert.equal(unpublished.recordName, undefined, "no record name without record: true");
+    const third = b.publishStream({ name, sdp: OFFER });
+    await b.waitFor((f) => f.message === "setRemoteSDP" && f.data[0] === third);
+  });
+
+  test("a publisher whose socket closes frees its name", async () => {
+    const a = await connect();
+    const name = `gone-${randomUUID()}`;
+    const first = a.publishStream({ name, sdp: OFFER });
+    await a.waitFor((f) => f.message === "setRemoteSDP" && f.data[0] === first);
+    await a.close();
+    const b = await connect();
+    const again = b.publishStream({ name, sdp: OFFER });
+    await b.waitFor((f) => f.message === "setRemoteSDP" && f.data[0] === again);
+  });
+
+  test("a sidecar-ended publish (FAILED) frees the name; a refused publish too", async () => {
+    const a = await connect();
+    const name = `failing-${randomUUID()}`;
+    const first = a.publishStream({ name, sdp: OFFER, record: true });
+    await a.waitFor((f) => f.message === "setRemoteSDP" && f.data[0] === first);
+    await sidecar.postEvent(first, { status: "FAILED", info: Info.RECORD_WRITE_FAILED, recordName: "partial.mp4" });
+    const failed = await a.waitForStatus(first, "FAILED");
+    assert.equal(failed.info, Info.RECORD_WRITE_FAILED);
+    assert.equal(failed.recordName, "partial.mp4");
+    const next = a.publishStream({ name, sdp: OFFER });
+    await a.waitFor((f) => f.message === "setRemoteSDP" && f.data[0] === next);
+
+    const refused = a.publishStream({ name: "refused", sdp: OFFER });
+    assert.equal((await a.waitForStatus(refused)).info, Info.NO_COMMON_CODECS);
+    const retry = a.publishStream({ name: "refused", sdp: OFFER });
+    assert.equal((await a.waitForStatus(retry)).info, Info.NO_COMMON_CODECS, "not 'already in use': the refusal freed the name");
+  });
+
+  test("bad publish names fail with 'Bad URI' before reaching the sidecar", async () => {
+    const client = await connect();
+    for (const name of ["", "   ", "vod://x.mp4", "vod-live://x.mp4", "a\u0000b", "x".repeat(300)]) {
+      const id = client.publishStream({ name, sdp: OFFER, record: true });
+      const ev = await client.waitForStatus(id);
+      assert.equal(ev.status, "FAILED", JSON.stringify(name));
+      assert.equal(ev.info, Info.BAD_URI, JSON.stringify(name));
+      assert.equal(sidecar.callsTo(SIDECAR_PATHS.publish, (b) => b.mediaSessionId === id).length, 0);
+    }
   });
 
   test("a mediaSessionId in use is refused; the first stream is unaffected", async () => {

@@ -1,8 +1,16 @@
 // The control API the edge calls. Only the edge holds the shared secret; every other caller gets 401.
 import { Hono, type Context } from "hono";
 import type { z } from "zod";
-import { PlayRequest, ReleaseRequest, SIDECAR_PATHS, StopRequest, bearerOk } from "@edge-vod/shared";
+import { PlayRequest, PublishRequest, ReleaseRequest, SIDECAR_PATHS, StopRequest, bearerOk, parseStreamName, type StopResponse } from "@edge-vod/shared";
+import type { LiveService } from "../live/live-service.ts";
+import type { PublishService } from "../publish/publish-service.ts";
 import type { VodService } from "../vod/vod-service.ts";
+
+export interface Services {
+  vod: VodService;
+  live: LiveService;
+  publish: PublishService;
+}
 
 const MAX_BODY_BYTES = 256 * 1024;
 
@@ -25,27 +33,41 @@ async function body<T extends z.ZodType>(c: Context, schema: T): Promise<{ ok: t
   return { ok: true, value: parsed.data };
 }
 
-export function controlApi(secret: string, vod: VodService): Hono {
+export function controlApi(secret: string, { vod, live, publish }: Services): Hono {
   const app = new Hono();
   app.use("*", async (c, next) => {
     if (!bearerOk(c.req.header("authorization"), secret)) return c.json({ error: "Unauthorized" }, 401);
     await next();
   });
-  app.get(SIDECAR_PATHS.health, (c) => c.json({ ok: true, viewers: vod.viewerCount }));
+  app.get(SIDECAR_PATHS.health, (c) =>
+    c.json({ ok: true, viewers: vod.viewerCount + live.viewerCount, publishers: publish.publisherCount }),
+  );
   app.post(SIDECAR_PATHS.play, async (c) => {
     const req = await body(c, PlayRequest);
     if (!req.ok) return req.res;
-    return c.json(await vod.play(req.value));
+    const kind = parseStreamName(req.value.name).kind;
+    return c.json(await (kind === "live" ? live.play(req.value) : vod.play(req.value)));
+  });
+  app.post(SIDECAR_PATHS.publish, async (c) => {
+    const req = await body(c, PublishRequest);
+    if (!req.ok) return req.res;
+    return c.json(await publish.publish(req.value));
   });
   app.post(SIDECAR_PATHS.stop, async (c) => {
     const req = await body(c, StopRequest);
     if (!req.ok) return req.res;
-    return c.json({ ok: true, found: await vod.stop(req.value.sessionRef, req.value.mediaSessionId) });
+    const { sessionRef, mediaSessionId } = req.value;
+    if ((await vod.viewers.stop(sessionRef, mediaSessionId)) || (await live.viewers.stop(sessionRef, mediaSessionId))) {
+      return c.json({ ok: true, found: true } satisfies StopResponse);
+    }
+    return c.json({ ok: true, ...(await publish.stop(sessionRef, mediaSessionId)) } satisfies StopResponse);
   });
   app.post(SIDECAR_PATHS.release, async (c) => {
     const req = await body(c, ReleaseRequest);
     if (!req.ok) return req.res;
-    return c.json({ ok: true, released: await vod.release(req.value.sessionRef) });
+    const ref = req.value.sessionRef;
+    const counts = await Promise.all([vod.viewers.release(ref), live.viewers.release(ref), publish.release(ref)]);
+    return c.json({ ok: true, released: counts.reduce((a, b) => a + b, 0) });
   });
   app.notFound((c) => c.json({ error: "Not found" }, 404));
   app.onError((err, c) => {

@@ -16,7 +16,7 @@ export class LocalDiskAccess implements FileAccess {
 
   constructor(private readonly root: string) {}
 
-  async open(name: string): Promise<RandomAccessFile> {
+  async open(name: string): Promise<LocalFile> {
     const real = await this.confine(name);
     // Checked before opening so that a FIFO or device in the folder is never opened at all.
     const before = await fs.stat(real).catch((err: unknown) => {
@@ -65,8 +65,10 @@ export class LocalDiskAccess implements FileAccess {
   }
 }
 
-class LocalFile implements RandomAccessFile {
+export class LocalFile implements RandomAccessFile {
   readonly size: number;
+  /** Modification time (ms since epoch) of the opened file, for HTTP validators. */
+  readonly mtimeMs: number;
   readonly identity: string;
   private closed = false;
 
@@ -76,6 +78,7 @@ class LocalFile implements RandomAccessFile {
     st: Stats,
   ) {
     this.size = st.size;
+    this.mtimeMs = st.mtimeMs;
     this.identity = `${st.size}-${st.mtimeMs}-${st.ino}`;
   }
 

@@ -1,9 +1,9 @@
-import { randomUUID } from "node:crypto";
 // Personal `vod://` playbacks on this sidecar, keyed by the edge session (sessionRef) and the SDK's mediaSessionId.
 import { Info, StreamStatus, parseStreamName, type PlayRequest, type PlayResponse } from "@edge-vod/shared";
 import { MediaError } from "../files/file-access.ts";
 import type { EventSink } from "../events/edge-notifier.ts";
-import { OfferError, finishAnswer, shapeOffer } from "../webrtc/offer.ts";
+import { StreamRegistry } from "../streams/registry.ts";
+import { answerAsSender, answerFailureInfo } from "../webrtc/answer.ts";
 import type { PeerFactory } from "../webrtc/peer-factory.ts";
 import type { MediaOpener } from "./media-opener.ts";
 import { createVodPacketSource } from "./packet-source.ts";
@@ -16,10 +16,8 @@ export interface VodServiceOptions {
   maxViewers: number;
 }
 
-const key = (sessionRef: string, mediaSessionId: string) => `${sessionRef}\u0000${mediaSessionId}`;
-
 export class VodService {
-  private readonly viewers = new Map<string, VodViewer>();
+  readonly viewers = new StreamRegistry<VodViewer>();
 
   constructor(
     private readonly opener: MediaOpener,
@@ -34,8 +32,7 @@ export class VodService {
   }
 
   async play(req: PlayRequest): Promise<PlayResponse> {
-    const k = key(req.sessionRef, req.mediaSessionId);
-    if (this.viewers.has(k)) return { ok: false, info: Info.MEDIASESSION_ID_ALREADY_IN_USE };
+    if (this.viewers.has(req.sessionRef, req.mediaSessionId)) return { ok: false, info: Info.MEDIASESSION_ID_ALREADY_IN_USE };
     if (this.viewers.size >= this.opts.maxViewers) return { ok: false, info: Info.SERVER_OVERLOADED };
     const name = parseStreamName(req.name);
     if (name.kind === "live") return { ok: false, info: Info.STREAM_NOT_FOUND };
@@ -51,26 +48,10 @@ export class VodService {
     }
     const pc = this.makePeer();
     try {
-      const offer = shapeOffer(req.sdp, media.profileIdc);
-      const video = media.video && offer.h264Pt !== undefined ? media.video : undefined;
-      const audio = media.audio && offer.opusPt !== undefined ? media.audio : undefined;
-      if (!video && !audio) {
-        await Promise.allSettled([media.close(), pc.close()]);
-        return { ok: false, info: Info.NO_COMMON_CODECS };
-      }
-      await pc.setRemoteDescription({ type: "offer", sdp: offer.sdp });
-      // Transceivers made from a recvonly offer default to inactive in werift until told they send.
-      // One msid for both tracks: the SDK attaches `event.streams[0]` to its <video>, which needs a stream id.
-      const streamId = `vod-${randomUUID()}`;
-      for (const t of pc.getTransceivers()) {
-        const sends = (t.kind === "video" && video) || (t.kind === "audio" && audio);
-        t.setDirection(sends ? "sendonly" : "inactive");
-        t.sender.streamId = streamId;
-      }
-      const senderOf = (kind: string) => pc.getTransceivers().find((t) => t.kind === kind)?.sender;
-      const answer = await pc.createAnswer();
-      await pc.setLocalDescription(answer);
-      const sdp = finishAnswer(pc.localDescription?.sdp ?? "", this.opts.publicIp);
+      const answer = await answerAsSender(pc, req.sdp, { video: !!media.video, audio: !!media.audio, profileIdc: media.profileIdc }, this.opts.publicIp);
+      const video = answer.video ? media.video : undefined;
+      const audio = answer.audio ? media.audio : undefined;
+      const sdp = answer.sdp;
 
       const source = createVodPacketSource({ ...(video ? { video } : {}), ...(audio ? { audio } : {}) });
       const sourceClose = source.close.bind(source);
@@ -89,49 +70,23 @@ export class VodService {
       const viewer = new VodViewer(
         pc,
         source,
-        VodViewer.track(video ? senderOf("video") : undefined, offer.h264Pt),
-        VodViewer.track(audio ? senderOf("audio") : undefined, offer.opusPt),
+        VodViewer.track(answer.video?.sender, answer.video?.payloadType),
+        VodViewer.track(answer.audio?.sender, answer.audio?.payloadType),
         this.scheduler,
         {
           playing: () => notify(StreamStatus.PLAYING),
           ended: (status, info) => {
-            if (this.viewers.get(k) === viewer) this.viewers.delete(k);
+            this.viewers.forget(req.sessionRef, req.mediaSessionId, viewer);
             notify(status, info);
           },
         },
         this.opts.iceTimeoutMs,
       );
-      this.viewers.set(k, viewer);
+      this.viewers.add(req.sessionRef, req.mediaSessionId, viewer);
       return { ok: true, sdp };
     } catch (err) {
       await Promise.allSettled([media.close(), pc.close()]);
-      if (err instanceof OfferError) return { ok: false, info: Info.SDP_INVALID };
-      // werift throws plain Errors for offers it cannot answer (no codec, broken m-lines).
-      console.warn(`vod: answering offer for ${req.mediaSessionId} failed: ${String(err)}`);
-      return { ok: false, info: /codec/i.test(String(err)) ? Info.NO_COMMON_CODECS : Info.SDP_INVALID };
+      return { ok: false, info: answerFailureInfo(err, `vod ${req.mediaSessionId}`) };
     }
-  }
-
-  async stop(sessionRef: string, mediaSessionId: string): Promise<boolean> {
-    const k = key(sessionRef, mediaSessionId);
-    const viewer = this.viewers.get(k);
-    if (!viewer) return false;
-    this.viewers.delete(k);
-    await viewer.close();
-    return true;
-  }
-
-  async release(sessionRef: string): Promise<number> {
-    const prefix = `${sessionRef}\u0000`;
-    const mine = [...this.viewers.entries()].filter(([k]) => k.startsWith(prefix));
-    for (const [k] of mine) this.viewers.delete(k);
-    await Promise.allSettled(mine.map(([, v]) => v.close()));
-    return mine.length;
-  }
-
-  async closeAll(): Promise<void> {
-    const all = [...this.viewers.values()];
-    this.viewers.clear();
-    await Promise.allSettled(all.map((v) => v.close()));
   }
 }

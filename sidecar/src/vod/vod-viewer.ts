@@ -1,13 +1,11 @@
 // One personal playback: a werift peer connection fed from a PacketSource, paced by the shared scheduler.
 import { RtpHeader, RtpPacket, type RTCPeerConnection, type RTCRtpSender } from "werift";
-import { Info, StreamStatus } from "@edge-vod/shared";
+import { StreamStatus } from "@edge-vod/shared";
+import { PeerViewer, type ViewerEvents } from "../streams/peer-viewer.ts";
 import type { MediaPacket, PacketSource } from "./packet-source.ts";
 import type { Paced, Scheduler } from "./scheduler.ts";
 
-export interface ViewerEvents {
-  playing(): void;
-  ended(status: typeof StreamStatus.STOPPED | typeof StreamStatus.FAILED, info?: string): void;
-}
+export type { ViewerEvents } from "../streams/peer-viewer.ts";
 
 interface Track {
   sender: RTCRtpSender;
@@ -20,29 +18,23 @@ const PLI_GRACE_MS = 250;
 /** Time after the last packet before the peer connection is closed, so the tail reaches the browser. */
 const DRAIN_MS = 300;
 
-export class VodViewer implements Paced {
+export class VodViewer extends PeerViewer implements Paced {
   private startMs = 0;
-  private state: "negotiating" | "playing" | "closed" = "negotiating";
+  private sending = false;
   private readonly due: MediaPacket[] = [];
   private lastKeyframeSentMs = -Infinity;
-  private iceTimer: NodeJS.Timeout | undefined;
-  private disposed: Promise<void> | undefined;
 
   constructor(
-    private readonly pc: RTCPeerConnection,
+    pc: RTCPeerConnection,
     private readonly source: PacketSource,
     private readonly video: Track | undefined,
     private readonly audio: Track | undefined,
     private readonly scheduler: Scheduler,
-    private readonly events: ViewerEvents,
+    events: ViewerEvents,
     iceTimeoutMs: number,
   ) {
-    this.iceTimer = setTimeout(() => this.fail(Info.FAILED_BY_ICE_TIMEOUT), iceTimeoutMs);
-    pc.connectionStateChange.subscribe((s) => {
-      if (s === "connected") this.start();
-      else if (s === "failed") this.fail(Info.FAILED_BY_ICE_ERROR);
-    });
-    source.onError = (err) => this.fail(err.info);
+    super(pc, events, iceTimeoutMs);
+    source.onError = (err) => this.end(StreamStatus.FAILED, err.info);
     video?.sender.onPictureLossIndication.subscribe(() => this.onPli());
   }
 
@@ -51,31 +43,32 @@ export class VodViewer implements Paced {
     return { sender, payloadType, seq: Math.floor(Math.random() * 0x10000) };
   }
 
-  private async start(): Promise<void> {
-    if (this.state !== "negotiating") return;
-    clearTimeout(this.iceTimer);
-    this.state = "playing";
+  protected onConnected(): void {
+    void this.startSending();
+  }
+
+  private async startSending(): Promise<void> {
     // The first window is usually buffered long before DTLS completes; waiting here only matters for cold reads.
     await this.source.ready();
     if (this.state !== "playing") return;
     this.events.playing();
     this.startMs = performance.now();
+    this.sending = true;
     this.scheduler.add(this);
   }
 
   pump(nowMs: number): void {
-    if (this.state !== "playing") return;
+    if (this.state !== "playing" || !this.sending) return;
     const due = this.due;
     due.length = 0;
     this.source.take(nowMs - this.startMs, due);
     for (let i = 0; i < due.length; i++) this.send(due[i]!, nowMs);
     if (this.source.ended) {
       this.scheduler.remove(this);
-      this.state = "closed";
+      this.sending = false;
+      // STOPPED only once the tail had time to arrive; a close from the edge meanwhile wins.
       setTimeout(() => {
-        if (this.disposed) return;
-        this.events.ended(StreamStatus.STOPPED);
-        void this.dispose();
+        if (!this.isDisposed) this.end(StreamStatus.STOPPED);
       }, DRAIN_MS);
     }
   }
@@ -96,25 +89,8 @@ export class VodViewer implements Paced {
     this.source.skipVideoToNextKeyframe();
   }
 
-  private fail(info: string): void {
-    if (this.state === "closed") return;
-    this.state = "closed";
-    this.events.ended(StreamStatus.FAILED, info);
-    void this.dispose();
-  }
-
-  /** Ends the playback without any event (the edge already told the client). */
-  async close(): Promise<void> {
-    this.state = "closed";
-    await this.dispose();
-  }
-
-  private dispose(): Promise<void> {
-    this.disposed ??= (async () => {
-      clearTimeout(this.iceTimer);
-      this.scheduler.remove(this);
-      await Promise.allSettled([this.source.close(), this.pc.close()]);
-    })();
-    return this.disposed;
+  protected releaseFeed(): Promise<void> {
+    this.scheduler.remove(this);
+    return this.source.close();
   }
 }

@@ -1,0 +1,115 @@
+// `GET|HEAD /client/records/<name>`: recordings for browsers, where WCS's recording demo links to them. The name is
+// checked here first, then the request goes to the sidecar (`/v1/records/<name>`, bearer secret) and its answer is
+// streamed back as it comes, ranges and revalidation included, as a download (Content-Disposition: attachment).
+import type { Context } from "hono";
+import { SIDECAR_PATHS, type ErrorBody } from "@edge-vod/shared";
+import type { Env } from "./config.ts";
+
+/** Until the sidecar's response headers arrive; the body then streams for as long as the download takes. */
+const HEADERS_TIMEOUT_MS = 10_000;
+const MAX_NAME_BYTES = 255;
+/** Request headers the sidecar acts on. */
+const FORWARDED_REQUEST_HEADERS = ["range", "if-range", "if-none-match", "if-modified-since"];
+/** Response headers of a file (or of a 304/416) passed back to the browser. */
+const FORWARDED_RESPONSE_HEADERS = [
+  "content-type",
+  "content-length",
+  "content-range",
+  "accept-ranges",
+  "etag",
+  "last-modified",
+  "cache-control",
+];
+/** Sidecar statuses the browser gets as they are; anything else means the sidecar or its configuration is broken. */
+const PASSED_STATUSES = new Set([200, 206, 304, 400, 403, 404, 416]);
+
+/**
+ * Syntactic check of a record name: non-empty, no `/` or `\`, no leading `.` (so never `.` or `..`, nor a hidden
+ * file), no control characters, ends with `.mp4`, at most 255 bytes of UTF-8. Null when acceptable. Without
+ * separators a `..` inside a name (`a..b.mp4`, which a stream name can produce) names nothing outside the folder.
+ */
+export function recordNameProblem(name: string): string | null {
+  if (name.length === 0) return "empty";
+  if (/[/\\]/.test(name)) return "path separator";
+  if (name.startsWith(".")) return "leading '.'";
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(name)) return "control character";
+  if (!name.toLowerCase().endsWith(".mp4")) return "not an .mp4 name";
+  if (new TextEncoder().encode(name).length > MAX_NAME_BYTES) return "longer than 255 bytes";
+  return null;
+}
+
+const fail = (c: Context, status: 400 | 502, message: string) => c.json({ error: message } satisfies ErrorBody, status);
+
+/** The route handler; mount as `app.get(`${RECORDS_PUBLIC_PATH}/:name`, recordsProxy)` (hono routes HEAD to it too). */
+export async function recordsProxy(c: Context<{ Bindings: Env }>): Promise<Response> {
+  // hono hands the parameter over percent-decoded, so `..%2Fx.mp4` arrives here as `../x.mp4`.
+  const name = c.req.param("name") ?? "";
+  const problem = recordNameProblem(name);
+  if (problem) return fail(c, 400, `Bad record name: ${problem}`);
+
+  const base = sidecarBase(c.env.SIDECAR_URL);
+  const secret = c.env.SIDECAR_SECRET;
+  if (!base || !secret) {
+    console.error("records: SIDECAR_URL or SIDECAR_SECRET is not configured");
+    return fail(c, 502, "Media server unavailable");
+  }
+
+  const method = c.req.method === "HEAD" ? "HEAD" : "GET";
+  const headers = new Headers({ authorization: `Bearer ${secret}` });
+  for (const h of FORWARDED_REQUEST_HEADERS) {
+    const v = c.req.header(h);
+    if (v !== undefined) headers.set(h, v);
+  }
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(new Error("timed out")), HEADERS_TIMEOUT_MS);
+  let upstream: Response;
+  try {
+    upstream = await fetch(`${base}${SIDECAR_PATHS.records}/${encodeURIComponent(name)}`, {
+      method,
+      headers,
+      signal: abort.signal,
+      redirect: "manual",
+    });
+  } catch (err) {
+    console.warn(`records: sidecar unreachable for ${name}: ${err instanceof Error ? err.message : String(err)}`);
+    return fail(c, 502, "Media server unavailable");
+  } finally {
+    clearTimeout(timer);
+  }
+
+  if (!PASSED_STATUSES.has(upstream.status)) {
+    const detail = await upstream.text().catch(() => "");
+    console.warn(`records: sidecar answered ${upstream.status} for ${name}: ${detail.slice(0, 200)}`);
+    return fail(c, 502, "Media server unavailable");
+  }
+
+  const out = new Headers();
+  for (const h of FORWARDED_RESPONSE_HEADERS) {
+    const v = upstream.headers.get(h);
+    if (v !== null) out.set(h, v);
+  }
+  out.set("x-content-type-options", "nosniff");
+  if (upstream.status === 200 || upstream.status === 206) out.set("content-disposition", attachment(name));
+  const body = method === "HEAD" || upstream.status === 304 ? null : upstream.body;
+  if (body === null) await upstream.body?.cancel();
+  return new Response(body, { status: upstream.status, headers: out });
+}
+
+function sidecarBase(url: string | undefined): string | null {
+  if (!url) return null;
+  try {
+    const u = new URL(url);
+    if (u.protocol !== "http:" && u.protocol !== "https:") return null;
+    return u.toString().replace(/\/+$/, "");
+  } catch {
+    return null;
+  }
+}
+
+/** RFC 6266 with an RFC 8187 `filename*` for the exact name, and an ASCII `filename` for old clients. */
+export function attachment(name: string): string {
+  const ascii = name.replace(/[^\x20-\x7e]|["\\%]/g, "_");
+  const encoded = encodeURIComponent(name).replace(/['()*!]/g, (ch) => `%${ch.charCodeAt(0).toString(16).toUpperCase()}`);
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encoded}`;
+}

@@ -1,0 +1,56 @@
+// Viewers of published streams (a plain stream name), keyed like every playback by sessionRef + mediaSessionId.
+import { Info, StreamStatus, type PlayRequest, type PlayResponse } from "@edge-vod/shared";
+import type { EventSink } from "../events/edge-notifier.ts";
+import type { PublishService } from "../publish/publish-service.ts";
+import { StreamRegistry } from "../streams/registry.ts";
+import { answerAsSender, answerFailureInfo } from "../webrtc/answer.ts";
+import type { PeerFactory } from "../webrtc/peer-factory.ts";
+import { LiveViewer } from "./live-viewer.ts";
+
+export interface LiveServiceOptions {
+  publicIp: string | undefined;
+  iceTimeoutMs: number;
+}
+
+export class LiveService {
+  readonly viewers = new StreamRegistry<LiveViewer>();
+
+  constructor(
+    private readonly publishers: PublishService,
+    private readonly makePeer: PeerFactory,
+    private readonly notify: EventSink,
+    private readonly opts: LiveServiceOptions,
+  ) {}
+
+  get viewerCount(): number {
+    return this.viewers.size;
+  }
+
+  async play(req: PlayRequest): Promise<PlayResponse> {
+    if (this.viewers.has(req.sessionRef, req.mediaSessionId)) return { ok: false, info: Info.MEDIASESSION_ID_ALREADY_IN_USE };
+    const publisher = this.publishers.find(req.name);
+    if (!publisher) return { ok: false, info: Info.STREAM_NOT_FOUND };
+    const pc = this.makePeer();
+    try {
+      const answer = await answerAsSender(pc, req.sdp, { video: true, audio: publisher.hasAudio, profileIdc: publisher.profileIdc }, this.opts.publicIp);
+      const viewer: LiveViewer = new LiveViewer(
+        pc,
+        publisher,
+        answer,
+        {
+          playing: () => this.notify(req.eventsUrl, { sessionRef: req.sessionRef, mediaSessionId: req.mediaSessionId, status: StreamStatus.PLAYING }),
+          ended: (status, info) => {
+            this.viewers.forget(req.sessionRef, req.mediaSessionId, viewer);
+            this.notify(req.eventsUrl, { sessionRef: req.sessionRef, mediaSessionId: req.mediaSessionId, status, info });
+          },
+        },
+        this.opts.iceTimeoutMs,
+      );
+      this.viewers.add(req.sessionRef, req.mediaSessionId, viewer);
+      return { ok: true, sdp: answer.sdp };
+    } catch (err) {
+      await pc.close().catch(() => {});
+      return { ok: false, info: answerFailureInfo(err, `live ${req.mediaSessionId}`) };
+    }
+  }
+}

@@ -1,0 +1,69 @@
+// A viewer of a published stream (the plain name a browser publishes under): the publisher's RTP is forwarded as
+// it arrives, video from the next keyframe on, with the viewer's own sequence numbers (gaps kept, so the browser
+// sees loss and asks for a keyframe, which goes on to the publisher).
+import { RtpHeader, RtpPacket, type RTCPeerConnection } from "werift";
+import { Info, StreamStatus } from "@edge-vod/shared";
+import type { LiveSink, Publisher } from "../publish/publisher.ts";
+import { isH264KeyframeStart } from "../rtp/h264-rtp.ts";
+import { PeerViewer, type ViewerEvents } from "../streams/peer-viewer.ts";
+import type { SendAnswer } from "../webrtc/answer.ts";
+
+interface Out {
+  sender: NonNullable<SendAnswer["video"]>["sender"];
+  payloadType: number;
+  /** Our sequence number = the publisher's + offset (mod 2^16); set at the first forwarded packet. */
+  seqOffset: number;
+  started: boolean;
+}
+
+export class LiveViewer extends PeerViewer implements LiveSink {
+  private readonly video: Out | undefined;
+  private readonly audio: Out | undefined;
+
+  constructor(
+    pc: RTCPeerConnection,
+    private readonly publisher: Publisher,
+    answer: SendAnswer,
+    events: ViewerEvents,
+    iceTimeoutMs: number,
+  ) {
+    super(pc, events, iceTimeoutMs);
+    const out = (t: SendAnswer["video"]): Out | undefined =>
+      t ? { sender: t.sender, payloadType: t.payloadType, seqOffset: 0, started: false } : undefined;
+    this.video = out(answer.video);
+    this.audio = out(answer.audio);
+    this.video?.sender.onPictureLossIndication.subscribe(() => publisher.requestKeyframe());
+  }
+
+  protected onConnected(): void {
+    this.events.playing();
+    this.publisher.addSink(this);
+  }
+
+  forward(kind: "video" | "audio", rtp: RtpPacket): void {
+    const out = kind === "video" ? this.video : this.audio;
+    if (!out || this.state !== "playing") return;
+    if (!out.started) {
+      // Frames before the first keyframe cannot be decoded; audio waits too, so both start together.
+      if (kind === "audio" && this.video && !this.video.started) return;
+      if (kind === "video" && !isH264KeyframeStart(rtp.payload)) return;
+      out.started = true;
+      out.seqOffset = (Math.floor(Math.random() * 0x10000) - rtp.header.sequenceNumber) & 0xffff;
+    }
+    const header = new RtpHeader({
+      payloadType: out.payloadType,
+      sequenceNumber: (rtp.header.sequenceNumber + out.seqOffset) & 0xffff,
+      timestamp: rtp.header.timestamp,
+      marker: rtp.header.marker,
+    });
+    void out.sender.sendRtp(new RtpPacket(header, rtp.payload)).catch(() => {});
+  }
+
+  publisherEnded(): void {
+    this.end(StreamStatus.STOPPED, Info.STOPPED_BY_PUBLISHER_STOP);
+  }
+
+  protected async releaseFeed(): Promise<void> {
+    this.publisher.removeSink(this);
+  }
+}

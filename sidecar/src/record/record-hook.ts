@@ -1,0 +1,114 @@
+// The operator's record hook (RECORD_HOOK_URL), this project's counterpart of WCS's on_record_hook_script: one
+// JSON POST per finished recording.
+//
+// Authentication: the body is signed, the secret itself is never sent. Every request carries
+//   X-Edge-Vod-Timestamp: <ms since epoch when this attempt was sent>
+//   X-Edge-Vod-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<raw body>")>
+//   X-Edge-Vod-Delivery: <uuid, the same on every retry of one event, for de-duplication>
+// so a receiver that knows the secret can check where the call came from, and one that does not care, or anyone on
+// a plain-http path, learns nothing that would let them drive the sidecar.
+//
+// Delivery: a failed attempt (network error, timeout, 408, 429, 5xx) is retried with exponential backoff; other
+// statuses are final. Failures are logged; the hook never throws and never makes its caller wait.
+import { createHmac, randomUUID } from "node:crypto";
+
+export interface RecordHookEvent {
+  streamName: string;
+  /** Bare file name in the records folder, as the SDK's getRecordInfo() returns it. */
+  recordName: string;
+  mediaSessionId: string;
+  durationMs: number;
+  /** Size of the finished file. */
+  bytes: number;
+  startTimeMs: number;
+  endTimeMs: number;
+}
+
+export type RecordHook = (event: RecordHookEvent) => void;
+
+export interface RecordHookOptions {
+  /** Per attempt, headers and body included. Default 10 s. */
+  timeoutMs?: number;
+  /** Attempts after the first. Default 4. */
+  retries?: number;
+  /** Wait before the first retry; doubled for each further one. Default 1 s. */
+  backoffMs?: number;
+  log?: Pick<Console, "warn" | "error">;
+}
+
+export interface RecordHookSender extends RecordHook {
+  /** Settles when every delivery started so far has succeeded or given up (for shutdown and tests). */
+  idle(): Promise<void>;
+}
+
+export const RECORD_HOOK_HEADERS = {
+  timestamp: "x-edge-vod-timestamp",
+  signature: "x-edge-vod-signature",
+  delivery: "x-edge-vod-delivery",
+} as const;
+
+/** The signature a receiver should compare (in constant time) with `X-Edge-Vod-Signature`. */
+export function signRecordHook(secret: string, timestamp: string, body: string): string {
+  return `sha256=${createHmac("sha256", secret).update(`${timestamp}.${body}`).digest("hex")}`;
+}
+
+/** `url` undefined gives a hook that does nothing. */
+export function createRecordHook(url: string | undefined, secret: string, opts: RecordHookOptions = {}): RecordHookSender {
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const retries = opts.retries ?? 4;
+  const backoffMs = opts.backoffMs ?? 1000;
+  const log = opts.log ?? console;
+  const pending = new Set<Promise<void>>();
+
+  async function deliver(event: RecordHookEvent): Promise<void> {
+    if (url === undefined) return;
+    const body = JSON.stringify(event);
+    const delivery = randomUUID();
+    for (let attempt = 0; ; attempt++) {
+      let problem: string;
+      let retriable = true;
+      try {
+        const timestamp = String(Date.now());
+        const headers: Record<string, string> = {
+          "content-type": "application/json",
+          [RECORD_HOOK_HEADERS.timestamp]: timestamp,
+          [RECORD_HOOK_HEADERS.delivery]: delivery,
+        };
+        if (secret) headers[RECORD_HOOK_HEADERS.signature] = signRecordHook(secret, timestamp, body);
+        const res = await fetch(url, { method: "POST", headers, body, signal: AbortSignal.timeout(timeoutMs) });
+        // Drained so that the connection can be reused; what the receiver says is not used.
+        await res.arrayBuffer().catch(() => undefined);
+        if (res.ok) return;
+        problem = `HTTP ${res.status}`;
+        retriable = res.status === 408 || res.status === 429 || res.status >= 500;
+      } catch (err) {
+        problem = err instanceof Error ? (err.name === "TimeoutError" ? "timed out" : `${err.message}${causeOf(err)}`) : String(err);
+      }
+      const what = `record hook for ${event.recordName}`;
+      if (!retriable || attempt >= retries) {
+        log.error(`${what}: ${problem}; giving up after ${attempt + 1} attempt(s)`);
+        return;
+      }
+      const wait = backoffMs * 2 ** attempt;
+      log.warn(`${what}: ${problem}; retrying in ${wait} ms`);
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+  }
+
+  const hook = ((event: RecordHookEvent) => {
+    if (url === undefined) return;
+    const p = deliver(event)
+      .catch((err: unknown) => log.error(`record hook for ${event.recordName}: ${String(err)}`))
+      .finally(() => pending.delete(p));
+    pending.add(p);
+  }) as RecordHookSender;
+  hook.idle = async () => {
+    while (pending.size > 0) await Promise.allSettled([...pending]);
+  };
+  return hook;
+}
+
+function causeOf(err: Error): string {
+  const cause = (err as { cause?: unknown }).cause;
+  return cause instanceof Error ? ` (${cause.message})` : "";
+}

@@ -1,0 +1,67 @@
+// The life of one viewer's peer connection, whatever feeds it (a file, a live publisher): ICE must complete within
+// a time limit, an ICE failure or the feed's end ends it with exactly one event, and a close from the edge ends it
+// silently. Subclasses start sending in onConnected() and stop their feed in releaseFeed().
+import type { RTCPeerConnection } from "werift";
+import { Info, StreamStatus } from "@edge-vod/shared";
+
+export type EndStatus = typeof StreamStatus.STOPPED | typeof StreamStatus.FAILED;
+
+export interface ViewerEvents {
+  playing(): void;
+  ended(status: EndStatus, info?: string): void;
+}
+
+export abstract class PeerViewer {
+  protected state: "negotiating" | "playing" | "closed" = "negotiating";
+  private readonly iceTimer: NodeJS.Timeout;
+  private disposed: Promise<void> | undefined;
+
+  constructor(
+    protected readonly pc: RTCPeerConnection,
+    protected readonly events: ViewerEvents,
+    iceTimeoutMs: number,
+  ) {
+    this.iceTimer = setTimeout(() => this.end(StreamStatus.FAILED, Info.FAILED_BY_ICE_TIMEOUT), iceTimeoutMs);
+    pc.connectionStateChange.subscribe((s) => {
+      if (s === "connected" && this.state === "negotiating") {
+        clearTimeout(this.iceTimer);
+        this.state = "playing";
+        this.onConnected();
+      } else if (s === "failed") {
+        this.end(StreamStatus.FAILED, Info.FAILED_BY_ICE_ERROR);
+      }
+    });
+  }
+
+  /** ICE and DTLS are up: start sending (and report PLAYING when it does). */
+  protected abstract onConnected(): void;
+
+  /** Stops what feeds this viewer; called once, with the peer connection's close. */
+  protected abstract releaseFeed(): Promise<unknown>;
+
+  /** Ends the viewer with one event to the client. */
+  protected end(status: EndStatus, info?: string): void {
+    if (this.state === "closed") return;
+    this.state = "closed";
+    this.events.ended(status, info);
+    void this.dispose();
+  }
+
+  /** Ends the viewer without any event (the edge already told the client). */
+  async close(): Promise<void> {
+    this.state = "closed";
+    await this.dispose();
+  }
+
+  protected dispose(): Promise<void> {
+    this.disposed ??= (async () => {
+      clearTimeout(this.iceTimer);
+      await Promise.allSettled([this.releaseFeed(), this.pc.close()]);
+    })();
+    return this.disposed;
+  }
+
+  protected get isDisposed(): boolean {
+    return this.disposed !== undefined;
+  }
+}

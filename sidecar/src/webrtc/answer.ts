@@ -1,0 +1,90 @@
+// Answers a browser's offer with werift for the two roles a sidecar plays: sending to a viewer (vod://, vod-live://,
+// a live published name) and receiving from a publisher. The offer is narrowed first (see offer.ts).
+import { randomUUID } from "node:crypto";
+import type { RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver } from "werift";
+import { Info } from "@edge-vod/shared";
+import { OfferError, finishAnswer, shapeOffer } from "./offer.ts";
+
+export interface SendAnswer {
+  sdp: string;
+  video: { sender: RTCRtpSender; payloadType: number } | undefined;
+  audio: { sender: RTCRtpSender; payloadType: number } | undefined;
+}
+
+export interface ReceiveAnswer {
+  sdp: string;
+  video: { transceiver: RTCRtpTransceiver; receiver: RTCRtpReceiver; payloadType: number; profileIdc: number | undefined } | undefined;
+  audio: { transceiver: RTCRtpTransceiver; receiver: RTCRtpReceiver; payloadType: number } | undefined;
+}
+
+/** Thrown when the offer and what we have to send or accept share no codec. */
+export class NoCommonCodecs extends Error {}
+
+/**
+ * Answers a recvonly offer with sendonly tracks for what we have (`video`/`audio`) and the browser can take.
+ * Throws OfferError for an offer that is not SDP, NoCommonCodecs when nothing can be sent.
+ */
+export async function answerAsSender(
+  pc: RTCPeerConnection,
+  offerSdp: string,
+  have: { video: boolean; audio: boolean; profileIdc: number | undefined },
+  publicIp: string | undefined,
+): Promise<SendAnswer> {
+  const offer = shapeOffer(offerSdp, have.profileIdc);
+  const sendVideo = have.video && offer.h264Pt !== undefined;
+  const sendAudio = have.audio && offer.opusPt !== undefined;
+  if (!sendVideo && !sendAudio) throw new NoCommonCodecs();
+  await pc.setRemoteDescription({ type: "offer", sdp: offer.sdp });
+  // Transceivers made from a recvonly offer default to inactive in werift until told they send.
+  // One msid for both tracks: the SDK attaches `event.streams[0]` to its <video>, which needs a stream id.
+  const streamId = `edge-vod-${randomUUID()}`;
+  for (const t of pc.getTransceivers()) {
+    const sends = (t.kind === "video" && sendVideo) || (t.kind === "audio" && sendAudio);
+    t.setDirection(sends ? "sendonly" : "inactive");
+    t.sender.streamId = streamId;
+  }
+  const senderOf = (kind: string) => pc.getTransceivers().find((t) => t.kind === kind)?.sender;
+  await pc.setLocalDescription(await pc.createAnswer());
+  const videoSender = sendVideo ? senderOf("video") : undefined;
+  const audioSender = sendAudio ? senderOf("audio") : undefined;
+  return {
+    sdp: finishAnswer(pc.localDescription?.sdp ?? "", publicIp),
+    video: videoSender ? { sender: videoSender, payloadType: offer.h264Pt! } : undefined,
+    audio: audioSender ? { sender: audioSender, payloadType: offer.opusPt! } : undefined,
+  };
+}
+
+/**
+ * Answers a publisher's sendonly offer with recvonly tracks: H.264 (packetization-mode 1, constrained baseline
+ * preferred, which every browser encoder offers) and Opus. Video is required: a recording or a live stream
+ * without picture is not what a publisher of this server is for (NoCommonCodecs, e.g. a VP8-only offer).
+ */
+export async function answerAsReceiver(pc: RTCPeerConnection, offerSdp: string, publicIp: string | undefined): Promise<ReceiveAnswer> {
+  const offer = shapeOffer(offerSdp, 66);
+  if (offer.h264Pt === undefined) throw new NoCommonCodecs();
+  await pc.setRemoteDescription({ type: "offer", sdp: offer.sdp });
+  const h264Pt = offer.h264Pt;
+  for (const t of pc.getTransceivers()) {
+    const receives = (t.kind === "video" && h264Pt !== undefined) || (t.kind === "audio" && offer.opusPt !== undefined);
+    t.setDirection(receives ? "recvonly" : "inactive");
+  }
+  await pc.setLocalDescription(await pc.createAnswer());
+  const tr = (kind: string) => pc.getTransceivers().find((t) => t.kind === kind);
+  const v = tr("video");
+  const a = offer.opusPt !== undefined ? tr("audio") : undefined;
+  const pli = new RegExp(`^a=fmtp:${h264Pt} .*profile-level-id=([0-9a-fA-F]{6})`, "m").exec(offer.sdp);
+  return {
+    sdp: finishAnswer(pc.localDescription?.sdp ?? "", publicIp),
+    video: v ? { transceiver: v, receiver: v.receiver, payloadType: h264Pt, profileIdc: pli ? parseInt(pli[1]!.slice(0, 2), 16) : undefined } : undefined,
+    audio: a ? { transceiver: a, receiver: a.receiver, payloadType: offer.opusPt! } : undefined,
+  };
+}
+
+/** The info a client gets when its offer could not be answered. */
+export function answerFailureInfo(err: unknown, what: string): string {
+  if (err instanceof OfferError) return Info.SDP_INVALID;
+  if (err instanceof NoCommonCodecs) return Info.NO_COMMON_CODECS;
+  // werift throws plain Errors for offers it cannot answer (no codec, broken m-lines).
+  console.warn(`${what}: answering the offer failed: ${String(err)}`);
+  return /codec/i.test(String(err)) ? Info.NO_COMMON_CODECS : Info.SDP_INVALID;
+}
