@@ -65,4 +65,4 @@ async function waitFor(url: string, init?: RequestInit): Promise<void> {
 }
 await waitFor(`${sidecarUrl}/v1/health`);
 await waitFor(`http://${HOST}:${EDGE_PORT}/player.html`);
-console.log(`\nedge-vod is up.\n  Player:    http://${HOST}:${EDGE_PORT}/player.html?stream=vod://sample.mp4\n  Signalling: ws://${HOST}:${EDGE_PORT}\n  Ctrl-C stops both.\n`);
+console.log(`\nedge-vod is up.\n  Player:    http://${HOST}:${EDGE_PORT}/player.html?stream=vod://sample.mp4\n  Recording: http://${HOST}:${EDGE_PORT}/recording.html\n  Signalling: ws://${HOST}:${EDGE_PORT}\n  Ctrl-C stops both.\n`);

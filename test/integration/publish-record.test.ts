@@ -4,6 +4,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
+import http from "node:http";
 import { randomBytes, randomUUID } from "node:crypto";
 import fs from "node:fs/promises";
 import os from "node:os";
@@ -200,29 +201,66 @@ describe("through the edge", () => {
   });
 });
 
+/** Publishes straight to a sidecar's control API, as the edge would; events go to `eventsUrl`. */
+async function publishDirect(sidecar: SidecarProcess, secret: string, offerSdp: string, eventsUrl: string) {
+  const res = await fetch(sidecar.url + SIDECAR_PATHS.publish, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${secret}` },
+    body: JSON.stringify({ sessionRef: "direct", eventsUrl, mediaSessionId: randomUUID(), name: `direct-${randomUUID()}`, sdp: offerSdp, record: true }),
+  });
+  const answer = (await res.json()) as { ok: boolean; sdp: string; info?: string };
+  assert.equal(answer.ok, true, answer.info);
+  return answer.sdp;
+}
+
 describe("the sidecar alone", () => {
+  test("the disk refusing a write fails the publish with 'Failed to write record file'; the file so far stays valid", async () => {
+    const events: Record<string, unknown>[] = [];
+    const server = http.createServer((req, res) => {
+      let body = "";
+      req.on("data", (d) => (body += d));
+      req.on("end", () => {
+        events.push(JSON.parse(body) as Record<string, unknown>);
+        res.writeHead(200, { "content-type": "application/json" }).end('{"ok":true}');
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+    const eventsUrl = `http://127.0.0.1:${(server.address() as { port: number }).port}/events`;
+    const recordDir = await fs.mkdtemp(path.join(tmp, "full-"));
+    const secret = randomBytes(24).toString("hex");
+    // A file size limit stands in for a full disk: writes past it fail with EFBIG (Node ignores SIGXFSZ).
+    const sidecar = await startSidecar({ secret, env: { RECORD_DIR: recordDir }, shellPrefix: "ulimit -f 200;" });
+    const pub = await createWeriftPublisher(source);
+    try {
+      await pub.setAnswer(await publishDirect(sidecar, secret, pub.offerSdp, eventsUrl));
+      let failed: Record<string, unknown> | undefined;
+      for (let i = 0; i < 400 && !failed; i++) {
+        failed = events.find((e) => e.status === "FAILED");
+        await sleep(50);
+      }
+      assert.ok(failed, `a FAILED event; got ${JSON.stringify(events)}`);
+      assert.equal(failed.info, Info.RECORD_WRITE_FAILED);
+      assert.equal(typeof failed.recordName, "string");
+      const p = await probe(path.join(recordDir, String(failed.recordName)));
+      assert.ok(Number(p.streams.find((s) => s.codec_type === "video")?.nb_read_frames) > 0, "the frames before the failure are readable");
+      // Nothing else is affected: the sidecar still answers.
+      const health = await fetch(`${sidecar.url}/v1/health`, { headers: { authorization: `Bearer ${secret}` } });
+      assert.equal(health.status, 200);
+    } finally {
+      await pub.close();
+      await sidecar.stop();
+      server.close();
+    }
+  });
+
   test("SIGKILL mid-recording leaves a file ffprobe reads, with the media written before the kill", async () => {
     const recordDir = await fs.mkdtemp(path.join(tmp, "killed-"));
     const secret = randomBytes(24).toString("hex");
     const sidecar = await startSidecar({ secret, env: { RECORD_DIR: recordDir } });
     const pub = await createWeriftPublisher(source);
     try {
-      const res = await fetch(sidecar.url + SIDECAR_PATHS.publish, {
-        method: "POST",
-        headers: { "content-type": "application/json", authorization: `Bearer ${secret}` },
-        body: JSON.stringify({
-          sessionRef: "kill-test",
-          // Nobody listens there: events are lost, which the sidecar tolerates.
-          eventsUrl: "http://127.0.0.1:9/events",
-          mediaSessionId: randomUUID(),
-          name: "killed",
-          sdp: pub.offerSdp,
-          record: true,
-        }),
-      });
-      const answer = (await res.json()) as { ok: boolean; sdp: string };
-      assert.equal(answer.ok, true);
-      await pub.setAnswer(answer.sdp);
+      // Nobody listens at the events URL: events are lost, which the sidecar tolerates.
+      await pub.setAnswer(await publishDirect(sidecar, secret, pub.offerSdp, "http://127.0.0.1:9/events"));
       // Wait for media to flow for a while: several fragments (≤ 1 s each) are complete by then.
       for (let i = 0; i < 200 && pub.stats.videoFramesSent < 30 * 3.5; i++) await sleep(50);
       const sentBeforeKill = pub.stats.videoFramesSent;
