@@ -7,6 +7,8 @@ import { freePort } from "./ports.ts";
 
 export interface SidecarProcess {
   url: string;
+  /** Process id of the sidecar itself (a shell prefix execs into it). */
+  pid: number;
   secret: string;
   cacheDir: string;
   output(): string;
@@ -57,6 +59,7 @@ export async function startSidecar(opts: {
   }
   return {
     url,
+    pid: child.pid!,
     secret: opts.secret,
     cacheDir,
     output: () => out,

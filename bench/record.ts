@@ -1,0 +1,85 @@
+// What one publish costs the sidecar, with and without recording: sidecar CPU (from /proc, user + system) while a
+// werift publisher sends 640x360 H.264 at ~1 Mbps + Opus for a fixed window, against the idle sidecar measured in
+// the same run. Prints numbers and ratios; asserts nothing.
+import { randomBytes, randomUUID } from "node:crypto";
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { SIDECAR_PATHS } from "@edge-vod/shared";
+import { makeFixture } from "../test/helpers/fixtures.ts";
+import { startSidecar, type SidecarProcess } from "../test/helpers/sidecar-process.ts";
+import { createWeriftPublisher } from "../test/helpers/werift-publisher.ts";
+
+const WINDOW_MS = Number(process.env.BENCH_WINDOW_MS ?? 10_000);
+// USER_HZ: 100 on every Linux build Node supports.
+const TICKS = 100;
+
+async function cpuMs(pid: number): Promise<number> {
+  const stat = await fs.readFile(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS;
+}
+
+async function rssMb(pid: number): Promise<number> {
+  const status = await fs.readFile(`/proc/${pid}/status`, "utf8");
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+}
+
+async function measure(sidecar: SidecarProcess): Promise<{ cpuPct: number; rss: number }> {
+  const c0 = await cpuMs(sidecar.pid);
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, WINDOW_MS));
+  const c1 = await cpuMs(sidecar.pid);
+  return { cpuPct: ((c1 - c0) / (performance.now() - t0)) * 100, rss: await rssMb(sidecar.pid) };
+}
+
+async function main(): Promise<void> {
+  const tmp = await fs.mkdtemp(path.join(os.tmpdir(), "edge-vod-bench-"));
+  try {
+    const source = await makeFixture(tmp, "source.mp4", [
+      ...["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30:duration=10"],
+      ...["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=10"],
+      ...["-c:v", "libx264", "-profile:v", "baseline", "-pix_fmt", "yuv420p", "-g", "30", "-bf", "0", "-b:v", "1M", "-maxrate", "1M", "-bufsize", "1M"],
+      ...["-c:a", "libopus", "-b:a", "64k"],
+    ]);
+    const secret = randomBytes(24).toString("hex");
+    const sidecar = await startSidecar({ secret, env: { RECORD_DIR: path.join(tmp, "records") } });
+    const rows: [string, { cpuPct: number; rss: number }][] = [];
+    try {
+      rows.push(["idle sidecar", await measure(sidecar)]);
+      for (const record of [false, true]) {
+        const pub = await createWeriftPublisher(source);
+        const res = await fetch(sidecar.url + SIDECAR_PATHS.publish, {
+          method: "POST",
+          headers: { "content-type": "application/json", authorization: `Bearer ${secret}` },
+          body: JSON.stringify({
+            sessionRef: "bench",
+            eventsUrl: "http://127.0.0.1:9/events",
+            mediaSessionId: randomUUID(),
+            name: `bench-${record}`,
+            sdp: pub.offerSdp,
+            record,
+          }),
+        });
+        const answer = (await res.json()) as { ok: boolean; sdp: string };
+        if (!answer.ok) throw new Error(`publish refused: ${JSON.stringify(answer)}`);
+        await pub.setAnswer(answer.sdp);
+        await new Promise((r) => setTimeout(r, 1500));
+        rows.push([record ? "1 publish, recording" : "1 publish, no recording", await measure(sidecar)]);
+        await pub.close();
+        await new Promise((r) => setTimeout(r, 2000));
+      }
+    } finally {
+      await sidecar.stop();
+    }
+    const base = rows[0]![1].cpuPct;
+    const noRec = rows[1]![1].cpuPct;
+    console.log(`sidecar CPU over ${WINDOW_MS / 1000} s windows (% of one core), 640x360 ~1 Mbps H.264 + Opus 64k:`);
+    for (const [name, m] of rows) console.log(`  ${name.padEnd(26)} ${m.cpuPct.toFixed(2).padStart(6)} %   RSS ${m.rss.toFixed(0)} MB`);
+    console.log(`  receiving costs ${(noRec - base).toFixed(2)} points over idle; recording adds ${(rows[2]![1].cpuPct - noRec).toFixed(2)} points (x${(rows[2]![1].cpuPct / Math.max(noRec, 0.01)).toFixed(2)} of receiving alone)`);
+  } finally {
+    await fs.rm(tmp, { recursive: true, force: true });
+  }
+}
+
+await main();
