@@ -400,3 +400,15 @@ test("SIGKILL mid-recording: the file holds every fragment that was complete bef
   assert.ok(audio.length >= last.audioSamples, `${audio.length} audio packets, ${last.audioSamples} reported`);
   assert.ok(last.videoSamples >= 30, "at least three 0.5 s fragments of 30 fps video");
 });
+
+test("rtp-clock: 32-bit timestamps unwrap both ways around the wrap, NTP converts to Unix ms and back", async () => {
+  const { RtpTimestampUnwrapper, ntpToUnixMs, unixMsToNtp } = await import("../../sidecar/src/record/rtp-clock.ts");
+  const u = new RtpTimestampUnwrapper();
+  const seq = [0xffff_f000, 0xffff_ff00, 0x0000_0100, 0xffff_fff0 /* reordered, before the wrap */, 0x0000_2000];
+  assert.deepEqual(seq.map((t) => u.unwrap(t)), [0xffff_f000, 0xffff_ff00, 2 ** 32 + 0x100, 0xffff_fff0, 2 ** 32 + 0x2000]);
+  const ms = 1_750_000_123_456.5;
+  assert.ok(Math.abs(ntpToUnixMs(unixMsToNtp(ms)) - ms) < 0.001);
+  // 1 Jan 1970 is NTP second 2208988800; era 1 (after Feb 2036) wraps the seconds field.
+  assert.equal(ntpToUnixMs(2_208_988_800n << 32n), 0);
+  assert.equal(ntpToUnixMs(1n << 32n), (2 ** 32 + 1 - 2_208_988_800) * 1000);
+});
