@@ -2,12 +2,12 @@
 // checked here first, then the request goes to the sidecar (`/v1/records/<name>`, bearer secret) and its answer is
 // streamed back as it comes, ranges and revalidation included, as a download (Content-Disposition: attachment).
 import type { Context } from "hono";
-import { SIDECAR_PATHS, type ErrorBody } from "@edge-vod/shared";
+import { SIDECAR_PATHS, checkRecordName, type ErrorBody } from "@edge-vod/shared";
 import type { Env } from "./config.ts";
+import { sidecarBaseUrl } from "./sidecar-client.ts";
 
 /** Until the sidecar's response headers arrive; the body then streams for as long as the download takes. */
 const HEADERS_TIMEOUT_MS = 10_000;
-const MAX_NAME_BYTES = 255;
 /** Request headers the sidecar acts on. */
 const FORWARDED_REQUEST_HEADERS = ["range", "if-range", "if-none-match", "if-modified-since"];
 /** Response headers of a file (or of a 304/416) passed back to the browser. */
@@ -23,32 +23,17 @@ const FORWARDED_RESPONSE_HEADERS = [
 /** Sidecar statuses the browser gets as they are; anything else means the sidecar or its configuration is broken. */
 const PASSED_STATUSES = new Set([200, 206, 304, 400, 403, 404, 416]);
 
-/**
- * Syntactic check of a record name: non-empty, no `/` or `\`, no leading `.` (so never `.` or `..`, nor a hidden
- * file), no control characters, ends with `.mp4`, at most 255 bytes of UTF-8. Null when acceptable. Without
- * separators a `..` inside a name (`a..b.mp4`, which a stream name can produce) names nothing outside the folder.
- */
-export function recordNameProblem(name: string): string | null {
-  if (name.length === 0) return "empty";
-  if (/[/\\]/.test(name)) return "path separator";
-  if (name.startsWith(".")) return "leading '.'";
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f-\u009f]/.test(name)) return "control character";
-  if (!name.toLowerCase().endsWith(".mp4")) return "not an .mp4 name";
-  if (new TextEncoder().encode(name).length > MAX_NAME_BYTES) return "longer than 255 bytes";
-  return null;
-}
-
 const fail = (c: Context, status: 400 | 502, message: string) => c.json({ error: message } satisfies ErrorBody, status);
 
 /** The route handler; mount as `app.get(`${RECORDS_PUBLIC_PATH}/:name`, recordsProxy)` (hono routes HEAD to it too). */
 export async function recordsProxy(c: Context<{ Bindings: Env }>): Promise<Response> {
   // hono hands the parameter over percent-decoded, so `..%2Fx.mp4` arrives here as `../x.mp4`.
   const name = c.req.param("name") ?? "";
-  const problem = recordNameProblem(name);
+  // The sidecar checks again, against the disk; this keeps malformed names from costing a sidecar request.
+  const problem = checkRecordName(name);
   if (problem) return fail(c, 400, `Bad record name: ${problem}`);
 
-  const base = sidecarBase(c.env.SIDECAR_URL);
+  const base = sidecarBaseUrl(c.env.SIDECAR_URL);
   const secret = c.env.SIDECAR_SECRET;
   if (!base || !secret) {
     console.error("records: SIDECAR_URL or SIDECAR_SECRET is not configured");
@@ -94,17 +79,6 @@ export async function recordsProxy(c: Context<{ Bindings: Env }>): Promise<Respo
   const body = method === "HEAD" || upstream.status === 304 ? null : upstream.body;
   if (body === null) await upstream.body?.cancel();
   return new Response(body, { status: upstream.status, headers: out });
-}
-
-function sidecarBase(url: string | undefined): string | null {
-  if (!url) return null;
-  try {
-    const u = new URL(url);
-    if (u.protocol !== "http:" && u.protocol !== "https:") return null;
-    return u.toString().replace(/\/+$/, "");
-  } catch {
-    return null;
-  }
 }
 
 /** RFC 6266 with an RFC 8187 `filename*` for the exact name, and an ASCII `filename` for old clients. */

@@ -21,6 +21,18 @@ const MAX_RESPONSE_CHARS = 512 * 1024;
 
 class SidecarError extends Error {}
 
+/** SIDECAR_URL without trailing slashes, or null when it is missing or not an http(s) URL. */
+export function sidecarBaseUrl(url: string | undefined): string | null {
+  if (!url) return null;
+  try {
+    const u = new URL(url);
+    if (u.protocol !== "http:" && u.protocol !== "https:") return null;
+    return u.toString().replace(/\/+$/, "");
+  } catch {
+    return null;
+  }
+}
+
 export class SidecarClient {
   private readonly base: string | null;
 
@@ -28,18 +40,7 @@ export class SidecarClient {
     url: string | undefined,
     private readonly secret: string | undefined,
   ) {
-    this.base = SidecarClient.normalize(url);
-  }
-
-  private static normalize(url: string | undefined): string | null {
-    if (!url) return null;
-    try {
-      const u = new URL(url);
-      if (u.protocol !== "http:" && u.protocol !== "https:") return null;
-      return u.toString().replace(/\/+$/, "");
-    } catch {
-      return null;
-    }
+    this.base = sidecarBaseUrl(url);
   }
 
   play(req: PlayRequest): Promise<PlayResponse> {

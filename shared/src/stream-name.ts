@@ -59,3 +59,20 @@ export function checkPublishName(name: string): PublishNameError | null {
   if (new TextEncoder().encode(name).length > 255) return "too-long";
   return null;
 }
+
+export type RecordNameError = "empty" | "traversal" | "bad-char" | "hidden" | "not-mp4" | "too-long";
+
+/**
+ * Syntactic check of a record name: a bare `*.mp4` name, no separators, no control characters, no leading dot,
+ * at most 255 bytes. "traversal" is any name that names something outside the folder (a separator, `..`).
+ */
+export function checkRecordName(name: string): RecordNameError | null {
+  if (name.length === 0) return "empty";
+  if (/[/\\]/.test(name) || name === "." || name === "..") return "traversal";
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f-\u009f]|\p{Cs}/u.test(name)) return "bad-char";
+  if (name.startsWith(".")) return "hidden";
+  if (!name.toLowerCase().endsWith(".mp4")) return "not-mp4";
+  if (new TextEncoder().encode(name).length > 255) return "too-long";
+  return null;
+}

@@ -3,7 +3,7 @@ import { execFile } from "node:child_process";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
-import { findFfmpeg } from "../../sidecar/src/audio/opus-cache.ts";
+import { findFfmpeg } from "../../sidecar/src/tools/ffmpeg.ts";
 
 const run = promisify(execFile);
 export const FFMPEG = findFfmpeg(process.env.FFMPEG_PATH);

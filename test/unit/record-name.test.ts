@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { checkRecordName } from "../../sidecar/src/api/records.ts";
+import { checkRecordName } from "@edge-vod/shared";
 import { MAX_RECORD_NAME_BYTES, renderRecordName, reserveRecordPath, truncateUtf8 } from "../../sidecar/src/record/record-name.ts";
 
 const DEFAULT_TEMPLATE = "stream-{mediaSessionId}-{login}";

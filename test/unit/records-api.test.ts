@@ -10,7 +10,8 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { Hono } from "hono";
 import { SIDECAR_PATHS, bearerOk } from "@edge-vod/shared";
-import { checkRecordName, parseRange, recordsRoutes } from "../../sidecar/src/api/records.ts";
+import { checkRecordName } from "@edge-vod/shared";
+import { parseRange, recordsRoutes } from "../../sidecar/src/api/records.ts";
 
 const SECRET = "records-test-secret-0123456789";
 const AUTH = { authorization: `Bearer ${SECRET}` };

@@ -7,30 +7,12 @@
 // not a regular file, 404 no such file, 416 a range past the end; errors are `{error}` JSON. The caller's app
 // checks the bearer secret before these routes run.
 import type { Hono } from "hono";
-import { Info, SIDECAR_PATHS, type ErrorBody } from "@edge-vod/shared";
+import { Info, SIDECAR_PATHS, checkRecordName, type ErrorBody } from "@edge-vod/shared";
 import { MediaError } from "../files/file-access.ts";
 import { LocalDiskAccess, type LocalFile } from "../files/local-disk.ts";
 
 /** Read size of the download stream. */
 const CHUNK_BYTES = 64 * 1024;
-const MAX_NAME_BYTES = 255;
-
-export type RecordNameError = "empty" | "traversal" | "bad-char" | "hidden" | "not-mp4" | "too-long";
-
-/**
- * Syntactic check of a record name: a bare `*.mp4` name, no separators, no control characters, no leading dot,
- * at most 255 bytes. "traversal" is any name that names something outside the folder (a separator, `..`).
- */
-export function checkRecordName(name: string): RecordNameError | null {
-  if (name.length === 0) return "empty";
-  if (/[/\\]/.test(name) || name === "." || name === "..") return "traversal";
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f-\u009f]|\p{Cs}/u.test(name)) return "bad-char";
-  if (name.startsWith(".")) return "hidden";
-  if (!name.toLowerCase().endsWith(".mp4")) return "not-mp4";
-  if (new TextEncoder().encode(name).length > MAX_NAME_BYTES) return "too-long";
-  return null;
-}
 
 /** Adds `GET` (and so `HEAD`) `${SIDECAR_PATHS.records}/:name` to `app`, serving files from `recordDir`. */
 export function recordsRoutes(app: Hono, recordDir: string): void {

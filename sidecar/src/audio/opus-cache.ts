@@ -1,12 +1,11 @@
 // AAC cannot travel over WebRTC, so a file's audio is transcoded to Opus once per file version (ffmpeg runs at
 // ~130x real time, see the notes) and kept on disk. The cache file is the cache: a restart keeps every transcode.
-import { spawn } from "node:child_process";
 import { createHash, randomUUID } from "node:crypto";
-import { existsSync } from "node:fs";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { Info } from "@edge-vod/shared";
 import { MediaError } from "../files/file-access.ts";
+import { findFfmpeg, runFfmpeg } from "../tools/ffmpeg.ts";
 
 export interface OpusCacheOptions {
   dir: string;
@@ -18,13 +17,6 @@ export interface OpusCacheOptions {
 }
 
 const DEFAULT_TIMEOUT_MS = 10 * 60_000;
-const STDERR_KEEP = 4096;
-
-/** The ffmpeg to run: the configured one, else Debian's (faster than bundled static builds), else whatever PATH has. */
-export function findFfmpeg(configured?: string): string {
-  if (configured) return configured;
-  return existsSync("/usr/bin/ffmpeg") ? "/usr/bin/ffmpeg" : "ffmpeg";
-}
 
 export class OpusCache {
   private readonly dir: string;
@@ -80,30 +72,8 @@ export class OpusCache {
       // faststart: the reader then finds the moov in its first read.
       ...["-movflags", "+faststart", "-f", "mp4", target],
     ];
-    return new Promise((resolve, reject) => {
-      const child = spawn(this.ffmpeg, args, { stdio: ["ignore", "ignore", "pipe"] });
-      // Our own timer rather than spawn's `timeout`: that one is only cleared on 'exit', so a spawn that fails
-      // (ENOENT) would keep the process alive until it fires.
-      let timedOut = false;
-      const timer = setTimeout(() => {
-        timedOut = true;
-        child.kill("SIGKILL");
-      }, this.timeoutMs);
-      let stderr = "";
-      child.stderr.setEncoding("utf8");
-      child.stderr.on("data", (chunk: string) => {
-        if (stderr.length < STDERR_KEEP) stderr += chunk.slice(0, STDERR_KEEP - stderr.length);
-      });
-      child.on("error", (err) => {
-        clearTimeout(timer);
-        reject(new MediaError(Info.FAILED_TO_READ_FILE, `cannot run ${this.ffmpeg}: ${err.message}`));
-      });
-      child.on("close", (code, signal) => {
-        clearTimeout(timer);
-        if (code === 0) return resolve();
-        const why = timedOut ? `killed after the ${this.timeoutMs} ms time limit` : signal ? `killed by ${signal}` : `exit code ${code}`;
-        reject(new MediaError(Info.FAILED_TO_READ_FILE, `ffmpeg ${why}: ${stderr.trim()}`));
-      });
+    return runFfmpeg(this.ffmpeg, args, this.timeoutMs).catch((err: unknown) => {
+      throw new MediaError(Info.FAILED_TO_READ_FILE, err instanceof Error ? err.message : String(err));
     });
   }
 }

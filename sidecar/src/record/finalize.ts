@@ -1,20 +1,19 @@
 // Turns a finished fragmented recording into a regular fast-start MP4 (moov first: seekable at once everywhere),
 // atomically: ffmpeg writes a temp file next to the target, it is fsynced and renamed over `finalPath`. When ffmpeg
 // fails or runs too long the fragmented file itself becomes the record: it is valid and plays, only less widely.
-import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import fs from "node:fs/promises";
 import path from "node:path";
+import { FfmpegError, runFfmpeg } from "../tools/ffmpeg.ts";
 
 export interface FinalizeOptions {
-  /** The ffmpeg binary (see findFfmpeg in ../audio/opus-cache.ts). */
+  /** The ffmpeg binary (see findFfmpeg in ../tools/ffmpeg.ts). */
   ffmpegPath: string;
   /** ffmpeg is killed after this long. Default 5 minutes (a remux runs at ~100x real time). */
   timeoutMs?: number;
 }
 
 const DEFAULT_TIMEOUT_MS = 5 * 60_000;
-const STDERR_KEEP = 4096;
 
 export async function finalizeRecord(
   fragmentedPath: string,
@@ -32,7 +31,7 @@ export async function finalizeRecord(
       await remux(opts.ffmpegPath, source, tmp, deadline - Date.now(), true);
     } catch (err) {
       // ffmpeg before 4.4 has no setts filter: remux without it (the last Opus packet then gets cut, see below).
-      if (!(err instanceof RemuxError && /setts|bitstream filter/i.test(err.stderr))) throw err;
+      if (!(err instanceof FfmpegError && /setts|bitstream filter/i.test(err.stderr))) throw err;
       await remux(opts.ffmpegPath, source, tmp, deadline - Date.now(), false);
     }
     await fsyncFile(tmp);
@@ -49,15 +48,6 @@ export async function finalizeRecord(
   return { fastStart: true };
 }
 
-class RemuxError extends Error {
-  constructor(
-    message: string,
-    readonly stderr: string,
-  ) {
-    super(message);
-  }
-}
-
 function remux(ffmpeg: string, input: string, output: string, timeoutMs: number, fixLastAudio: boolean): Promise<void> {
   const args = [
     ...["-nostdin", "-hide_banner", "-v", "error", "-y"],
@@ -71,30 +61,7 @@ function remux(ffmpeg: string, input: string, output: string, timeoutMs: number,
     ...["-strict", "-2"],
     ...["-movflags", "+faststart", "-f", "mp4", output],
   ];
-  return new Promise((resolve, reject) => {
-    const child = spawn(ffmpeg, args, { stdio: ["ignore", "ignore", "pipe"] });
-    let timedOut = false;
-    // Our own timer, not spawn's `timeout`, so a spawn that fails (ENOENT) leaves nothing pending.
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill("SIGKILL");
-    }, Math.max(0, timeoutMs));
-    let stderr = "";
-    child.stderr.setEncoding("utf8");
-    child.stderr.on("data", (chunk: string) => {
-      if (stderr.length < STDERR_KEEP) stderr += chunk.slice(0, STDERR_KEEP - stderr.length);
-    });
-    child.on("error", (err) => {
-      clearTimeout(timer);
-      reject(new Error(`cannot run ${ffmpeg}: ${err.message}`));
-    });
-    child.on("close", (code, signal) => {
-      clearTimeout(timer);
-      if (code === 0) return resolve();
-      const why = timedOut ? `killed after ${timeoutMs} ms` : signal ? `killed by ${signal}` : `exit code ${code}`;
-      reject(new RemuxError(`ffmpeg ${why}: ${stderr.trim()}`, timedOut ? "" : stderr));
-    });
-  });
+  return runFfmpeg(ffmpeg, args, timeoutMs);
 }
 
 async function fsyncFile(file: string): Promise<void> {

@@ -7,15 +7,8 @@
 // sequence number still missing when the window runs out is lost: the frame it belonged to is dropped, and so is
 // every frame after it until an IDR that is provably complete.
 import type { RtpPacket } from "werift";
+import { NAL_SLICE, NAL_IDR, NAL_SPS, NAL_PPS, NAL_AUD, NAL_FILLER, STAP_A, FU_A } from "../rtp/h264-rtp.ts";
 
-const NAL_SLICE = 1;
-const NAL_IDR = 5;
-const NAL_SPS = 7;
-const NAL_PPS = 8;
-const NAL_AUD = 9;
-const NAL_FILLER = 12;
-const STAP_A = 24;
-const FU_A = 28;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Reorder window

@@ -1,5 +1,6 @@
 // RFC 6184 packetization-mode 1 (single NAL unit, STAP-A, FU-A) from AVCC samples as MP4 stores them.
 // Written by hand because werift 0.24 ships only an H.264 depacketizer (its packetizer arrives in 0.25).
+import { NAL_IDR, NAL_SPS, NAL_PPS, NAL_AUD, NAL_FILLER, STAP_A, FU_A } from "./h264-rtp.ts";
 
 /**
  * Receives the RTP payloads of one access unit in send order; `marker` is true on the last one only.
@@ -20,13 +21,6 @@ export interface H264PacketizerOptions {
 
 export const DEFAULT_MAX_PAYLOAD = 1188;
 
-const NAL_IDR = 5;
-const NAL_SPS = 7;
-const NAL_PPS = 8;
-const NAL_AUD = 9;
-const NAL_FILLER = 12;
-const STAP_A = 24;
-const FU_A = 28;
 
 export class H264Packetizer {
   readonly maxPayload: number;

@@ -1,9 +1,14 @@
-// Reads just enough of an H.264 RTP payload (RFC 6184) to route packets without depacketizing them.
+// H.264 over RTP (RFC 6184): the NAL unit types the packetizer, the depacketizer and the live router share, and
+// just enough reading of a payload to route packets without depacketizing them.
 
-const NAL_IDR = 5;
-const NAL_SPS = 7;
-const STAP_A = 24;
-const FU_A = 28;
+export const NAL_SLICE = 1;
+export const NAL_IDR = 5;
+export const NAL_SPS = 7;
+export const NAL_PPS = 8;
+export const NAL_AUD = 9;
+export const NAL_FILLER = 12;
+export const STAP_A = 24;
+export const FU_A = 28;
 
 /**
  * True when this packet starts a keyframe: an IDR or SPS NAL unit, alone, first fragment of an FU-A, or inside a

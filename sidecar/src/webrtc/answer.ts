@@ -65,7 +65,7 @@ export async function answerAsReceiver(pc: RTCPeerConnection, offerSdp: string, 
   await pc.setRemoteDescription({ type: "offer", sdp: offer.sdp });
   const h264Pt = offer.h264Pt;
   for (const t of pc.getTransceivers()) {
-    const receives = (t.kind === "video" && h264Pt !== undefined) || (t.kind === "audio" && offer.opusPt !== undefined);
+    const receives = t.kind === "video" || (t.kind === "audio" && offer.opusPt !== undefined);
     t.setDirection(receives ? "recvonly" : "inactive");
   }
   await pc.setLocalDescription(await pc.createAnswer());

@@ -1,0 +1,51 @@
+// Running ffmpeg: the AAC → Opus transcode and the recording remux both go through here.
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+
+/** Enough of ffmpeg's stderr to say why it failed. */
+const STDERR_KEEP = 4096;
+
+/** The ffmpeg to run: the configured one, else Debian's (faster than bundled static builds), else whatever PATH has. */
+export function findFfmpeg(configured?: string): string {
+  if (configured) return configured;
+  return existsSync("/usr/bin/ffmpeg") ? "/usr/bin/ffmpeg" : "ffmpeg";
+}
+
+export class FfmpegError extends Error {
+  constructor(
+    message: string,
+    /** What ffmpeg printed; empty when it could not start or was killed at the time limit. */
+    readonly stderr: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Runs ffmpeg to completion; rejects with an FfmpegError when it cannot start, fails, or outlives `timeoutMs`. */
+export function runFfmpeg(ffmpeg: string, args: readonly string[], timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(ffmpeg, args, { stdio: ["ignore", "ignore", "pipe"] });
+    // Our own timer rather than spawn's `timeout`: that one is only cleared on 'exit', so a spawn that fails
+    // (ENOENT) would keep the process alive until it fires.
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill("SIGKILL");
+    }, Math.max(0, timeoutMs));
+    let stderr = "";
+    child.stderr.setEncoding("utf8");
+    child.stderr.on("data", (chunk: string) => {
+      if (stderr.length < STDERR_KEEP) stderr += chunk.slice(0, STDERR_KEEP - stderr.length);
+    });
+    child.on("error", (err) => {
+      clearTimeout(timer);
+      reject(new FfmpegError(`cannot run ${ffmpeg}: ${err.message}`, ""));
+    });
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) return resolve();
+      const why = timedOut ? `killed after the ${timeoutMs} ms time limit` : signal ? `killed by ${signal}` : `exit code ${code}`;
+      reject(new FfmpegError(`ffmpeg ${why}: ${stderr.trim()}`, timedOut ? "" : stderr));
+    });
+  });
+}
