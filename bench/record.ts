@@ -7,31 +7,12 @@ import os from "node:os";
 import path from "node:path";
 import { SIDECAR_PATHS } from "@edge-vod/shared";
 import { makeFixture } from "../test/helpers/fixtures.ts";
+import { measureProcess } from "../test/helpers/proc-stats.ts";
 import { startSidecar, type SidecarProcess } from "../test/helpers/sidecar-process.ts";
 import { createWeriftPublisher } from "../test/helpers/werift-publisher.ts";
 
 const WINDOW_MS = Number(process.env.BENCH_WINDOW_MS ?? 10_000);
-// USER_HZ: 100 on every Linux build Node supports.
-const TICKS = 100;
-
-async function cpuMs(pid: number): Promise<number> {
-  const stat = await fs.readFile(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS;
-}
-
-async function rssMb(pid: number): Promise<number> {
-  const status = await fs.readFile(`/proc/${pid}/status`, "utf8");
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
-}
-
-async function measure(sidecar: SidecarProcess): Promise<{ cpuPct: number; rss: number }> {
-  const c0 = await cpuMs(sidecar.pid);
-  const t0 = performance.now();
-  await new Promise((r) => setTimeout(r, WINDOW_MS));
-  const c1 = await cpuMs(sidecar.pid);
-  return { cpuPct: ((c1 - c0) / (performance.now() - t0)) * 100, rss: await rssMb(sidecar.pid) };
-}
+const measure = (sidecar: SidecarProcess) => measureProcess(sidecar.pid, WINDOW_MS);
 
 async function main(): Promise<void> {
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), "edge-vod-bench-"));

@@ -1,9 +1,11 @@
 import type { SessionObject } from "./session-object.ts";
+import type { BroadcastObject } from "./broadcast-object.ts";
 import type { StreamObject } from "./stream-object.ts";
 
 export interface Env {
   SESSIONS: DurableObjectNamespace<SessionObject>;
   STREAMS: DurableObjectNamespace<StreamObject>;
+  BROADCASTS: DurableObjectNamespace<BroadcastObject>;
   ASSETS: Fetcher;
   SIDECAR_URL?: string;
   SIDECAR_SECRET?: string;
@@ -17,6 +19,12 @@ export interface Env {
   KEEPALIVE_INTERVAL_MS?: string;
   KEEPALIVE_PROBES?: string;
   STREAM_START_TIMEOUT_MS?: string;
+  /** `vod-live://` looping: "true" loops every file, else a comma-separated list of the files that loop. */
+  VOD_LIVE_LOOP?: string;
+  /** How long a broadcast outlives its last viewer, ms (default 5000): a viewer back within it rejoins in place. */
+  VOD_LIVE_GRACE_MS?: string;
+  /** A new broadcast starts this long after its first viewer asked, ms (default 500), so it sees the first frame. */
+  VOD_LIVE_START_LEAD_MS?: string;
 }
 
 /** WCS defaults: keep_alive.server_interval=5000, and 10 unanswered pings end the connection. */
@@ -47,4 +55,26 @@ export const STREAM_START_TIMEOUT_MS = 40_000;
 
 export function streamStartTimeoutMs(env: Env): number {
   return intVar(env.STREAM_START_TIMEOUT_MS, STREAM_START_TIMEOUT_MS, 100, 600_000);
+}
+
+export interface VodLiveConfig {
+  graceMs: number;
+  startLeadMs: number;
+}
+
+export function vodLiveConfig(env: Env): VodLiveConfig {
+  return {
+    graceMs: intVar(env.VOD_LIVE_GRACE_MS, 5000, 0, 3_600_000),
+    startLeadMs: intVar(env.VOD_LIVE_START_LEAD_MS, 500, 0, 10_000),
+  };
+}
+
+/** Whether a new broadcast of `file` loops (WCS's global `vod_live_loop`, or per file). */
+export function vodLiveLoops(env: Env, file: string): boolean {
+  const raw = (env.VOD_LIVE_LOOP ?? "").trim();
+  if (raw === "true") return true;
+  return raw
+    .split(",")
+    .map((s) => s.trim())
+    .includes(file);
 }

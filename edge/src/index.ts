@@ -6,6 +6,7 @@ import { recordsProxy } from "./records-proxy.ts";
 
 export { SessionObject } from "./session-object.ts";
 export { StreamObject } from "./stream-object.ts";
+export { BroadcastObject } from "./broadcast-object.ts";
 
 /** A StreamEvent is well under 2 KB; this only bounds what an authorized but broken sidecar can make us read. */
 const MAX_EVENT_BODY_CHARS = 16 * 1024;

@@ -6,8 +6,9 @@
 //   "missedPings"       number of server pings sent since the client's last frame
 //   "stream:<msid>"     StoredStream for every stream that is not over yet (terminal streams are deleted)
 //   alarm               the keep-alive tick, which also fails streams stuck in PENDING
-// All of it is removed when the socket ends. A published stream also holds its name in the name's StreamObject,
-// released when the stream ends however it ends.
+// All of it is removed when the socket ends. A published stream also holds its name in the name's StreamObject, and a
+// `vod-live://` viewer is counted in the broadcast's BroadcastObject; both are let go when the stream ends, however
+// it ends (streamGone).
 import { DurableObject } from "cloudflare:workers";
 import {
   EDGE_EVENTS_PATH,
@@ -27,7 +28,8 @@ import {
   type StreamEvent,
   type StreamStatusEvent,
 } from "@edge-vod/shared";
-import { MAX_STREAMS_PER_SESSION, keepAliveConfig, streamStartTimeoutMs, type Env } from "./config.ts";
+import { MAX_STREAMS_PER_SESSION, keepAliveConfig, streamStartTimeoutMs, vodLiveLoops, type Env } from "./config.ts";
+import type { BroadcastObject, Joined } from "./broadcast-object.ts";
 import { SidecarClient } from "./sidecar-client.ts";
 import type { StreamObject } from "./stream-object.ts";
 
@@ -140,7 +142,7 @@ export class SessionObject extends DurableObject<Env> {
       if (!stream || TERMINAL_STATUSES.has(stream.status)) return false;
       if (TERMINAL_STATUSES.has(event.status)) {
         await this.deleteStream(event.mediaSessionId);
-        if (stream.published) await this.releaseName(stream.name, event.mediaSessionId);
+        await this.streamGone(event.mediaSessionId, stream);
       } else {
         await this.putStream(event.mediaSessionId, { ...stream, status: event.status });
       }
@@ -269,14 +271,32 @@ export class SessionObject extends DurableObject<Env> {
 
     const attempt = crypto.randomUUID();
     // Stored before any call that yields: a stop, a duplicate or the sidecar's own events may arrive meanwhile.
-    await this.putStream(id, { name: data.name, published, record, status: StreamStatus.PENDING, attempt, since: Date.now() });
+    const stored: StoredStream = { name: data.name, published, record, status: StreamStatus.PENDING, attempt, since: Date.now() };
+    await this.putStream(id, stored);
     if (published && !(await this.streamName(data.name).claim({ sessionRef: this.sessionRef, mediaSessionId: id, since: Date.now() }))) {
       await this.deleteStream(id);
       return fail(Info.STREAM_NAME_ALREADY_IN_USE);
     }
+    let broadcast: Joined | undefined;
+    if (target.kind === "vod-live") {
+      try {
+        broadcast = await this.broadcast(target.file).join({ sessionRef: this.sessionRef, mediaSessionId: id }, vodLiveLoops(this.env, target.file));
+      } catch (err) {
+        console.error(`session ${this.sessionRef}: joining broadcast ${target.file} failed:`, err);
+        await this.deleteStream(id);
+        return fail(Info.FAILED_BY_ERROR);
+      }
+    }
     const sidecar = this.sidecar();
     const common = { sessionRef: this.sessionRef, eventsUrl: meta.eventsUrl, mediaSessionId: id, name: data.name, sdp: data.sdp };
-    const answer = published ? await sidecar.publish({ ...common, record, login: "" }) : await sidecar.play(common);
+    const answer = published
+      ? await sidecar.publish({ ...common, record, login: "" })
+      : await sidecar.play({ ...common, ...(broadcast ? { broadcast } : {}) });
+    if (broadcast && target.kind === "vod-live" && answer.ok && answer.durationMs !== undefined) {
+      await this.broadcast(target.file)
+        .setDuration(broadcast.startedAt, answer.durationMs)
+        .catch((err) => console.warn(`session ${this.sessionRef}: broadcast duration not stored: ${String(err)}`));
+    }
 
     const current = await this.getStream(id);
     if (current?.attempt !== attempt) {
@@ -286,7 +306,7 @@ export class SessionObject extends DurableObject<Env> {
     }
     if (!answer.ok) {
       await this.deleteStream(id);
-      if (published) await this.releaseName(data.name, id);
+      await this.streamGone(id, stored);
       return fail(answer.info);
     }
     // Still PENDING: the sidecar reports PLAYING / PUBLISHING once ICE and DTLS are up (and, publishing, media flows).
@@ -303,11 +323,12 @@ export class SessionObject extends DurableObject<Env> {
     if (!stream.published) {
       this.sendStatus({ mediaSessionId: id, name: stream.name, published: false, status: StreamStatus.STOPPED, info: Info.STOPPED_BY_USER });
       await this.sidecar().stop({ sessionRef: this.sessionRef, mediaSessionId: id });
+      await this.streamGone(id, stream);
       return;
     }
     // UNPUBLISHED waits for the sidecar: it carries the record name, and the file is complete once it is sent.
     const res = await this.sidecar().stop({ sessionRef: this.sessionRef, mediaSessionId: id }, { recording: stream.record === true });
-    await this.releaseName(stream.name, id);
+    await this.streamGone(id, stream);
     this.sendStatus({
       mediaSessionId: id,
       name: stream.name,
@@ -354,7 +375,7 @@ export class SessionObject extends DurableObject<Env> {
       if (stream.status !== StreamStatus.PENDING || stream.since > deadline) continue;
       const id = key.slice(STREAM_PREFIX.length);
       await this.deleteStream(id);
-      if (stream.published) await this.releaseName(stream.name, id);
+      await this.streamGone(id, stream);
       this.sendStatus({
         mediaSessionId: id,
         name: stream.name,
@@ -376,10 +397,10 @@ export class SessionObject extends DurableObject<Env> {
   /** Idempotent: close, error and the keep-alive may all end the same session. */
   private async endSession(): Promise<void> {
     const meta = await this.getMeta();
-    const published = [...(await this.listStreams())].filter(([, s]) => s.published);
+    const streams = [...(await this.listStreams())];
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
-    await Promise.all(published.map(([key, s]) => this.releaseName(s.name, key.slice(STREAM_PREFIX.length))));
+    await Promise.all(streams.map(([key, s]) => this.streamGone(key.slice(STREAM_PREFIX.length), s)));
     if (meta) await this.sidecar().release({ sessionRef: this.sessionRef });
   }
 
@@ -391,6 +412,23 @@ export class SessionObject extends DurableObject<Env> {
 
   private streamName(name: string): DurableObjectStub<StreamObject> {
     return this.env.STREAMS.get(this.env.STREAMS.idFromName(name));
+  }
+
+  private broadcast(file: string): DurableObjectStub<BroadcastObject> {
+    return this.env.BROADCASTS.get(this.env.BROADCASTS.idFromName(`vod-live://${file}`));
+  }
+
+  /** What a stream holds outside this session, let go once it is over: a published name, a broadcast's viewer slot. */
+  private async streamGone(mediaSessionId: string, stream: StoredStream): Promise<void> {
+    if (stream.published) return this.releaseName(stream.name, mediaSessionId);
+    const target = parseStreamName(stream.name);
+    if (target.kind !== "vod-live") return;
+    try {
+      await this.broadcast(target.file).leave({ sessionRef: this.sessionRef, mediaSessionId });
+    } catch (err) {
+      // A viewer slot left behind only keeps the broadcast's clock running (it costs no media anywhere).
+      console.warn(`session ${this.sessionRef}: leaving broadcast failed: ${String(err)}`);
+    }
   }
 
   /** Never throws: a name left held is taken over by the next publisher once this session no longer has the stream. */

@@ -31,6 +31,15 @@ export const PlayRequest = z.object({
   mediaSessionId,
   name: z.string().max(FRAME_LIMITS.maxNameBytes),
   sdp: z.string().min(1).max(FRAME_LIMITS.maxSdpBytes),
+  /** Required for `vod-live://`: the shared broadcast this viewer joins, as the edge holds it. */
+  broadcast: z
+    .object({
+      /** Wall-clock start of the broadcast, ms since epoch: every sidecar computes the position from it. */
+      startedAt: z.number().int().nonnegative(),
+      /** Start over at the end of the file instead of stopping every viewer. */
+      loop: z.boolean(),
+    })
+    .optional(),
 });
 export type PlayRequest = z.infer<typeof PlayRequest>;
 
@@ -48,7 +57,12 @@ export const PublishRequest = z.object({
 export type PublishRequest = z.input<typeof PublishRequest>;
 
 export const PlayResponse = z.discriminatedUnion("ok", [
-  z.object({ ok: z.literal(true), sdp: z.string() }),
+  z.object({
+    ok: z.literal(true),
+    sdp: z.string(),
+    /** `vod-live://`: length of one pass over the file, so the edge knows when a broadcast without loop is over. */
+    durationMs: z.number().nonnegative().optional(),
+  }),
   z.object({ ok: z.literal(false), info: z.string() }),
 ]);
 export type PlayResponse = z.infer<typeof PlayResponse>;

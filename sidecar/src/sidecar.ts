@@ -11,6 +11,7 @@ import { LocalDiskAccess } from "./files/local-disk.ts";
 import { MediaOpener } from "./vod/media-opener.ts";
 import { Scheduler } from "./vod/scheduler.ts";
 import { VodService } from "./vod/vod-service.ts";
+import { BroadcastService } from "./vod/broadcast-service.ts";
 import { LiveService } from "./live/live-service.ts";
 import { PublishService } from "./publish/publish-service.ts";
 import { createRecordHook } from "./record/record-hook.ts";
@@ -31,7 +32,10 @@ export async function createSidecar(cfg: SidecarConfig) {
   const vod = new VodService(opener, makePeer, scheduler, notifier.send, {
     publicIp: cfg.publicIp,
     iceTimeoutMs: cfg.iceTimeoutMs,
-    maxViewers: cfg.maxViewers,
+  });
+  const broadcasts = new BroadcastService(opener, makePeer, scheduler, notifier.send, {
+    publicIp: cfg.publicIp,
+    iceTimeoutMs: cfg.iceTimeoutMs,
   });
   const publish = new PublishService(makePeer, notifier.send, {
     publicIp: cfg.publicIp,
@@ -46,14 +50,15 @@ export async function createSidecar(cfg: SidecarConfig) {
     },
   });
   const live = new LiveService(publish, makePeer, notifier.send, { publicIp: cfg.publicIp, iceTimeoutMs: cfg.iceTimeoutMs });
-  const app = controlApi(cfg.secret, { vod, live, publish });
+  const app = controlApi(cfg.secret, { vod, live, publish, broadcasts }, { maxViewers: cfg.maxViewers });
   recordsRoutes(app, cfg.recordDir);
   return {
     app,
     vod,
+    broadcasts,
     async close() {
       // Publishes first: finishing their recordings must not wait behind anything else.
-      await Promise.allSettled([publish.closeAll(), live.viewers.closeAll(), vod.viewers.closeAll()]);
+      await Promise.allSettled([publish.closeAll(), live.viewers.closeAll(), vod.viewers.closeAll(), broadcasts.closeAll()]);
       scheduler.stop();
     },
   };

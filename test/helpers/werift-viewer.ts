@@ -6,6 +6,10 @@ import { disableImplicitStun } from "../../sidecar/src/webrtc/no-stun.ts";
 export interface Received {
   /** RTP timestamps of the video packets that carry the marker bit: one per frame. */
   videoFrameTimestamps: number[];
+  /** Wall-clock arrival (ms since epoch, sub-ms) of each packet in videoFrameTimestamps. */
+  videoFrameArrivals: number[];
+  /** Payload of the first video packet that arrived (a keyframe's first packet, if the server waits for one). */
+  firstVideoPayload: Buffer | undefined;
   videoPackets: number;
   audioTimestamps: number[];
 }
@@ -42,14 +46,18 @@ export function withoutCandidates(sdp: string): string {
 
 export async function createWeriftViewer() {
   const pc = testPeer();
-  const received: Received = { videoFrameTimestamps: [], videoPackets: 0, audioTimestamps: [] };
+  const received: Received = { videoFrameTimestamps: [], videoFrameArrivals: [], firstVideoPayload: undefined, videoPackets: 0, audioTimestamps: [] };
   pc.addTransceiver("video", { direction: "recvonly" });
   pc.addTransceiver("audio", { direction: "recvonly" });
   pc.onTrack.subscribe((track) => {
     track.onReceiveRtp.subscribe((rtp: RtpPacket) => {
       if (track.kind === "video") {
         received.videoPackets++;
-        if (rtp.header.marker) received.videoFrameTimestamps.push(rtp.header.timestamp);
+        received.firstVideoPayload ??= Buffer.from(rtp.payload);
+        if (rtp.header.marker) {
+          received.videoFrameTimestamps.push(rtp.header.timestamp);
+          received.videoFrameArrivals.push(performance.timeOrigin + performance.now());
+        }
       } else {
         received.audioTimestamps.push(rtp.header.timestamp);
       }

@@ -597,3 +597,64 @@ test("media/sample.mp4 through the real reader: 300 access units, last at 299*30
     await file.close();
   }
 });
+
+test("startMs: video from the first keyframe at or after it, audio from it, on the file's own clock", async () => {
+  // 3 s of 30 fps video with a keyframe every 15 frames (0.5 s), 20 ms audio.
+  const { file, video, audio } = interleaved(
+    videoSamples({ frames: 90, timescale: 90000, frameDuration: 3000, gop: 15 }),
+    audioSamples(150, 960),
+  );
+  const source = createVodPacketSource({
+    video: { file, track: videoTrack(video, 90000) },
+    audio: { file, track: audioTrack(audio, 48000) },
+    startMs: 1100,
+  });
+  await source.ready();
+  const got: MediaPacket[] = [];
+  source.take(Infinity, got);
+  const firstVideo = got.find((p) => p.kind === "video")!;
+  const firstAudio = got.find((p) => p.kind === "audio")!;
+  assert.equal(firstVideo.timestamp, 45 * 3000, "video starts at the keyframe at 1.5 s");
+  assert.equal(firstVideo.keyframeStart, true);
+  assert.equal(firstAudio.timestamp, 55 * 960, "audio starts at 1.1 s");
+  assertSendOrder(got);
+  await source.close();
+});
+
+test("loop: passes follow each other with timestamps and due times continued by the file's period", async () => {
+  const { file, video, audio } = interleaved(
+    videoSamples({ frames: 30, timescale: 90000, frameDuration: 3000, gop: 15 }),
+    audioSamples(50, 960),
+  );
+  const source = createVodPacketSource({
+    video: { file, track: videoTrack(video, 90000) },
+    audio: { file, track: audioTrack(audio, 48000) },
+    loop: true,
+    prefetchMs: 300,
+  });
+  assert.equal(source.periodSec, 1);
+  const all: MediaPacket[] = [];
+  for (let t = 0; t <= 3500; t += 50) {
+    source.take(t, all);
+    await sleep(0);
+  }
+  assert.equal(source.ended, false, "a looping source never ends");
+  assertSendOrder(all);
+  const frames = accessUnits(all).map((au) => au[0]!.timestamp);
+  // 3.5 s of media: frames at 0..3.5 s in 3000-tick steps, across three pass boundaries without a reset.
+  assert.deepEqual(frames, Array.from({ length: 106 }, (_, i) => i * 3000));
+  const keyframes = accessUnits(all).filter((au) => au[0]!.keyframeStart).map((au) => au[0]!.timestamp / 90);
+  assert.deepEqual(keyframes, [0, 500, 1000, 1500, 2000, 2500, 3000, 3500]);
+  const audioTs = all.filter((p) => p.kind === "audio").map((p) => p.timestamp);
+  assert.deepEqual(audioTs, Array.from({ length: audioTs.length }, (_, i) => i * 960));
+  assert.ok(audioTs.length >= 175, `audio continues across passes (${audioTs.length} packets)`);
+  await source.close();
+
+  // Starting in a later pass (a broadcast joined after it looped) lands in the same timeline.
+  const late = createVodPacketSource({ video: { file, track: videoTrack(video, 90000) }, loop: true, startMs: 2600 });
+  await late.ready();
+  const got: MediaPacket[] = [];
+  late.take(3100, got);
+  assert.equal(got[0]!.timestamp, 3000 * 90, "the keyframe after 2.6 s is the start of the fourth pass, at 3 s");
+  await late.close();
+});

@@ -1,15 +1,33 @@
 // The control API the edge calls. Only the edge holds the shared secret; every other caller gets 401.
 import { Hono, type Context } from "hono";
 import type { z } from "zod";
-import { PlayRequest, PublishRequest, ReleaseRequest, SIDECAR_PATHS, StopRequest, bearerOk, parseStreamName, type StopResponse } from "@edge-vod/shared";
+import {
+  Info,
+  PlayRequest,
+  PublishRequest,
+  ReleaseRequest,
+  SIDECAR_PATHS,
+  StopRequest,
+  bearerOk,
+  parseStreamName,
+  type PlayResponse,
+  type StopResponse,
+} from "@edge-vod/shared";
 import type { LiveService } from "../live/live-service.ts";
 import type { PublishService } from "../publish/publish-service.ts";
+import type { BroadcastService } from "../vod/broadcast-service.ts";
 import type { VodService } from "../vod/vod-service.ts";
 
 export interface Services {
   vod: VodService;
   live: LiveService;
   publish: PublishService;
+  broadcasts: BroadcastService;
+}
+
+export interface Limits {
+  /** Viewers of every kind on this sidecar; one more gets "Server overloaded" rather than degrading everyone. */
+  maxViewers: number;
 }
 
 const MAX_BODY_BYTES = 256 * 1024;
@@ -33,20 +51,23 @@ async function body<T extends z.ZodType>(c: Context, schema: T): Promise<{ ok: t
   return { ok: true, value: parsed.data };
 }
 
-export function controlApi(secret: string, { vod, live, publish }: Services): Hono {
+export function controlApi(secret: string, { vod, live, publish, broadcasts }: Services, limits: Limits): Hono {
+  const viewerCount = () => vod.viewerCount + live.viewerCount + broadcasts.viewerCount;
   const app = new Hono();
   app.use("*", async (c, next) => {
     if (!bearerOk(c.req.header("authorization"), secret)) return c.json({ error: "Unauthorized" }, 401);
     await next();
   });
   app.get(SIDECAR_PATHS.health, (c) =>
-    c.json({ ok: true, viewers: vod.viewerCount + live.viewerCount, publishers: publish.publisherCount }),
+    c.json({ ok: true, viewers: viewerCount(), publishers: publish.publisherCount, broadcasts: broadcasts.broadcastCount }),
   );
   app.post(SIDECAR_PATHS.play, async (c) => {
     const req = await body(c, PlayRequest);
     if (!req.ok) return req.res;
+    if (viewerCount() >= limits.maxViewers) return c.json({ ok: false, info: Info.SERVER_OVERLOADED } satisfies PlayResponse);
     const kind = parseStreamName(req.value.name).kind;
-    return c.json(await (kind === "live" ? live.play(req.value) : vod.play(req.value)));
+    const service = kind === "live" ? live : kind === "vod-live" ? broadcasts : vod;
+    return c.json(await service.play(req.value));
   });
   app.post(SIDECAR_PATHS.publish, async (c) => {
     const req = await body(c, PublishRequest);
@@ -57,7 +78,11 @@ export function controlApi(secret: string, { vod, live, publish }: Services): Ho
     const req = await body(c, StopRequest);
     if (!req.ok) return req.res;
     const { sessionRef, mediaSessionId } = req.value;
-    if ((await vod.viewers.stop(sessionRef, mediaSessionId)) || (await live.viewers.stop(sessionRef, mediaSessionId))) {
+    if (
+      (await vod.viewers.stop(sessionRef, mediaSessionId)) ||
+      (await broadcasts.viewers.stop(sessionRef, mediaSessionId)) ||
+      (await live.viewers.stop(sessionRef, mediaSessionId))
+    ) {
       return c.json({ ok: true, found: true } satisfies StopResponse);
     }
     return c.json({ ok: true, ...(await publish.stop(sessionRef, mediaSessionId)) } satisfies StopResponse);
@@ -66,7 +91,12 @@ export function controlApi(secret: string, { vod, live, publish }: Services): Ho
     const req = await body(c, ReleaseRequest);
     if (!req.ok) return req.res;
     const ref = req.value.sessionRef;
-    const counts = await Promise.all([vod.viewers.release(ref), live.viewers.release(ref), publish.release(ref)]);
+    const counts = await Promise.all([
+      vod.viewers.release(ref),
+      broadcasts.viewers.release(ref),
+      live.viewers.release(ref),
+      publish.release(ref),
+    ]);
     return c.json({ ok: true, released: counts.reduce((a, b) => a + b, 0) });
   });
   app.notFound((c) => c.json({ error: "Not found" }, 404));

@@ -1,8 +1,9 @@
 // Viewers of published streams (a plain stream name), keyed like every playback by sessionRef + mediaSessionId.
-import { Info, StreamStatus, type PlayRequest, type PlayResponse } from "@edge-vod/shared";
+import { Info, type PlayRequest, type PlayResponse } from "@edge-vod/shared";
 import type { EventSink } from "../events/edge-notifier.ts";
 import type { PublishService } from "../publish/publish-service.ts";
 import { StreamRegistry } from "../streams/registry.ts";
+import { viewerEvents } from "../streams/viewer-events.ts";
 import { answerAsSender, answerFailureInfo } from "../webrtc/answer.ts";
 import type { PeerFactory } from "../webrtc/peer-factory.ts";
 import { LiveViewer } from "./live-viewer.ts";
@@ -37,13 +38,7 @@ export class LiveService {
         pc,
         publisher,
         answer,
-        {
-          playing: () => this.notify(req.eventsUrl, { sessionRef: req.sessionRef, mediaSessionId: req.mediaSessionId, status: StreamStatus.PLAYING }),
-          ended: (status, info) => {
-            this.viewers.forget(req.sessionRef, req.mediaSessionId, viewer);
-            this.notify(req.eventsUrl, { sessionRef: req.sessionRef, mediaSessionId: req.mediaSessionId, status, info });
-          },
-        },
+        viewerEvents(this.notify, req, () => this.viewers.forget(req.sessionRef, req.mediaSessionId, viewer)),
         this.opts.iceTimeoutMs,
       );
       this.viewers.add(req.sessionRef, req.mediaSessionId, viewer);

@@ -4,6 +4,11 @@
 import type { RTCPeerConnection } from "werift";
 import { Info, StreamStatus } from "@edge-vod/shared";
 
+/** A PLI soon after a keyframe went out is about that keyframe still in flight; skipping would cost a whole GOP. */
+export const PLI_GRACE_MS = 250;
+/** Time after the last packet of a file before the peer connection is closed, so the tail reaches the browser. */
+export const DRAIN_MS = 300;
+
 export type EndStatus = typeof StreamStatus.STOPPED | typeof StreamStatus.FAILED;
 
 export interface ViewerEvents {

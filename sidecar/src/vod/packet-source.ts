@@ -8,6 +8,10 @@
 // waits for I/O. Each track keeps its own queue and `take` merges them by due time; a packet is released only once
 // the other track can no longer produce an earlier one, so a slow read holds the other track back rather than
 // sending out of order.
+//
+// The same reader feeds a shared `vod-live://` broadcast (see live-source.ts): it can start at a position (video from
+// the first keyframe at or after it) and loop, each pass continuing the media clock by the file's period, so
+// timestamps keep increasing and the browser's decoder never sees a jump.
 import { Info } from "@edge-vod/shared";
 import { MediaError, type RandomAccessFile } from "../files/file-access.ts";
 import type { AudioTrack, SampleTable, VideoTrack } from "../mp4/types.ts";
@@ -56,6 +60,10 @@ export interface VodPacketSourceOptions {
   prefetchMs?: number;
   /** Largest RTP payload for video, bytes. */
   maxPayload?: number;
+  /** Media time to start at, ms (default 0): video from the first keyframe at or after it, audio from it. */
+  startMs?: number;
+  /** Start over at the end of the file instead of ending; media time keeps running across passes. */
+  loop?: boolean;
 }
 
 export const DEFAULT_PREFETCH_MS = 1500;
@@ -79,6 +87,12 @@ interface Lane {
   readonly packetizer: H264Packetizer | undefined;
   /** Next sample not yet in `queue`. */
   next: number;
+  /** Pass over the file that `next` belongs to (looping); its media times are offset by pass x period. */
+  pass: number;
+  /** pass x period in ms, in 90 kHz and in 48 kHz ticks: what the pass adds to due times and RTP timestamps. */
+  passMs: number;
+  pass90k: number;
+  pass48k: number;
   readonly queue: MediaPacket[];
   head: number;
 }
@@ -103,7 +117,7 @@ interface Want {
 
 const EMPTY = new Uint8Array(0);
 
-const dueOf = (lane: Lane, i: number): number => ((lane.samples.dts[i]! - lane.firstDts) * 1000) / lane.timescale;
+const dueOf = (lane: Lane, i: number): number => lane.passMs + ((lane.samples.dts[i]! - lane.firstDts) * 1000) / lane.timescale;
 
 /** Due time of the earliest packet this lane has not queued yet; Infinity when all are queued. */
 const horizonOf = (lane: Lane): number => (lane.next < lane.samples.count ? dueOf(lane, lane.next) : Infinity);
@@ -122,6 +136,9 @@ class VodPacketSource implements PacketSource {
   private readonly lanes: Lane[] = [];
   private readonly groups: FileGroup[] = [];
   private readonly prefetchMs: number;
+  private readonly loop: boolean;
+  /** Length of one pass over the file, seconds: the longest track's end. */
+  readonly periodSec: number;
   private readonly firstWindow: Promise<void>;
   private takenUntil = 0;
   private stopped = false;
@@ -167,6 +184,13 @@ class VodPacketSource implements PacketSource {
       this.audio = makeLane("audio", a.file, a.track.samples, a.track.timescale, undefined);
       this.lanes.push(this.audio);
     }
+    this.periodSec = Math.max(0, ...this.lanes.map(periodOf));
+    this.loop = opts.loop === true && this.periodSec > 0;
+    const startMs = opts.startMs ?? 0;
+    if (!(startMs >= 0)) throw new RangeError(`startMs must be >= 0, not ${startMs}`);
+    if (startMs > 0) for (const lane of this.lanes) this.seekLane(lane, startMs);
+    // The first window is read ahead of the start position, not of 0.
+    this.takenUntil = startMs;
     for (const lane of this.lanes) {
       const group = this.groups.find((g) => g.file === lane.file);
       if (group) group.lanes.push(lane);
@@ -174,6 +198,29 @@ class VodPacketSource implements PacketSource {
     }
     for (const group of this.groups) this.startFill(group);
     this.firstWindow = Promise.all(this.groups.map((g) => g.filling)).then(() => undefined);
+  }
+
+  /** Puts the lane's next sample at the first one due at or after `ms` (a keyframe for video), past the end if none. */
+  private seekLane(lane: Lane, ms: number): void {
+    const s = lane.samples;
+    const periodMs = this.periodSec * 1000;
+    if (this.loop) this.setPass(lane, Math.floor(ms / periodMs));
+    for (;;) {
+      let i = 0;
+      while (i < s.count && (dueOf(lane, i) < ms || (lane.packetizer !== undefined && s.sync[i] !== 1))) i++;
+      lane.next = i;
+      // The rest of this pass has no keyframe: the next pass starts with one.
+      if (i < s.count || !this.loop) return;
+      this.setPass(lane, lane.pass + 1);
+      ms = lane.passMs;
+    }
+  }
+
+  private setPass(lane: Lane, pass: number): void {
+    lane.pass = pass;
+    lane.passMs = pass * this.periodSec * 1000;
+    lane.pass90k = Math.round(pass * this.periodSec * 90000);
+    lane.pass48k = Math.round(pass * this.periodSec * 48000);
   }
 
   get ended(): boolean {
@@ -305,7 +352,13 @@ class VodPacketSource implements PacketSource {
       // An empty Opus payload is not a valid packet; dropping it leaves only a gap the decoder conceals.
       else if (w.size > 0) this.queueAudio(w.lane, w.index, w.data);
     }
-    group.lanes.forEach((lane, k) => (lane.next = ends[k]!));
+    group.lanes.forEach((lane, k) => {
+      lane.next = ends[k]!;
+      if (this.loop && lane.next === lane.samples.count) {
+        lane.next = 0;
+        this.setPass(lane, lane.pass + 1);
+      }
+    });
     return true;
   }
 
@@ -356,7 +409,7 @@ class VodPacketSource implements PacketSource {
   private queueVideo(lane: Lane, packetizer: H264Packetizer, i: number, data: Uint8Array): void {
     const s = lane.samples;
     const keyframe = s.sync[i] === 1;
-    this.curTimestamp = Math.round(((s.dts[i]! + s.ctsOffset[i]! - lane.firstPts) * 90000) / lane.timescale);
+    this.curTimestamp = lane.pass90k + Math.round(((s.dts[i]! + s.ctsOffset[i]! - lane.firstPts) * 90000) / lane.timescale);
     this.curDueMs = dueOf(lane, i);
     this.curKeyframe = keyframe;
     try {
@@ -374,7 +427,7 @@ class VodPacketSource implements PacketSource {
     const dts = lane.samples.dts[i]!;
     lane.queue.push({
       kind: "audio",
-      timestamp: Math.round(((dts - lane.firstDts) * 48000) / lane.timescale),
+      timestamp: lane.pass48k + Math.round(((dts - lane.firstDts) * 48000) / lane.timescale),
       marker: false,
       payload: data,
       dueMs: dueOf(lane, i),
@@ -433,9 +486,20 @@ function makeLane(
     firstPts,
     packetizer,
     next: 0,
+    pass: 0,
+    passMs: 0,
+    pass90k: 0,
+    pass48k: 0,
     queue: [],
     head: 0,
   };
+}
+
+/** Where the lane's last sample ends, seconds from its first: a pass over the file lasts the longest of these. */
+function periodOf(lane: Lane): number {
+  const s = lane.samples;
+  const last = s.count - 1;
+  return (s.dts[last]! + s.duration[last]! - lane.firstDts) / lane.timescale;
 }
 
 function compact(lane: Lane): void {
@@ -448,6 +512,6 @@ function compact(lane: Lane): void {
   }
 }
 
-export function createVodPacketSource(opts: VodPacketSourceOptions): PacketSource {
+export function createVodPacketSource(opts: VodPacketSourceOptions): PacketSource & { readonly periodSec: number } {
   return new VodPacketSource(opts);
 }

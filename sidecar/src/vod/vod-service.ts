@@ -1,8 +1,10 @@
 // Personal `vod://` playbacks on this sidecar, keyed by the edge session (sessionRef) and the SDK's mediaSessionId.
-import { Info, StreamStatus, parseStreamName, type PlayRequest, type PlayResponse } from "@edge-vod/shared";
+import { Info, parseStreamName, type PlayRequest, type PlayResponse } from "@edge-vod/shared";
 import { MediaError } from "../files/file-access.ts";
 import type { EventSink } from "../events/edge-notifier.ts";
 import { StreamRegistry } from "../streams/registry.ts";
+import { RtpOut } from "../streams/rtp-out.ts";
+import { viewerEvents } from "../streams/viewer-events.ts";
 import { answerAsSender, answerFailureInfo } from "../webrtc/answer.ts";
 import type { PeerFactory } from "../webrtc/peer-factory.ts";
 import type { MediaOpener } from "./media-opener.ts";
@@ -13,7 +15,6 @@ import { VodViewer } from "./vod-viewer.ts";
 export interface VodServiceOptions {
   publicIp: string | undefined;
   iceTimeoutMs: number;
-  maxViewers: number;
 }
 
 export class VodService {
@@ -33,10 +34,8 @@ export class VodService {
 
   async play(req: PlayRequest): Promise<PlayResponse> {
     if (this.viewers.has(req.sessionRef, req.mediaSessionId)) return { ok: false, info: Info.MEDIASESSION_ID_ALREADY_IN_USE };
-    if (this.viewers.size >= this.opts.maxViewers) return { ok: false, info: Info.SERVER_OVERLOADED };
     const name = parseStreamName(req.name);
-    if (name.kind === "live") return { ok: false, info: Info.STREAM_NOT_FOUND };
-    if (name.kind === "vod-live") return { ok: false, info: Info.NOT_SUPPORTED };
+    if (name.kind !== "vod") return { ok: false, info: Info.BAD_URI };
 
     let media;
     try {
@@ -60,26 +59,13 @@ export class VodService {
         await sourceClose();
         await media.close();
       };
-      const notify = (status: typeof StreamStatus.PLAYING | typeof StreamStatus.STOPPED | typeof StreamStatus.FAILED, info?: string) =>
-        this.notify(req.eventsUrl, {
-          sessionRef: req.sessionRef,
-          mediaSessionId: req.mediaSessionId,
-          status,
-          ...(info !== undefined ? { info } : {}),
-        });
       const viewer = new VodViewer(
         pc,
         source,
-        VodViewer.track(answer.video?.sender, answer.video?.payloadType),
-        VodViewer.track(answer.audio?.sender, answer.audio?.payloadType),
+        RtpOut.of(answer.video),
+        RtpOut.of(answer.audio),
         this.scheduler,
-        {
-          playing: () => notify(StreamStatus.PLAYING),
-          ended: (status, info) => {
-            this.viewers.forget(req.sessionRef, req.mediaSessionId, viewer);
-            notify(status, info);
-          },
-        },
+        viewerEvents(this.notify, req, () => this.viewers.forget(req.sessionRef, req.mediaSessionId, viewer)),
         this.opts.iceTimeoutMs,
       );
       this.viewers.add(req.sessionRef, req.mediaSessionId, viewer);

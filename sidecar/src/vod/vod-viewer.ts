@@ -1,22 +1,13 @@
 // One personal playback: a werift peer connection fed from a PacketSource, paced by the shared scheduler.
-import { RtpHeader, RtpPacket, type RTCPeerConnection, type RTCRtpSender } from "werift";
+import type { RTCPeerConnection } from "werift";
 import { StreamStatus } from "@edge-vod/shared";
-import { PeerViewer, type ViewerEvents } from "../streams/peer-viewer.ts";
+import { DRAIN_MS, PLI_GRACE_MS, PeerViewer, type ViewerEvents } from "../streams/peer-viewer.ts";
+import type { RtpOut } from "../streams/rtp-out.ts";
 import type { MediaPacket, PacketSource } from "./packet-source.ts";
 import type { Paced, Scheduler } from "./scheduler.ts";
 
 export type { ViewerEvents } from "../streams/peer-viewer.ts";
 
-interface Track {
-  sender: RTCRtpSender;
-  payloadType: number;
-  seq: number;
-}
-
-/** A PLI soon after a keyframe went out is about that keyframe still in flight; skipping would cost a whole GOP. */
-const PLI_GRACE_MS = 250;
-/** Time after the last packet before the peer connection is closed, so the tail reaches the browser. */
-const DRAIN_MS = 300;
 
 export class VodViewer extends PeerViewer implements Paced {
   private startMs = 0;
@@ -27,8 +18,8 @@ export class VodViewer extends PeerViewer implements Paced {
   constructor(
     pc: RTCPeerConnection,
     private readonly source: PacketSource,
-    private readonly video: Track | undefined,
-    private readonly audio: Track | undefined,
+    private readonly video: RtpOut | undefined,
+    private readonly audio: RtpOut | undefined,
     private readonly scheduler: Scheduler,
     events: ViewerEvents,
     iceTimeoutMs: number,
@@ -36,11 +27,6 @@ export class VodViewer extends PeerViewer implements Paced {
     super(pc, events, iceTimeoutMs);
     source.onError = (err) => this.end(StreamStatus.FAILED, err.info);
     video?.sender.onPictureLossIndication.subscribe(() => this.onPli());
-  }
-
-  static track(sender: RTCRtpSender | undefined, payloadType: number | undefined): Track | undefined {
-    if (!sender || payloadType === undefined) return undefined;
-    return { sender, payloadType, seq: Math.floor(Math.random() * 0x10000) };
   }
 
   protected onConnected(): void {
@@ -77,10 +63,7 @@ export class VodViewer extends PeerViewer implements Paced {
     const track = p.kind === "video" ? this.video : this.audio;
     if (!track) return;
     if (p.keyframeStart) this.lastKeyframeSentMs = nowMs;
-    track.seq = (track.seq + 1) & 0xffff;
-    const header = new RtpHeader({ payloadType: track.payloadType, sequenceNumber: track.seq, timestamp: p.timestamp >>> 0, marker: p.marker });
-    const payload = Buffer.from(p.payload.buffer, p.payload.byteOffset, p.payload.byteLength);
-    void track.sender.sendRtp(new RtpPacket(header, payload)).catch(() => {});
+    track.send(p.timestamp, p.marker, p.payload);
   }
 
   private onPli(): void {

@@ -1,0 +1,149 @@
+// Shared `vod-live://` broadcasts on this sidecar and their viewers. A broadcast is identified by what the edge
+// holds for it (file, start time, loop), so a restarted broadcast (new start time) never joins the old one here.
+// It opens its file once when its first viewer comes and closes it when its last viewer leaves: the position is
+// wall-clock time, so a later viewer simply opens it again where the broadcast is by then.
+import { Info, parseStreamName, type PlayRequest, type PlayResponse } from "@edge-vod/shared";
+import { MediaError } from "../files/file-access.ts";
+import type { EventSink } from "../events/edge-notifier.ts";
+import { StreamRegistry } from "../streams/registry.ts";
+import { RtpOut } from "../streams/rtp-out.ts";
+import { viewerEvents } from "../streams/viewer-events.ts";
+import { answerAsSender, answerFailureInfo } from "../webrtc/answer.ts";
+import type { PeerFactory } from "../webrtc/peer-factory.ts";
+import { BroadcastViewer } from "./broadcast-viewer.ts";
+import { LiveSource } from "./live-source.ts";
+import type { MediaOpener, OpenedMedia } from "./media-opener.ts";
+import { createVodPacketSource } from "./packet-source.ts";
+import type { Scheduler } from "./scheduler.ts";
+
+export interface BroadcastServiceOptions {
+  publicIp: string | undefined;
+  iceTimeoutMs: number;
+}
+
+interface Broadcast {
+  readonly live: LiveSource;
+  readonly media: OpenedMedia;
+  readonly durationMs: number;
+}
+
+interface Entry {
+  readonly key: string;
+  readonly opening: Promise<Broadcast>;
+  /** Viewers from their play request on (not from connect), so a broadcast is not closed under a negotiating one. */
+  refs: number;
+}
+
+export class BroadcastService {
+  readonly viewers = new StreamRegistry<BroadcastViewer>();
+  private readonly broadcasts = new Map<string, Entry>();
+
+  constructor(
+    private readonly opener: MediaOpener,
+    private readonly makePeer: PeerFactory,
+    private readonly scheduler: Scheduler,
+    private readonly notify: EventSink,
+    private readonly opts: BroadcastServiceOptions,
+  ) {}
+
+  get viewerCount(): number {
+    return this.viewers.size;
+  }
+
+  /** Broadcasts running here now (each with one reader), for health and tests. */
+  get broadcastCount(): number {
+    return this.broadcasts.size;
+  }
+
+  async play(req: PlayRequest): Promise<PlayResponse> {
+    if (this.viewers.has(req.sessionRef, req.mediaSessionId)) return { ok: false, info: Info.MEDIASESSION_ID_ALREADY_IN_USE };
+    const name = parseStreamName(req.name);
+    if (name.kind !== "vod-live" || !req.broadcast) return { ok: false, info: Info.BAD_URI };
+    const { startedAt, loop } = req.broadcast;
+    const key = `${name.file}\u0000${startedAt}\u0000${loop}`;
+
+    let entry = this.broadcasts.get(key);
+    if (!entry) {
+      entry = { key, opening: this.open(name.file, startedAt, loop), refs: 0 };
+      this.broadcasts.set(key, entry);
+    }
+    // Counted before the wait, so a viewer that fails meanwhile cannot close the broadcast under this one.
+    entry.refs++;
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      this.release(entry);
+    };
+    let broadcast: Broadcast;
+    try {
+      broadcast = await entry.opening;
+    } catch (err) {
+      release();
+      if (err instanceof MediaError) return { ok: false, info: err.info };
+      console.error(`vod-live: opening ${name.file} failed`, err);
+      return { ok: false, info: Info.FAILED_TO_READ_FILE };
+    }
+    if (broadcast.live.ended) {
+      // Joined after the end of a broadcast that does not loop (the edge starts a new one from then on).
+      release();
+      return { ok: false, info: Info.STREAM_NOT_FOUND };
+    }
+
+    const pc = this.makePeer();
+    try {
+      const media = broadcast.media;
+      const answer = await answerAsSender(pc, req.sdp, { video: !!media.video, audio: !!media.audio, profileIdc: media.profileIdc }, this.opts.publicIp);
+      const viewer: BroadcastViewer = new BroadcastViewer(
+        pc,
+        broadcast.live,
+        RtpOut.of(answer.video),
+        RtpOut.of(answer.audio),
+        viewerEvents(this.notify, req, () => this.viewers.forget(req.sessionRef, req.mediaSessionId, viewer)),
+        this.opts.iceTimeoutMs,
+        release,
+      );
+      this.viewers.add(req.sessionRef, req.mediaSessionId, viewer);
+      return { ok: true, sdp: answer.sdp, durationMs: broadcast.durationMs };
+    } catch (err) {
+      release();
+      await pc.close().catch(() => {});
+      return { ok: false, info: answerFailureInfo(err, `vod-live ${req.mediaSessionId}`) };
+    }
+  }
+
+  private async open(file: string, startedAt: number, loop: boolean): Promise<Broadcast> {
+    const media = await this.opener.open(file);
+    try {
+      const startMs = Math.max(0, Date.now() - startedAt);
+      const source = createVodPacketSource({
+        ...(media.video ? { video: media.video } : {}),
+        ...(media.audio ? { audio: media.audio } : {}),
+        startMs,
+        loop,
+      });
+      const live = new LiveSource(source, startedAt, this.scheduler);
+      return { live, media, durationMs: Math.round(source.periodSec * 1000) };
+    } catch (err) {
+      await media.close();
+      throw err;
+    }
+  }
+
+  private release(entry: Entry): void {
+    if (--entry.refs > 0) return;
+    if (this.broadcasts.get(entry.key) === entry) this.broadcasts.delete(entry.key);
+    entry.opening
+      .then(async (b) => {
+        await b.live.close();
+        await b.media.close();
+      })
+      .catch(() => {
+        /* a failed open closed its files itself and was reported to its viewers */
+      });
+  }
+
+  async closeAll(): Promise<void> {
+    await this.viewers.closeAll();
+  }
+}

@@ -1,0 +1,27 @@
+// CPU time and resident memory of a process from /proc (Linux), for tests that report what a load costs and for
+// the benchmarks.
+import fs from "node:fs/promises";
+
+// USER_HZ: 100 on every Linux build Node supports.
+const TICKS = 100;
+
+/** User + system CPU time the process has used so far, ms. */
+export async function cpuMs(pid: number): Promise<number> {
+  const stat = await fs.readFile(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS;
+}
+
+export async function rssMb(pid: number): Promise<number> {
+  const status = await fs.readFile(`/proc/${pid}/status`, "utf8");
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+}
+
+/** CPU use over a window of `ms` as a percentage of one core, and RSS at its end. */
+export async function measureProcess(pid: number, ms: number): Promise<{ cpuPct: number; rss: number }> {
+  const c0 = await cpuMs(pid);
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, ms));
+  const c1 = await cpuMs(pid);
+  return { cpuPct: ((c1 - c0) / (performance.now() - t0)) * 100, rss: await rssMb(pid) };
+}
