@@ -6,7 +6,7 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { SIDECAR_PATHS } from "@edge-vod/shared";
-import { makeFixture } from "../test/helpers/fixtures.ts";
+import { makeBenchFile } from "./bench-file.ts";
 import { measureProcess } from "../test/helpers/proc-stats.ts";
 import { startSidecar, type SidecarProcess } from "../test/helpers/sidecar-process.ts";
 import { createWeriftPublisher } from "../test/helpers/werift-publisher.ts";
@@ -17,12 +17,7 @@ const measure = (sidecar: SidecarProcess) => measureProcess(sidecar.pid, WINDOW_
 async function main(): Promise<void> {
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), "edge-vod-bench-"));
   try {
-    const source = await makeFixture(tmp, "source.mp4", [
-      ...["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30:duration=10"],
-      ...["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=10"],
-      ...["-c:v", "libx264", "-profile:v", "baseline", "-pix_fmt", "yuv420p", "-g", "30", "-bf", "0", "-b:v", "1M", "-maxrate", "1M", "-bufsize", "1M"],
-      ...["-c:a", "libopus", "-b:a", "64k"],
-    ]);
+    const source = await makeBenchFile(tmp, "source.mp4");
     const secret = randomBytes(24).toString("hex");
     const sidecar = await startSidecar({ secret, env: { RECORD_DIR: path.join(tmp, "records") } });
     const rows: [string, { cpuPct: number; rss: number }][] = [];

@@ -2,7 +2,7 @@
 // (wall clock), whether it loops, how long one pass of the file lasts, and who watches it. Every sidecar serving
 // the broadcast computes the position from `startedAt`, so they stay in sync without passing media between them.
 //
-// Storage: "state" → BroadcastState while a broadcast exists; "viewer:<sessionRef>:<mediaSessionId>" → since (ms)
+// Storage: "state" → BroadcastState while a broadcast exists; "viewer:<sessionRef>:<mediaSessionId>" → ViewerEntry
 // for each viewer; alarm: the idle grace period after the last viewer left.
 import { DurableObject } from "cloudflare:workers";
 import { vodLiveConfig, type Env } from "./config.ts";
@@ -26,6 +26,12 @@ export interface ViewerRef {
   mediaSessionId: string;
 }
 
+interface ViewerEntry {
+  since: number;
+  /** Id of the sidecar serving this viewer. */
+  sidecar: string;
+}
+
 export interface Joined {
   startedAt: number;
   loop: boolean;
@@ -35,7 +41,7 @@ const viewerKey = (v: ViewerRef) => `${VIEWER_PREFIX}${v.sessionRef}:${v.mediaSe
 
 export class BroadcastObject extends DurableObject<Env> {
   /** Adds a viewer; starts a new broadcast when none runs (or the last one is over). */
-  async join(viewer: ViewerRef, loop: boolean): Promise<Joined> {
+  async join(viewer: ViewerRef, loop: boolean, sidecar: string): Promise<Joined> {
     const now = Date.now();
     const cfg = vodLiveConfig(this.env);
     let state = await this.ctx.storage.get<BroadcastState>(STATE_KEY);
@@ -44,10 +50,8 @@ export class BroadcastObject extends DurableObject<Env> {
       state = { startedAt: now + cfg.startLeadMs, loop, viewers: 0 };
     }
     const key = viewerKey(viewer);
-    if ((await this.ctx.storage.get<number>(key)) === undefined) {
-      state.viewers++;
-      await this.ctx.storage.put(key, now);
-    }
+    if ((await this.ctx.storage.get<ViewerEntry>(key)) === undefined) state.viewers++;
+    await this.ctx.storage.put(key, { since: now, sidecar } satisfies ViewerEntry);
     delete state.idleSince;
     await this.ctx.storage.put(STATE_KEY, state);
     await this.ctx.storage.deleteAlarm();
@@ -74,8 +78,15 @@ export class BroadcastObject extends DurableObject<Env> {
     await this.ctx.storage.put(STATE_KEY, { ...state, durationMs });
   }
 
-  async state(): Promise<BroadcastState | null> {
-    return (await this.ctx.storage.get<BroadcastState>(STATE_KEY)) ?? null;
+  /** The broadcast now, with how many of its viewers each sidecar serves. */
+  async state(): Promise<(BroadcastState & { sidecars: Record<string, number> }) | null> {
+    const state = await this.ctx.storage.get<BroadcastState>(STATE_KEY);
+    if (!state) return null;
+    const sidecars: Record<string, number> = {};
+    for (const v of (await this.ctx.storage.list<ViewerEntry>({ prefix: VIEWER_PREFIX })).values()) {
+      sidecars[v.sidecar] = (sidecars[v.sidecar] ?? 0) + 1;
+    }
+    return { ...state, sidecars };
   }
 
   async alarm(): Promise<void> {

@@ -1,11 +1,13 @@
 import type { SessionObject } from "./session-object.ts";
 import type { BroadcastObject } from "./broadcast-object.ts";
 import type { StreamObject } from "./stream-object.ts";
+import type { SidecarRegistry } from "./sidecar-registry.ts";
 
 export interface Env {
   SESSIONS: DurableObjectNamespace<SessionObject>;
   STREAMS: DurableObjectNamespace<StreamObject>;
   BROADCASTS: DurableObjectNamespace<BroadcastObject>;
+  SIDECARS: DurableObjectNamespace<SidecarRegistry>;
   ASSETS: Fetcher;
   SIDECAR_URL?: string;
   SIDECAR_SECRET?: string;
@@ -25,6 +27,8 @@ export interface Env {
   VOD_LIVE_GRACE_MS?: string;
   /** A new broadcast starts this long after its first viewer asked, ms (default 500), so it sees the first frame. */
   VOD_LIVE_START_LEAD_MS?: string;
+  /** A registered sidecar silent for this long is down (default 6000: three missed 2 s heartbeats). */
+  SIDECAR_DEAD_AFTER_MS?: string;
 }
 
 /** WCS defaults: keep_alive.server_interval=5000, and 10 unanswered pings end the connection. */
@@ -77,4 +81,8 @@ export function vodLiveLoops(env: Env, file: string): boolean {
     .split(",")
     .map((s) => s.trim())
     .includes(file);
+}
+
+export function sidecarDeadAfterMs(env: Env): number {
+  return intVar(env.SIDECAR_DEAD_AFTER_MS, 6000, 100, 600_000);
 }

@@ -1,12 +1,13 @@
 // The edge Worker: WebSocket signalling for the Web SDK (any path), the sidecar's event intake, and the Player.
 import { Hono } from "hono";
-import { EDGE_EVENTS_PATH, RECORDS_PUBLIC_PATH, StreamEvent, bearerOk, type ErrorBody } from "@edge-vod/shared";
+import { EDGE_EVENTS_PATH, EDGE_SIDECARS_PATH, RECORDS_PUBLIC_PATH, SidecarHeartbeat, StreamEvent, bearerOk, type ErrorBody } from "@edge-vod/shared";
 import type { Env } from "./config.ts";
 import { recordsProxy } from "./records-proxy.ts";
 
 export { SessionObject } from "./session-object.ts";
 export { StreamObject } from "./stream-object.ts";
 export { BroadcastObject } from "./broadcast-object.ts";
+export { SidecarRegistry } from "./sidecar-registry.ts";
 
 /** A StreamEvent is well under 2 KB; this only bounds what an authorized but broken sidecar can make us read. */
 const MAX_EVENT_BODY_CHARS = 16 * 1024;
@@ -56,6 +57,33 @@ app.post(EDGE_EVENTS_PATH, async (c) => {
   }
 });
 app.all(EDGE_EVENTS_PATH, (c) => c.json(error("Method not allowed"), 405));
+
+const registry = (env: Env) => env.SIDECARS.get(env.SIDECARS.idFromName("sidecars"));
+
+// Sidecars register here (many sidecars behind one edge); operators list them with the same secret.
+app.post(EDGE_SIDECARS_PATH, async (c) => {
+  if (!bearerOk(c.req.header("authorization"), c.env.SIDECAR_SECRET ?? "")) return c.json(error("Unauthorized"), 401);
+  const text = await c.req.text();
+  if (text.length > MAX_EVENT_BODY_CHARS) return c.json(error("Body too large"), 413);
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return c.json(error("Body is not valid JSON"), 400);
+  }
+  const parsed = SidecarHeartbeat.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    return c.json(error(`Invalid heartbeat: ${issue?.path.join(".") ?? ""} ${issue?.message ?? ""}`.trim()), 400);
+  }
+  await registry(c.env).heartbeat(parsed.data);
+  return c.json({ ok: true });
+});
+app.get(EDGE_SIDECARS_PATH, async (c) => {
+  if (!bearerOk(c.req.header("authorization"), c.env.SIDECAR_SECRET ?? "")) return c.json(error("Unauthorized"), 401);
+  return c.json({ sidecars: await registry(c.env).list() });
+});
+app.all(EDGE_SIDECARS_PATH, (c) => c.json(error("Method not allowed"), 405));
 
 app.get("/", (c) => c.redirect(`/player.html${new URL(c.req.url).search}`, 302));
 

@@ -30,7 +30,8 @@ import {
 } from "@edge-vod/shared";
 import { MAX_STREAMS_PER_SESSION, keepAliveConfig, streamStartTimeoutMs, vodLiveLoops, type Env } from "./config.ts";
 import type { BroadcastObject, Joined } from "./broadcast-object.ts";
-import { SidecarClient } from "./sidecar-client.ts";
+import { SidecarClient, type OfferResult } from "./sidecar-client.ts";
+import { STATIC_SIDECAR_ID, type Placement, type SidecarRegistry } from "./sidecar-registry.ts";
 import type { StreamObject } from "./stream-object.ts";
 
 const META_KEY = "meta";
@@ -56,7 +57,12 @@ interface StoredStream {
   attempt: string;
   /** When the request came (ms since epoch), for the PENDING watchdog. */
   since: number;
+  /** The sidecar it runs on (absent in streams stored before sidecars were placed: the static one). */
+  sidecar?: Placement;
 }
+
+/** Tries of other sidecars after one refused the connection, per stream request. */
+const MAX_PLACEMENT_RETRIES = 2;
 
 /** Fields of `connection` worth handing back in getUserData; SIP credentials and the like stay out. */
 const ECHOED_CONNECTION_FIELDS = [
@@ -260,38 +266,64 @@ export class SessionObject extends DurableObject<Env> {
     if ((await this.listStreams()).size >= MAX_STREAMS_PER_SESSION) return fail(Info.TOO_MANY_STREAMS);
 
     const target = parseStreamName(data.name);
+    // A published name is played where its publisher sends (media is not relayed between sidecars).
+    let publisherAt: Placement | undefined;
     if (published) {
       if (checkPublishName(data.name) !== null) return fail(Info.BAD_URI);
     } else if (target.kind === "live") {
       if (checkPublishName(data.name) !== null) return fail(Info.BAD_URI);
-      if (!(await this.streamName(data.name).publisher())) return fail(Info.STREAM_NOT_FOUND);
+      const publisher = await this.streamName(data.name).publisher();
+      if (!publisher) return fail(Info.STREAM_NOT_FOUND);
+      publisherAt = publisher.sidecar ?? this.staticSidecar();
     } else if (checkFileName(target.file) !== null) {
       return fail(Info.BAD_URI);
     }
 
+    const tried: string[] = [];
+    let placement = publisherAt ?? (await this.place(tried));
+    if (!placement) return fail(Info.MEDIA_SERVER_UNAVAILABLE);
     const attempt = crypto.randomUUID();
     // Stored before any call that yields: a stop, a duplicate or the sidecar's own events may arrive meanwhile.
-    const stored: StoredStream = { name: data.name, published, record, status: StreamStatus.PENDING, attempt, since: Date.now() };
+    const stored: StoredStream = { name: data.name, published, record, status: StreamStatus.PENDING, attempt, since: Date.now(), sidecar: placement };
     await this.putStream(id, stored);
-    if (published && !(await this.streamName(data.name).claim({ sessionRef: this.sessionRef, mediaSessionId: id, since: Date.now() }))) {
+    const claim = (sidecar: Placement) => this.streamName(data.name).claim({ sessionRef: this.sessionRef, mediaSessionId: id, since: Date.now(), sidecar });
+    if (published && !(await claim(placement))) {
       await this.deleteStream(id);
       return fail(Info.STREAM_NAME_ALREADY_IN_USE);
     }
     let broadcast: Joined | undefined;
+    const join = (file: string, sidecar: Placement) =>
+      this.broadcast(file).join({ sessionRef: this.sessionRef, mediaSessionId: id }, vodLiveLoops(this.env, file), sidecar.id);
     if (target.kind === "vod-live") {
       try {
-        broadcast = await this.broadcast(target.file).join({ sessionRef: this.sessionRef, mediaSessionId: id }, vodLiveLoops(this.env, target.file));
+        broadcast = await join(target.file, placement);
       } catch (err) {
         console.error(`session ${this.sessionRef}: joining broadcast ${target.file} failed:`, err);
         await this.deleteStream(id);
         return fail(Info.FAILED_BY_ERROR);
       }
     }
-    const sidecar = this.sidecar();
     const common = { sessionRef: this.sessionRef, eventsUrl: meta.eventsUrl, mediaSessionId: id, name: data.name, sdp: data.sdp };
-    const answer = published
-      ? await sidecar.publish({ ...common, record, login: "" })
-      : await sidecar.play({ ...common, ...(broadcast ? { broadcast } : {}) });
+    let answer: OfferResult;
+    for (;;) {
+      const sidecar = this.sidecarAt(placement);
+      answer = published ? await sidecar.publish({ ...common, record, login: "" }) : await sidecar.play({ ...common, ...(broadcast ? { broadcast } : {}) });
+      // Refused outright: nothing runs there, so the stream may go to another sidecar (not a live name's viewer,
+      // whose media is only on its publisher's sidecar).
+      if (answer.ok || !("unreachable" in answer && answer.unreachable) || publisherAt || placement.id === STATIC_SIDECAR_ID) break;
+      await this.registry()
+        .markDown(placement.id)
+        .catch(() => {});
+      tried.push(placement.id);
+      const next = tried.length <= MAX_PLACEMENT_RETRIES ? await this.place(tried) : null;
+      const current = await this.getStream(id);
+      if (!next || current?.attempt !== attempt) break;
+      console.warn(`session ${this.sessionRef}: sidecar ${placement.id} unreachable, placing ${id} on ${next.id}`);
+      placement = next;
+      await this.putStream(id, { ...current, sidecar: next });
+      if (published) await claim(next);
+      if (target.kind === "vod-live") await join(target.file, next).catch(() => {});
+    }
     if (broadcast && target.kind === "vod-live" && answer.ok && answer.durationMs !== undefined) {
       await this.broadcast(target.file)
         .setDuration(broadcast.startedAt, answer.durationMs)
@@ -301,7 +333,7 @@ export class SessionObject extends DurableObject<Env> {
     const current = await this.getStream(id);
     if (current?.attempt !== attempt) {
       // Stopped, failed by an event, or the session ended while the sidecar worked: do not leak its stream.
-      if (answer.ok) await sidecar.stop({ sessionRef: this.sessionRef, mediaSessionId: id });
+      if (answer.ok) await this.sidecarAt(placement).stop({ sessionRef: this.sessionRef, mediaSessionId: id });
       return;
     }
     if (!answer.ok) {
@@ -322,12 +354,12 @@ export class SessionObject extends DurableObject<Env> {
     await this.deleteStream(id);
     if (!stream.published) {
       this.sendStatus({ mediaSessionId: id, name: stream.name, published: false, status: StreamStatus.STOPPED, info: Info.STOPPED_BY_USER });
-      await this.sidecar().stop({ sessionRef: this.sessionRef, mediaSessionId: id });
+      await this.sidecarOf(stream).stop({ sessionRef: this.sessionRef, mediaSessionId: id });
       await this.streamGone(id, stream);
       return;
     }
     // UNPUBLISHED waits for the sidecar: it carries the record name, and the file is complete once it is sent.
-    const res = await this.sidecar().stop({ sessionRef: this.sessionRef, mediaSessionId: id }, { recording: stream.record === true });
+    const res = await this.sidecarOf(stream).stop({ sessionRef: this.sessionRef, mediaSessionId: id }, { recording: stream.record === true });
     await this.streamGone(id, stream);
     this.sendStatus({
       mediaSessionId: id,
@@ -366,6 +398,35 @@ export class SessionObject extends DurableObject<Env> {
     await this.ctx.storage.put(MISSED_PINGS_KEY, missed + 1);
     await this.ctx.storage.setAlarm(Date.now() + intervalMs);
     await this.failStalledStreams();
+    await this.failLostStreams();
+  }
+
+  /** Streams whose sidecar went down (silent, leaving, refusing): FAILED, so the player can play again elsewhere. */
+  private async failLostStreams(): Promise<void> {
+    const streams = [...(await this.listStreams())].filter(([, s]) => s.sidecar && s.sidecar.id !== STATIC_SIDECAR_ID);
+    if (streams.length === 0) return;
+    let down: Set<string>;
+    try {
+      down = new Set(await this.registry().down([...new Set(streams.map(([, s]) => s.sidecar!.id))]));
+    } catch (err) {
+      // Unknown is not down: streams are only failed on the registry's word.
+      console.warn(`session ${this.sessionRef}: sidecar registry unavailable: ${String(err)}`);
+      return;
+    }
+    for (const [key, stream] of streams) {
+      if (!down.has(stream.sidecar!.id)) continue;
+      const id = key.slice(STREAM_PREFIX.length);
+      await this.deleteStream(id);
+      await this.streamGone(id, stream);
+      this.sendStatus({
+        mediaSessionId: id,
+        name: stream.name,
+        published: stream.published,
+        status: StreamStatus.FAILED,
+        info: Info.MEDIA_SERVER_LOST,
+        ...(stream.record ? { record: true } : {}),
+      });
+    }
   }
 
   /** The backstop that keeps the promise that no stream stays PENDING (see STREAM_START_TIMEOUT_MS). */
@@ -383,7 +444,7 @@ export class SessionObject extends DurableObject<Env> {
         status: StreamStatus.FAILED,
         info: Info.MEDIA_SERVER_UNAVAILABLE,
       });
-      await this.sidecar().stop({ sessionRef: this.sessionRef, mediaSessionId: id });
+      await this.sidecarOf(stream).stop({ sessionRef: this.sessionRef, mediaSessionId: id });
     }
   }
 
@@ -401,7 +462,9 @@ export class SessionObject extends DurableObject<Env> {
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
     await Promise.all(streams.map(([key, s]) => this.streamGone(key.slice(STREAM_PREFIX.length), s)));
-    if (meta) await this.sidecar().release({ sessionRef: this.sessionRef });
+    if (!meta) return;
+    const urls = new Set(streams.map(([, s]) => (s.sidecar ?? this.staticSidecar())?.url).filter((u): u is string => !!u));
+    await Promise.all([...urls].map((url) => this.sidecarAt({ id: "", url }).release({ sessionRef: this.sessionRef })));
   }
 
   // ---- helpers
@@ -440,8 +503,32 @@ export class SessionObject extends DurableObject<Env> {
     }
   }
 
-  private sidecar(): SidecarClient {
-    return new SidecarClient(this.env.SIDECAR_URL, this.env.SIDECAR_SECRET);
+  private registry(): DurableObjectStub<SidecarRegistry> {
+    return this.env.SIDECARS.get(this.env.SIDECARS.idFromName("sidecars"));
+  }
+
+  /** SIDECAR_URL's sidecar, when one is configured. */
+  private staticSidecar(): Placement | undefined {
+    return this.env.SIDECAR_URL ? { id: STATIC_SIDECAR_ID, url: this.env.SIDECAR_URL } : undefined;
+  }
+
+  /** The least loaded registered sidecar not in `exclude`; SIDECAR_URL's when none is registered and healthy. */
+  private async place(exclude: readonly string[]): Promise<Placement | undefined> {
+    try {
+      const picked = await this.registry().pick(exclude);
+      if (picked) return picked;
+    } catch (err) {
+      console.warn(`session ${this.sessionRef}: sidecar registry unavailable: ${String(err)}`);
+    }
+    return exclude.includes(STATIC_SIDECAR_ID) ? undefined : this.staticSidecar();
+  }
+
+  private sidecarAt(placement: Placement): SidecarClient {
+    return new SidecarClient(placement.url, this.env.SIDECAR_SECRET);
+  }
+
+  private sidecarOf(stream: StoredStream): SidecarClient {
+    return new SidecarClient(stream.sidecar?.url ?? this.env.SIDECAR_URL, this.env.SIDECAR_SECRET);
   }
 
   private send(text: string): void {

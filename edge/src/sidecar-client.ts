@@ -20,6 +20,11 @@ const STOP_RECORDING_TIMEOUT_MS = 20_000;
 const MAX_RESPONSE_CHARS = 512 * 1024;
 
 class SidecarError extends Error {}
+/** fetch() rejected before any response: refused, reset, DNS; not a timeout. */
+class UnreachableError extends SidecarError {}
+
+/** The sidecar's answer, or why there is none; `unreachable` when no connection could be made at all. */
+export type OfferResult = PlayResponse | { ok: false; info: string; unreachable?: boolean };
 
 /** SIDECAR_URL without trailing slashes, or null when it is missing or not an http(s) URL. */
 export function sidecarBaseUrl(url: string | undefined): string | null {
@@ -43,15 +48,15 @@ export class SidecarClient {
     this.base = sidecarBaseUrl(url);
   }
 
-  play(req: PlayRequest): Promise<PlayResponse> {
+  play(req: PlayRequest): Promise<OfferResult> {
     return this.offer(SIDECAR_PATHS.play, req);
   }
 
-  publish(req: PublishRequest): Promise<PlayResponse> {
+  publish(req: PublishRequest): Promise<OfferResult> {
     return this.offer(SIDECAR_PATHS.publish, req);
   }
 
-  private async offer(path: string, req: PlayRequest | PublishRequest): Promise<PlayResponse> {
+  private async offer(path: string, req: PlayRequest | PublishRequest): Promise<OfferResult> {
     try {
       const parsed = PlayResponse.safeParse(await this.post(path, req, PLAY_TIMEOUT_MS));
       if (!parsed.success) throw new SidecarError("response does not match PlayResponse");
@@ -59,7 +64,10 @@ export class SidecarClient {
       return parsed.data;
     } catch (err) {
       console.warn(`sidecar ${path} for ${req.mediaSessionId}: ${describe(err)}`);
-      return { ok: false, info: Info.MEDIA_SERVER_UNAVAILABLE };
+      // No connection at all (refused, reset before an answer): nothing ran there, so another sidecar may be tried.
+      // A timeout is not that: the sidecar may still be setting the stream up.
+      const unreachable = err instanceof UnreachableError;
+      return { ok: false, info: Info.MEDIA_SERVER_UNAVAILABLE, ...(unreachable ? { unreachable } : {}) };
     }
   }
 
@@ -98,12 +106,18 @@ export class SidecarClient {
   private async post(path: string, body: unknown, timeoutMs: number): Promise<unknown> {
     if (!this.base) throw new SidecarError("SIDECAR_URL is missing or not an http(s) URL");
     if (!this.secret) throw new SidecarError("SIDECAR_SECRET is not set");
-    const res = await fetch(this.base + path, {
-      method: "POST",
-      headers: { "content-type": "application/json", authorization: `Bearer ${this.secret}` },
-      body: JSON.stringify(body),
-      signal: AbortSignal.timeout(timeoutMs),
-    });
+    let res: Response;
+    try {
+      res = await fetch(this.base + path, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${this.secret}` },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+    } catch (err) {
+      if (err instanceof Error && err.name === "TimeoutError") throw err;
+      throw new UnreachableError(err instanceof Error ? err.message : String(err));
+    }
     const text = await res.text();
     if (!res.ok) throw new SidecarError(`HTTP ${res.status}: ${text.slice(0, 200)}`);
     if (text.length > MAX_RESPONSE_CHARS) throw new SidecarError("response too large");

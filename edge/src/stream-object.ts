@@ -5,6 +5,7 @@
 // Storage: "publisher" → Publisher, absent when the name is free.
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "./config.ts";
+import type { Placement } from "./sidecar-registry.ts";
 
 const PUBLISHER_KEY = "publisher";
 
@@ -14,6 +15,8 @@ export interface Publisher {
   mediaSessionId: string;
   /** ms since epoch. */
   since: number;
+  /** The sidecar that receives it: its viewers are placed there (media is not relayed between sidecars). */
+  sidecar?: Placement;
 }
 
 export class StreamObject extends DurableObject<Env> {

@@ -21,6 +21,25 @@ export const RECORDS_PUBLIC_PATH = "/client/records";
 /** Path on the edge that receives sidecar events. */
 export const EDGE_EVENTS_PATH = "/internal/v1/sidecar-events";
 
+/**
+ * Path on the edge where sidecars register: POST a SidecarHeartbeat every few seconds (bearer secret); GET lists
+ * the registered sidecars (bearer secret) for operators.
+ */
+export const EDGE_SIDECARS_PATH = "/internal/v1/sidecars";
+
+export const SidecarHeartbeat = z.object({
+  /** Stable name of this sidecar (a host name, a pod name); its entry is replaced by a heartbeat with the same id. */
+  id: z.string().min(1).max(128),
+  /** The control API as the edge reaches it. */
+  url: z.url({ protocol: /^https?$/ }),
+  viewers: z.number().int().nonnegative(),
+  publishers: z.number().int().nonnegative(),
+  maxViewers: z.number().int().positive(),
+  /** Sent once on a clean shutdown: place nothing more here. */
+  leaving: z.boolean().optional(),
+});
+export type SidecarHeartbeat = z.infer<typeof SidecarHeartbeat>;
+
 const sessionRef = z.string().min(1).max(128);
 const mediaSessionId = z.string().min(1).max(FRAME_LIMITS.maxMediaSessionIdLength);
 

@@ -47,6 +47,8 @@ export const Info = {
   // Not in the SDK's list: WCS answers these cases with free text too. Kept short and stable.
   SDP_INVALID: "Invalid SDP offer",
   MEDIA_SERVER_UNAVAILABLE: "Media server unavailable",
+  /** The sidecar serving a running stream stopped answering (heartbeats missing); a new play goes elsewhere. */
+  MEDIA_SERVER_LOST: "Media server lost",
   NOT_SUPPORTED: "Operation not supported",
   SERVER_OVERLOADED: "Server overloaded",
   TOO_MANY_STREAMS: "Too many streams in session",

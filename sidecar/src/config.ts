@@ -1,4 +1,5 @@
 // Sidecar configuration from the environment; documented in README.md ("Configuration").
+import os from "node:os";
 import path from "node:path";
 
 export interface SidecarConfig {
@@ -27,9 +28,21 @@ export interface SidecarConfig {
   recordHookUrl: string | undefined;
   /** A publisher that sends no RTP for this long fails with "Failed by RTP activity". */
   rtpActivityTimeoutMs: number;
+  /** Registration at the edge (many sidecars behind one edge); undefined = the edge's SIDECAR_URL names this one. */
+  registry: { edgeUrl: string; id: string; publicUrl: string; intervalMs: number } | undefined;
 }
 
 export class ConfigError extends Error {}
+
+function httpUrl(key: string, raw: string): string {
+  try {
+    const u = new URL(raw);
+    if (u.protocol === "http:" || u.protocol === "https:") return raw;
+  } catch {
+    /* reported below */
+  }
+  throw new ConfigError(`${key} must be an http(s) URL, got '${raw}'`);
+}
 
 function int(env: NodeJS.ProcessEnv, key: string, def: number, min: number, max: number): number {
   const raw = env[key];
@@ -49,24 +62,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SidecarConfig 
     if (hi <= lo) throw new ConfigError("RTP_PORT_MAX must be greater than RTP_PORT_MIN");
     rtpPortRange = [lo, hi];
   }
-  const recordHookUrl = env.RECORD_HOOK_URL || undefined;
-  if (recordHookUrl !== undefined) {
-    let ok = false;
-    try {
-      ok = ["http:", "https:"].includes(new URL(recordHookUrl).protocol);
-    } catch {
-      /* reported below */
-    }
-    if (!ok) throw new ConfigError(`RECORD_HOOK_URL must be an http(s) URL, got '${recordHookUrl}'`);
-  }
+  const recordHookUrl = env.RECORD_HOOK_URL ? httpUrl("RECORD_HOOK_URL", env.RECORD_HOOK_URL) : undefined;
   const mediaDir = path.resolve(env.MEDIA_DIR || "media");
+  const host = env.SIDECAR_HOST || "127.0.0.1";
+  const port = int(env, "SIDECAR_PORT", 8790, 0, 65535);
+  const registry = env.EDGE_URL
+    ? {
+        edgeUrl: httpUrl("EDGE_URL", env.EDGE_URL).replace(/\/+$/, ""),
+        id: env.SIDECAR_ID || `${os.hostname()}:${port}`,
+        publicUrl: httpUrl("SIDECAR_PUBLIC_URL", env.SIDECAR_PUBLIC_URL || `http://${host}:${port}`).replace(/\/+$/, ""),
+        intervalMs: int(env, "HEARTBEAT_MS", 2000, 100, 60000),
+      }
+    : undefined;
   const hostAddresses = (env.ICE_HOST_ADDRESSES ?? "127.0.0.1")
     .split(",")
     .map((s) => s.trim())
     .filter(Boolean);
   return {
-    host: env.SIDECAR_HOST || "127.0.0.1",
-    port: int(env, "SIDECAR_PORT", 8790, 0, 65535),
+    host,
+    port,
     secret,
     mediaDir,
     cacheDir: path.resolve(env.CACHE_DIR || "cache"),
@@ -81,5 +95,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SidecarConfig 
     recordTemplate: env.RECORD_TEMPLATE || "stream-{mediaSessionId}-{login}",
     recordHookUrl,
     rtpActivityTimeoutMs: int(env, "RTP_ACTIVITY_TIMEOUT_MS", 10000, 1000, 600000),
+    registry,
   };
 }

@@ -16,6 +16,7 @@ import { LiveService } from "./live/live-service.ts";
 import { PublishService } from "./publish/publish-service.ts";
 import { createRecordHook } from "./record/record-hook.ts";
 import { peerFactory } from "./webrtc/peer-factory.ts";
+import { Heartbeat } from "./registry/heartbeat.ts";
 
 export async function createSidecar(cfg: SidecarConfig) {
   await fs.mkdir(cfg.cacheDir, { recursive: true });
@@ -52,11 +53,29 @@ export async function createSidecar(cfg: SidecarConfig) {
   const live = new LiveService(publish, makePeer, notifier.send, { publicIp: cfg.publicIp, iceTimeoutMs: cfg.iceTimeoutMs });
   const app = controlApi(cfg.secret, { vod, live, publish, broadcasts }, { maxViewers: cfg.maxViewers });
   recordsRoutes(app, cfg.recordDir);
+  const registry = cfg.registry;
+  const heartbeat = registry
+    ? new Heartbeat({
+        edgeUrl: registry.edgeUrl,
+        secret: cfg.secret,
+        intervalMs: registry.intervalMs,
+        describe: () => ({
+          id: registry.id,
+          url: registry.publicUrl,
+          viewers: vod.viewerCount + live.viewerCount + broadcasts.viewerCount,
+          publishers: publish.publisherCount,
+          maxViewers: cfg.maxViewers,
+        }),
+      })
+    : undefined;
+  heartbeat?.start();
   return {
     app,
     vod,
     broadcasts,
     async close() {
+      // First: the edge stops placing streams here while they are being closed.
+      await heartbeat?.stop();
       // Publishes first: finishing their recordings must not wait behind anything else.
       await Promise.allSettled([publish.closeAll(), live.viewers.closeAll(), vod.viewers.closeAll(), broadcasts.closeAll()]);
       scheduler.stop();

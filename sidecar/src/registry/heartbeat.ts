@@ -1,0 +1,54 @@
+// Keeps this sidecar registered at the edge (many sidecars behind one edge): a heartbeat with its control URL and
+// load every few seconds. The edge places new streams on the least loaded sidecar that beat recently and fails the
+// streams of one that went silent; on a clean shutdown the sidecar says it is leaving.
+import { EDGE_SIDECARS_PATH, type SidecarHeartbeat } from "@edge-vod/shared";
+
+export interface HeartbeatOptions {
+  edgeUrl: string;
+  secret: string;
+  intervalMs: number;
+  /** What to report; called on every beat. */
+  describe: () => SidecarHeartbeat;
+}
+
+export class Heartbeat {
+  private timer: NodeJS.Timeout | undefined;
+  private failing = false;
+
+  constructor(private readonly opts: HeartbeatOptions) {}
+
+  start(): void {
+    void this.beat();
+    this.timer = setInterval(() => void this.beat(), this.opts.intervalMs);
+  }
+
+  /** Stops beating and tells the edge, so no new stream is placed here while the process ends. */
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await this.post({ ...this.opts.describe(), leaving: true }).catch(() => {});
+  }
+
+  private async beat(): Promise<void> {
+    try {
+      await this.post(this.opts.describe());
+      if (this.failing) console.log("heartbeat: registered at the edge again");
+      this.failing = false;
+    } catch (err) {
+      // Logged once per outage, not once per beat.
+      if (!this.failing) console.warn(`heartbeat: edge ${this.opts.edgeUrl} unreachable: ${err instanceof Error ? err.message : String(err)}`);
+      this.failing = true;
+    }
+  }
+
+  private async post(body: SidecarHeartbeat): Promise<void> {
+    const res = await fetch(this.opts.edgeUrl + EDGE_SIDECARS_PATH, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${this.opts.secret}` },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(Math.max(1000, this.opts.intervalMs)),
+    });
+    await res.body?.cancel();
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+  }
+}
