@@ -414,19 +414,22 @@ export class SessionObject extends DurableObject<Env> {
       return;
     }
     for (const [key, stream] of streams) {
-      if (!down.has(stream.sidecar!.id)) continue;
-      const id = key.slice(STREAM_PREFIX.length);
-      await this.deleteStream(id);
-      await this.streamGone(id, stream);
-      this.sendStatus({
-        mediaSessionId: id,
-        name: stream.name,
-        published: stream.published,
-        status: StreamStatus.FAILED,
-        info: Info.MEDIA_SERVER_LOST,
-        ...(stream.record ? { record: true } : {}),
-      });
+      if (down.has(stream.sidecar!.id)) await this.failStream(key.slice(STREAM_PREFIX.length), stream, Info.MEDIA_SERVER_LOST);
     }
+  }
+
+  /** Ends a stream from the server's side: forgotten here, let go outside, FAILED to the client. */
+  private async failStream(id: string, stream: StoredStream, info: string): Promise<void> {
+    await this.deleteStream(id);
+    await this.streamGone(id, stream);
+    this.sendStatus({
+      mediaSessionId: id,
+      name: stream.name,
+      published: stream.published,
+      status: StreamStatus.FAILED,
+      info,
+      ...(stream.record ? { record: true } : {}),
+    });
   }
 
   /** The backstop that keeps the promise that no stream stays PENDING (see STREAM_START_TIMEOUT_MS). */
@@ -435,15 +438,7 @@ export class SessionObject extends DurableObject<Env> {
     for (const [key, stream] of await this.listStreams()) {
       if (stream.status !== StreamStatus.PENDING || stream.since > deadline) continue;
       const id = key.slice(STREAM_PREFIX.length);
-      await this.deleteStream(id);
-      await this.streamGone(id, stream);
-      this.sendStatus({
-        mediaSessionId: id,
-        name: stream.name,
-        published: stream.published,
-        status: StreamStatus.FAILED,
-        info: Info.MEDIA_SERVER_UNAVAILABLE,
-      });
+      await this.failStream(id, stream, Info.MEDIA_SERVER_UNAVAILABLE);
       await this.sidecarOf(stream).stop({ sessionRef: this.sessionRef, mediaSessionId: id });
     }
   }
