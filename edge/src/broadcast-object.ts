@@ -5,6 +5,7 @@
 // Storage: "state" → BroadcastState while a broadcast exists; "viewer:<sessionRef>:<mediaSessionId>" → ViewerEntry
 // for each viewer; alarm: the idle grace period after the last viewer left.
 import { DurableObject } from "cloudflare:workers";
+import type { PlayRequest } from "@edge-vod/shared";
 import { vodLiveConfig, type Env } from "./config.ts";
 
 const STATE_KEY = "state";
@@ -32,10 +33,8 @@ interface ViewerEntry {
   sidecar: string;
 }
 
-export interface Joined {
-  startedAt: number;
-  loop: boolean;
-}
+/** What a viewer takes to its sidecar: the broadcast's clock, as the play request carries it. */
+export type Joined = NonNullable<PlayRequest["broadcast"]>;
 
 const viewerKey = (v: ViewerRef) => `${VIEWER_PREFIX}${v.sessionRef}:${v.mediaSessionId}`;
 

@@ -306,7 +306,7 @@ export class SessionObject extends DurableObject<Env> {
     const common = { sessionRef: this.sessionRef, eventsUrl: meta.eventsUrl, mediaSessionId: id, name: data.name, sdp: data.sdp };
     let answer: OfferResult;
     for (;;) {
-      const sidecar = this.sidecarAt(placement);
+      const sidecar = this.sidecarClient(placement);
       answer = published ? await sidecar.publish({ ...common, record, login: "" }) : await sidecar.play({ ...common, ...(broadcast ? { broadcast } : {}) });
       // Refused outright: nothing runs there, so the stream may go to another sidecar (not a live name's viewer,
       // whose media is only on its publisher's sidecar).
@@ -333,7 +333,7 @@ export class SessionObject extends DurableObject<Env> {
     const current = await this.getStream(id);
     if (current?.attempt !== attempt) {
       // Stopped, failed by an event, or the session ended while the sidecar worked: do not leak its stream.
-      if (answer.ok) await this.sidecarAt(placement).stop({ sessionRef: this.sessionRef, mediaSessionId: id });
+      if (answer.ok) await this.sidecarClient(placement).stop({ sessionRef: this.sessionRef, mediaSessionId: id });
       return;
     }
     if (!answer.ok) {
@@ -458,8 +458,8 @@ export class SessionObject extends DurableObject<Env> {
     await this.ctx.storage.deleteAll();
     await Promise.all(streams.map(([key, s]) => this.streamGone(key.slice(STREAM_PREFIX.length), s)));
     if (!meta) return;
-    const urls = new Set(streams.map(([, s]) => (s.sidecar ?? this.staticSidecar())?.url).filter((u): u is string => !!u));
-    await Promise.all([...urls].map((url) => this.sidecarAt({ id: "", url }).release({ sessionRef: this.sessionRef })));
+    const urls = new Set(streams.map(([, s]) => this.placementOf(s)?.url));
+    await Promise.all([...urls].map((url) => new SidecarClient(url, this.env.SIDECAR_SECRET).release({ sessionRef: this.sessionRef })));
   }
 
   // ---- helpers
@@ -518,12 +518,18 @@ export class SessionObject extends DurableObject<Env> {
     return exclude.includes(STATIC_SIDECAR_ID) ? undefined : this.staticSidecar();
   }
 
-  private sidecarAt(placement: Placement): SidecarClient {
-    return new SidecarClient(placement.url, this.env.SIDECAR_SECRET);
+  /** Where a stored stream runs; streams stored before placements existed run on SIDECAR_URL's sidecar. */
+  private placementOf(stream: StoredStream): Placement | undefined {
+    return stream.sidecar ?? this.staticSidecar();
+  }
+
+  /** A client that fails every call as "Media server unavailable" when there is no placement. */
+  private sidecarClient(placement: Placement | undefined): SidecarClient {
+    return new SidecarClient(placement?.url, this.env.SIDECAR_SECRET);
   }
 
   private sidecarOf(stream: StoredStream): SidecarClient {
-    return new SidecarClient(stream.sidecar?.url ?? this.env.SIDECAR_URL, this.env.SIDECAR_SECRET);
+    return this.sidecarClient(this.placementOf(stream));
   }
 
   private send(text: string): void {

@@ -1,7 +1,7 @@
 // Wires the sidecar's parts together; main.ts and the tests both start it from here.
 import fs from "node:fs/promises";
 import type { SidecarConfig } from "./config.ts";
-import { controlApi } from "./api/control.ts";
+import { controlApi, totalViewers } from "./api/control.ts";
 import { recordsRoutes } from "./api/records.ts";
 import { OpusCache } from "./audio/opus-cache.ts";
 import { findFfmpeg } from "./tools/ffmpeg.ts";
@@ -62,7 +62,7 @@ export async function createSidecar(cfg: SidecarConfig) {
         describe: () => ({
           id: registry.id,
           url: registry.publicUrl,
-          viewers: vod.viewerCount + live.viewerCount + broadcasts.viewerCount,
+          viewers: totalViewers({ vod, live, broadcasts }),
           publishers: publish.publisherCount,
           maxViewers: cfg.maxViewers,
         }),
@@ -77,7 +77,7 @@ export async function createSidecar(cfg: SidecarConfig) {
       // First: the edge stops placing streams here while they are being closed.
       await heartbeat?.stop();
       // Publishes first: finishing their recordings must not wait behind anything else.
-      await Promise.allSettled([publish.closeAll(), live.viewers.closeAll(), vod.viewers.closeAll(), broadcasts.closeAll()]);
+      await Promise.allSettled([publish.closeAll(), live.viewers.closeAll(), vod.viewers.closeAll(), broadcasts.viewers.closeAll()]);
       scheduler.stop();
     },
   };

@@ -51,8 +51,14 @@ async function body<T extends z.ZodType>(c: Context, schema: T): Promise<{ ok: t
   return { ok: true, value: parsed.data };
 }
 
-export function controlApi(secret: string, { vod, live, publish, broadcasts }: Services, limits: Limits): Hono {
-  const viewerCount = () => vod.viewerCount + live.viewerCount + broadcasts.viewerCount;
+/** Viewers of every kind on this sidecar: what MAX_VIEWERS bounds and the heartbeat reports. */
+export function totalViewers({ vod, live, broadcasts }: Pick<Services, "vod" | "live" | "broadcasts">): number {
+  return vod.viewerCount + live.viewerCount + broadcasts.viewerCount;
+}
+
+export function controlApi(secret: string, services: Services, limits: Limits): Hono {
+  const { vod, live, publish, broadcasts } = services;
+  const viewerCount = () => totalViewers(services);
   const app = new Hono();
   app.use("*", async (c, next) => {
     if (!bearerOk(c.req.header("authorization"), secret)) return c.json({ error: "Unauthorized" }, 401);

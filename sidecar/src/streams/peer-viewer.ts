@@ -7,7 +7,7 @@ import { Info, StreamStatus } from "@edge-vod/shared";
 /** A PLI soon after a keyframe went out is about that keyframe still in flight; skipping would cost a whole GOP. */
 export const PLI_GRACE_MS = 250;
 /** Time after the last packet of a file before the peer connection is closed, so the tail reaches the browser. */
-export const DRAIN_MS = 300;
+const DRAIN_MS = 300;
 
 export type EndStatus = typeof StreamStatus.STOPPED | typeof StreamStatus.FAILED;
 
@@ -66,7 +66,10 @@ export abstract class PeerViewer {
     return this.disposed;
   }
 
-  protected get isDisposed(): boolean {
-    return this.disposed !== undefined;
+  /** The file is over: STOPPED once the tail had time to reach the browser; a close from the edge meanwhile wins. */
+  protected stopAfterDrain(): void {
+    setTimeout(() => {
+      if (this.disposed === undefined) this.end(StreamStatus.STOPPED);
+    }, DRAIN_MS);
   }
 }

@@ -143,7 +143,4 @@ export class BroadcastService {
       });
   }
 
-  async closeAll(): Promise<void> {
-    await this.viewers.closeAll();
-  }
 }

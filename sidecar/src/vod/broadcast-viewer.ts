@@ -3,7 +3,7 @@
 // A PLI cannot rewind the shared source, so this viewer alone skips to the next keyframe.
 import type { RTCPeerConnection } from "werift";
 import { StreamStatus } from "@edge-vod/shared";
-import { DRAIN_MS, PLI_GRACE_MS, PeerViewer, type ViewerEvents } from "../streams/peer-viewer.ts";
+import { PLI_GRACE_MS, PeerViewer, type ViewerEvents } from "../streams/peer-viewer.ts";
 import type { RtpOut } from "../streams/rtp-out.ts";
 import type { BroadcastSink, LiveSource } from "./live-source.ts";
 import type { MediaPacket } from "./packet-source.ts";
@@ -59,10 +59,7 @@ export class BroadcastViewer extends PeerViewer implements BroadcastSink {
       this.end(StreamStatus.FAILED, info);
       return;
     }
-    // STOPPED once the tail had time to arrive; a stop from the edge meanwhile wins.
-    setTimeout(() => {
-      if (!this.isDisposed) this.end(StreamStatus.STOPPED);
-    }, DRAIN_MS);
+    this.stopAfterDrain();
   }
 
   private onPli(): void {

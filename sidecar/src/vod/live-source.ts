@@ -20,6 +20,8 @@ export class LiveSource implements Paced {
   /** performance.now() at the broadcast's start (may be in the future while the edge's start lead runs). */
   private readonly startPerf: number;
   private over = false;
+  /** Why it ended: undefined for the end of the file, else the info a late viewer fails with too. */
+  private endInfo: string | undefined;
 
   constructor(
     private readonly source: PacketSource,
@@ -33,18 +35,10 @@ export class LiveSource implements Paced {
     scheduler.add(this);
   }
 
-  /** Media time of the broadcast now, ms (negative before its start). */
-  positionMs(nowPerf = performance.now()): number {
-    return nowPerf - this.startPerf;
-  }
-
-  get viewers(): number {
-    return this.sinks.length;
-  }
-
   add(sink: BroadcastSink): void {
     if (this.over) {
-      queueMicrotask(() => sink.sourceEnded(undefined));
+      const info = this.endInfo;
+      queueMicrotask(() => sink.sourceEnded(info));
       return;
     }
     this.sinks.push(sink);
@@ -71,6 +65,7 @@ export class LiveSource implements Paced {
   private finish(info: string | undefined): void {
     if (this.over) return;
     this.over = true;
+    this.endInfo = info;
     this.scheduler.remove(this);
     for (const sink of this.sinks.splice(0)) {
       try {

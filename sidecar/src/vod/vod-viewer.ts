@@ -1,13 +1,12 @@
 // One personal playback: a werift peer connection fed from a PacketSource, paced by the shared scheduler.
 import type { RTCPeerConnection } from "werift";
 import { StreamStatus } from "@edge-vod/shared";
-import { DRAIN_MS, PLI_GRACE_MS, PeerViewer, type ViewerEvents } from "../streams/peer-viewer.ts";
+import { PLI_GRACE_MS, PeerViewer, type ViewerEvents } from "../streams/peer-viewer.ts";
 import type { RtpOut } from "../streams/rtp-out.ts";
 import type { MediaPacket, PacketSource } from "./packet-source.ts";
 import type { Paced, Scheduler } from "./scheduler.ts";
 
 export type { ViewerEvents } from "../streams/peer-viewer.ts";
-
 
 export class VodViewer extends PeerViewer implements Paced {
   private startMs = 0;
@@ -52,10 +51,7 @@ export class VodViewer extends PeerViewer implements Paced {
     if (this.source.ended) {
       this.scheduler.remove(this);
       this.sending = false;
-      // STOPPED only once the tail had time to arrive; a close from the edge meanwhile wins.
-      setTimeout(() => {
-        if (!this.isDisposed) this.end(StreamStatus.STOPPED);
-      }, DRAIN_MS);
+      this.stopAfterDrain();
     }
   }
 
