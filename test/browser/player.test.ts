@@ -3,7 +3,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import type { Page } from "playwright-core";
-import { capturePeerConnections, launchChromium } from "../helpers/chromium.ts";
+import { capturePeerConnections, launchChromium, rtpStat } from "../helpers/chromium.ts";
 import { startSidecar, type SidecarProcess } from "../helpers/sidecar-process.ts";
 import { startWrangler } from "../helpers/wrangler.ts";
 
@@ -36,21 +36,11 @@ async function openPlayer(stream: string): Promise<Page> {
 const statusText = (page: Page) => page.locator("#status").innerText();
 
 async function inboundStats(page: Page) {
-  return page.evaluate(async () => {
-    const pcs = (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs;
-    const out = { audioPackets: 0, audioSamples: 0, framesDecoded: 0 };
-    for (const pc of pcs) {
-      const stats = await pc.getStats();
-      stats.forEach((s: Record<string, unknown>) => {
-        if (s.type !== "inbound-rtp") return;
-        if (s.kind === "audio") {
-          out.audioPackets += Number(s.packetsReceived ?? 0);
-          out.audioSamples += Number(s.totalSamplesReceived ?? 0);
-        } else if (s.kind === "video") out.framesDecoded += Number(s.framesDecoded ?? 0);
-      });
-    }
-    return out;
-  });
+  return {
+    audioPackets: await rtpStat(page, "inbound-rtp", "audio", "packetsReceived"),
+    audioSamples: await rtpStat(page, "inbound-rtp", "audio", "totalSamplesReceived"),
+    framesDecoded: await rtpStat(page, "inbound-rtp", "video", "framesDecoded"),
+  };
 }
 
 test("vod://sample.mp4 plays picture and sound in Chromium, then reports STOPPED at the end", async () => {

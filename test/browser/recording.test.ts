@@ -11,7 +11,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import type { Page } from "playwright-core";
 import { FFPROBE } from "../helpers/fixtures.ts";
-import { capturePeerConnections, launchChromium } from "../helpers/chromium.ts";
+import { capturePeerConnections, launchChromium, rtpStat } from "../helpers/chromium.ts";
 import { startSidecar, type SidecarProcess } from "../helpers/sidecar-process.ts";
 import { startWrangler } from "../helpers/wrangler.ts";
 
@@ -40,17 +40,7 @@ after(async () => {
 const waitStatus = (page: Page, status: string, timeout: number) =>
   page.waitForFunction((s) => document.querySelector("#status")?.textContent?.includes(s), status, { timeout });
 
-async function framesSent(page: Page): Promise<number> {
-  return page.evaluate(async () => {
-    let n = 0;
-    for (const pc of (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs) {
-      (await pc.getStats()).forEach((s: Record<string, unknown>) => {
-        if (s.type === "outbound-rtp" && s.kind === "video") n += Number(s.framesSent ?? 0);
-      });
-    }
-    return n;
-  });
-}
+const framesSent = (page: Page) => rtpStat(page, "outbound-rtp", "video", "framesSent");
 
 test("record in Chromium, download the MP4, play it back as vod://", async () => {
   const page = await browser.context.newPage();

@@ -4,7 +4,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import type { Page } from "playwright-core";
-import { capturePeerConnections, launchChromium } from "../helpers/chromium.ts";
+import { capturePeerConnections, launchChromium, rtpStat } from "../helpers/chromium.ts";
 import { startSidecar, type SidecarProcess } from "../helpers/sidecar-process.ts";
 import { startWrangler } from "../helpers/wrangler.ts";
 
@@ -96,17 +96,7 @@ async function openPlayer(stream: string): Promise<Page> {
 
 const framesOf = (page: Page) => page.evaluate(() => (window as unknown as { __frames: Frame[] }).__frames.slice());
 
-async function framesDecoded(page: Page): Promise<number> {
-  return page.evaluate(async () => {
-    let n = 0;
-    for (const pc of (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs) {
-      (await pc.getStats()).forEach((s: Record<string, unknown>) => {
-        if (s.type === "inbound-rtp" && s.kind === "video") n += Number(s.framesDecoded ?? 0);
-      });
-    }
-    return n;
-  });
-}
+const framesDecoded = (page: Page) => rtpStat(page, "inbound-rtp", "video", "framesDecoded");
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);

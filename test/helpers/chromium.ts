@@ -2,7 +2,7 @@
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { chromium, type BrowserContext } from "playwright-core";
+import { chromium, type BrowserContext, type Page } from "playwright-core";
 
 /** `extraArgs`, e.g. the fake camera and microphone: `--use-fake-device-for-media-stream`, `--use-fake-ui-for-media-stream`. */
 export async function launchChromium(extraArgs: string[] = []): Promise<{ context: BrowserContext; close(): Promise<void> }> {
@@ -48,3 +48,22 @@ export const capturePeerConnections = `
     window.RTCPeerConnection = Wrapped;
   })();
 `;
+
+/**
+ * Sums one counter of the page's RTP stats (e.g. inbound-rtp video framesDecoded) over every peer connection kept
+ * by capturePeerConnections.
+ */
+export function rtpStat(page: Page, type: "inbound-rtp" | "outbound-rtp", kind: "audio" | "video", field: string): Promise<number> {
+  return page.evaluate(
+    async ({ type, kind, field }) => {
+      let n = 0;
+      for (const pc of (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs) {
+        (await pc.getStats()).forEach((s: Record<string, unknown>) => {
+          if (s.type === type && s.kind === kind) n += Number(s[field] ?? 0);
+        });
+      }
+      return n;
+    },
+    { type, kind, field },
+  );
+}
