@@ -37,6 +37,7 @@ after(async () => {
 interface Listed {
   id: string;
   healthy: boolean;
+  viewers: number;
 }
 
 async function registered(): Promise<Listed[]> {
@@ -137,6 +138,8 @@ test("a registered sidecar that refuses connections is skipped: the stream is pl
   for (let i = 0; i < 50 && (await viewersOn(b)) > 0; i++) await sleep(100);
   // One viewer loads b, so an idle-looking sidecar on a port nobody listens on is the least loaded: picked first.
   const first = await joinViewer(edge.wsUrl, "vod://sample.mp4");
+  // Until b's heartbeat reports that viewer, b and the ghost would tie at no load.
+  for (let i = 0; i < 50 && !(await registered()).some((e) => e.id === "b" && e.viewers > 0); i++) await sleep(100);
   const res = await fetch(edge.url + EDGE_SIDECARS_PATH, {
     method: "POST",
     headers: { "content-type": "application/json", authorization: `Bearer ${secret}` },
