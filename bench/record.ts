@@ -10,11 +10,19 @@ import { makeBenchFile } from "./bench-file.ts";
 import { measureProcess } from "../test/helpers/proc-stats.ts";
 import { startSidecar, type SidecarProcess } from "../test/helpers/sidecar-process.ts";
 import { createWeriftPublisher } from "../test/helpers/werift-publisher.ts";
+import { isMain } from "./is-main.ts";
 
-const WINDOW_MS = Number(process.env.BENCH_WINDOW_MS ?? 10_000);
-const measure = (sidecar: SidecarProcess) => measureProcess(sidecar.pid, WINDOW_MS);
+export interface RecordingResult {
+  windowMs: number;
+  idleCpuPct: number;
+  publishCpuPct: number;
+  recordCpuPct: number;
+  /** What recording one 1 Mbps stream adds to receiving it, % of a core. */
+  recordingAddsCpuPct: number;
+}
 
-async function main(): Promise<void> {
+export async function measureRecording(windowMs = 10_000): Promise<RecordingResult> {
+  const measure = (sidecar: SidecarProcess) => measureProcess(sidecar.pid, windowMs);
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), "edge-vod-bench-"));
   try {
     const source = await makeBenchFile(tmp, "source.mp4");
@@ -50,12 +58,14 @@ async function main(): Promise<void> {
     }
     const base = rows[0]![1].cpuPct;
     const noRec = rows[1]![1].cpuPct;
-    console.log(`sidecar CPU over ${WINDOW_MS / 1000} s windows (% of one core), 640x360 ~1 Mbps H.264 + Opus 64k:`);
+    console.log(`sidecar CPU over ${windowMs / 1000} s windows (% of one core), 640x360 ~1 Mbps H.264 + Opus 64k:`);
     for (const [name, m] of rows) console.log(`  ${name.padEnd(26)} ${m.cpuPct.toFixed(2).padStart(6)} %   RSS ${m.rss.toFixed(0)} MB`);
-    console.log(`  receiving costs ${(noRec - base).toFixed(2)} points over idle; recording adds ${(rows[2]![1].cpuPct - noRec).toFixed(2)} points (x${(rows[2]![1].cpuPct / Math.max(noRec, 0.01)).toFixed(2)} of receiving alone)`);
+    const rec = rows[2]![1].cpuPct;
+    console.log(`  receiving costs ${(noRec - base).toFixed(2)} points over idle; recording adds ${(rec - noRec).toFixed(2)} points (x${(rec / Math.max(noRec, 0.01)).toFixed(2)} of receiving alone)`);
+    return { windowMs, idleCpuPct: base, publishCpuPct: noRec, recordCpuPct: rec, recordingAddsCpuPct: rec - noRec };
   } finally {
     await fs.rm(tmp, { recursive: true, force: true });
   }
 }
 
-await main();
+if (isMain(import.meta.url)) await measureRecording(Number(process.env.BENCH_WINDOW_MS ?? 10_000));

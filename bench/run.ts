@@ -1,0 +1,101 @@
+// `npm run bench`: every benchmark in one run on this machine, printed as tables and written as JSON under
+// bench/results/<date>.json. Benchmarks are numbers with ratios against a baseline measured in the same run (Janus,
+// the idle server, the cheapest SRTP + send in Node); they assert nothing.
+//
+// BENCH_ONLY=viewers,ttff,floor,record picks parts; BENCH_WINDOW_MS (default 30000) is each viewer step's window;
+// BENCH_STEPS=1,50,100 and BENCH_SYSTEMS=vod,vod-live,janus narrow the viewer climb; BENCH_JANUS_EVENT_LOOPS sets
+// Janus's event_loops (default 2, its best here; 0 = a thread per handle, its default).
+import { execFileSync } from "node:child_process";
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { measureRecording, type RecordingResult } from "./record.ts";
+import { measureSrtpFloor } from "./srtp-floor.ts";
+import { measureTtff } from "./ttff.ts";
+import { measureViewers, type StepResult, type System, type ViewersResult } from "./viewers.ts";
+
+const parts = new Set((process.env.BENCH_ONLY ?? "viewers,ttff,floor,record").split(","));
+const list = (v: string | undefined) => v?.split(",").map((s) => s.trim()).filter(Boolean);
+
+function version(cmd: string, args: string[]): string {
+  try {
+    return execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).split("\n")[0]!.trim();
+  } catch {
+    return "n/a";
+  }
+}
+
+function machine() {
+  return {
+    cpu: os.cpus()[0]?.model ?? "unknown",
+    cores: os.availableParallelism(),
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    os: version("sh", ["-c", ". /etc/os-release && echo $PRETTY_NAME"]),
+    kernel: os.release(),
+    node: process.version,
+    janus: version("janus", ["--version"]),
+  };
+}
+
+function viewersTable(v: ViewersResult): string {
+  const ns = [...new Set(v.steps.map((s) => s.viewers))].sort((a, b) => a - b);
+  const at = (system: System, n: number) => v.steps.find((s) => s.system === system && s.viewers === n);
+  const cell = (s: StepResult | undefined) =>
+    s ? `${(s.cpuSecondsPerViewerSecond * 1e3).toFixed(2)} ms, p99 ${s.latenessMs.p99.toFixed(0)} ms${s.loss > 0 ? `, loss ${(s.loss * 100).toFixed(2)} %` : ""}${s.realtime ? "" : " ✗"}` : "";
+  const ratio = (a: StepResult | undefined, b: StepResult | undefined) => (a && b ? `${(a.cpuSecondsPerViewerSecond / b.cpuSecondsPerViewerSecond).toFixed(2)}` : "");
+  const rows = [
+    "| viewers | vod:// CPU per viewer-s | vod-live:// | Janus | vod ÷ Janus | vod-live ÷ Janus |",
+    "|---:|---|---|---|---:|---:|",
+    ...ns.map((n) => {
+      const [a, b, j] = [at("vod", n), at("vod-live", n), at("janus", n)];
+      return `| ${n} | ${cell(a)} | ${cell(b)} | ${cell(j)} | ${ratio(a, j)} | ${ratio(b, j)} |`;
+    }),
+  ];
+  const m = v.maxRealtimeViewersPerCore;
+  const x = (a: number) => (m.janus ? ` (${(a / m.janus).toFixed(2)}× Janus)` : "");
+  rows.push("", `Most viewers one core holds in real time: vod:// ${m.vod}${x(m.vod)}, vod-live:// ${m["vod-live"]}${x(m["vod-live"])}, Janus ${m.janus}.`);
+  return rows.join("\n");
+}
+
+async function main(): Promise<void> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), "edge-vod-bench-"));
+  const date = new Date().toISOString().slice(0, 10);
+  const result: Record<string, unknown> = { date, machine: machine() };
+  try {
+    if (parts.has("viewers")) {
+      console.log("viewers per core: our sidecar vs Janus, server on core 0, viewers on core 1");
+      const v = await measureViewers({
+        dir,
+        windowMs: Number(process.env.BENCH_WINDOW_MS ?? 30_000),
+        steps: list(process.env.BENCH_STEPS)?.map(Number),
+        systems: list(process.env.BENCH_SYSTEMS) as System[] | undefined,
+        janusEventLoops: process.env.BENCH_JANUS_EVENT_LOOPS === undefined ? undefined : Number(process.env.BENCH_JANUS_EVENT_LOOPS),
+      });
+      result.viewers = v;
+      result.maxRealtimeViewersPerCore = v.maxRealtimeViewersPerCore;
+      console.log("\n" + viewersTable(v) + "\n");
+    }
+    if (parts.has("ttff")) {
+      console.log("time to first frame: Chromium + the Web SDK playing vod://sample.mp4");
+      result.ttff = await measureTtff({ runs: Number(process.env.BENCH_TTFF_RUNS ?? 10) });
+    }
+    if (parts.has("floor")) {
+      console.log("the floor: SRTP + UDP send alone in Node");
+      result.srtpFloor = await measureSrtpFloor({ viewers: [50, 200, 400] });
+    }
+    if (parts.has("record")) {
+      console.log("recording cost");
+      result.recording = (await measureRecording(Number(process.env.BENCH_RECORD_WINDOW_MS ?? 10_000))) satisfies RecordingResult;
+    }
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+  const out = path.join(import.meta.dirname, "results", `${date}.json`);
+  await fs.mkdir(path.dirname(out), { recursive: true });
+  await fs.writeFile(out, JSON.stringify(result, null, 2) + "\n");
+  console.log(`results written to ${path.relative(process.cwd(), out)}`);
+}
+
+await main();
+// Viewer peers, Janus's socket and the feeder's timer would otherwise keep the process alive a while.
+process.exit(0);

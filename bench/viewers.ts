@@ -1,0 +1,210 @@
+// How many real-time viewers one core carries: our sidecar (`vod://`, then `vod-live://`) against Janus 1.1's
+// streaming plugin, same file, same viewer load tool, same machine, one run. The server under test is pinned to
+// core 0, this process (the viewers) to core 1. Per step of N viewers, over one window: server CPU seconds per
+// viewer-second, RSS per viewer, loss from the RTP sequence numbers, and the lateness of each frame's last packet
+// against its due time (arrival minus media time, relative to the viewer's least delayed frame; on loopback this is
+// the server's send pacing plus this process's own delay, which is why its CPU is reported too).
+import { spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import os from "node:os";
+import { cpuMs, rssMb } from "../test/helpers/proc-stats.ts";
+import { makeFixture } from "../test/helpers/fixtures.ts";
+import { startSidecar } from "../test/helpers/sidecar-process.ts";
+import { makeBenchFile } from "./bench-file.ts";
+import type { CountingViewer, WindowStats } from "./load/counting-viewer.ts";
+import { ensureJanus, JanusClient, startJanus } from "./load/janus.ts";
+import { janusViewers, sidecarViewers, type ViewerFactory } from "./load/targets.ts";
+
+export type System = "vod" | "vod-live" | "janus";
+
+export interface StepResult {
+  system: System;
+  viewers: number;
+  /** Viewers that connected; fewer than `viewers` means the server refused or failed some. */
+  connected: number;
+  serverCpuPct: number;
+  cpuSecondsPerViewerSecond: number;
+  rssMb: number;
+  rssPerViewerKb: number;
+  loss: number;
+  packetsPerViewerPerSecond: number;
+  slowestViewerFps: number;
+  latenessMs: { p50: number; p99: number; max: number };
+  toolCpuPct: number;
+  realtime: boolean;
+}
+
+export interface ViewersResult {
+  windowMs: number;
+  janusEventLoops: number;
+  steps: StepResult[];
+  maxRealtimeViewersPerCore: Record<System, number>;
+}
+
+const FPS = 30;
+const REALTIME_P99_MS = 20;
+const SERVER_CPU = 0;
+const TOOL_CPU = 1;
+
+/** Pins every thread of a process to one core; false where taskset or a second core is missing. */
+export function pin(pid: number, cpu: number): boolean {
+  if (os.availableParallelism() < 2) return false;
+  return spawnSync("taskset", ["-a", "-pc", String(cpu), String(pid)], { stdio: "ignore" }).status === 0;
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+}
+
+function summarize(system: System, n: number, stats: WindowStats[], windowMs: number) {
+  let frames = 0;
+  for (const s of stats) frames += s.frames;
+  const lateness = new Float64Array(frames);
+  let i = 0;
+  let got = 0;
+  let expected = 0;
+  let slowest = Infinity;
+  for (const s of stats) {
+    const base = Math.min(...s.frameOffsets);
+    for (const o of s.frameOffsets) lateness[i++] = o - base;
+    got += s.videoPackets + s.audioPackets;
+    expected += s.videoExpected + s.audioExpected;
+    slowest = Math.min(slowest, (s.frames * 1000) / windowMs);
+  }
+  lateness.sort();
+  return {
+    loss: expected ? 1 - got / expected : 1,
+    packetsPerViewerPerSecond: got / stats.length / (windowMs / 1000),
+    slowestViewerFps: stats.length ? slowest : 0,
+    latenessMs: { p50: percentile(lateness, 0.5), p99: percentile(lateness, 0.99), max: lateness.length ? lateness[lateness.length - 1]! : NaN },
+    system,
+    viewers: n,
+  };
+}
+
+/** Opens `n` viewers a few at a time, so joining does not become the load being measured. */
+async function openViewers(factory: ViewerFactory, n: number): Promise<{ open: Awaited<ReturnType<ViewerFactory>>[]; errors: string[] }> {
+  const open: Awaited<ReturnType<ViewerFactory>>[] = [];
+  const errors: string[] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < n) {
+      next++;
+      try {
+        open.push(await factory());
+      } catch (err) {
+        errors.push((err as Error).message);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, worker));
+  return { open, errors };
+}
+
+async function step(system: System, factory: ViewerFactory, n: number, serverPid: number, idleRss: number, windowMs: number): Promise<StepResult> {
+  const { open, errors } = await openViewers(factory, n);
+  try {
+    if (errors.length) console.log(`    ${errors.length} of ${n} viewers failed to connect: ${errors[0]}`);
+    await new Promise((r) => setTimeout(r, 2000));
+    const viewers: CountingViewer[] = open.map((o) => o.viewer);
+    for (const v of viewers) v.startWindow();
+    const c0 = await cpuMs(serverPid);
+    const tool0 = process.cpuUsage();
+    const t0 = performance.now();
+    await new Promise((r) => setTimeout(r, windowMs));
+    const stats = viewers.map((v) => v.endWindow());
+    const elapsed = performance.now() - t0;
+    const cpu = (await cpuMs(serverPid)) - c0;
+    const tool = process.cpuUsage(tool0);
+    const rss = await rssMb(serverPid);
+    const s = summarize(system, n, stats, elapsed);
+    const realtime = open.length === n && s.loss === 0 && s.latenessMs.p99 < REALTIME_P99_MS && s.slowestViewerFps >= FPS * 0.95;
+    return {
+      ...s,
+      connected: open.length,
+      serverCpuPct: (cpu / elapsed) * 100,
+      cpuSecondsPerViewerSecond: cpu / elapsed / n,
+      rssMb: rss,
+      rssPerViewerKb: ((rss - idleRss) * 1024) / n,
+      toolCpuPct: ((tool.user + tool.system) / 1000 / elapsed) * 100,
+      realtime,
+    };
+  } finally {
+    await Promise.allSettled(open.map((o) => o.hangup()));
+    await new Promise((r) => setTimeout(r, 1500));
+  }
+}
+
+/** Steps 1, 50, 100, 200, 400, then on by half again while the last held real time; one step between the last
+ * that held and the first that did not, so the maximum is known to within a quarter. */
+async function climb(system: System, factory: ViewerFactory, serverPid: number, opts: { windowMs: number; steps: number[]; maxViewers: number }): Promise<StepResult[]> {
+  const idleRss = await rssMb(serverPid);
+  const results: StepResult[] = [];
+  const run = async (n: number) => {
+    const r = await step(system, factory, n, serverPid, idleRss, opts.windowMs);
+    results.push(r);
+    console.log(
+      `  ${system.padEnd(8)} ${String(n).padStart(4)} viewers: server ${r.serverCpuPct.toFixed(1).padStart(5)} % CPU, ` +
+        `${(r.cpuSecondsPerViewerSecond * 1e6).toFixed(0).padStart(5)} µs CPU per viewer-second, RSS ${r.rssMb.toFixed(0)} MB, ` +
+        `loss ${(r.loss * 100).toFixed(2)} %, lateness p50 ${r.latenessMs.p50.toFixed(1)} / p99 ${r.latenessMs.p99.toFixed(1)} ms, ` +
+        `slowest ${r.slowestViewerFps.toFixed(1)} fps, tool ${r.toolCpuPct.toFixed(0)} %${r.realtime ? "" : "  (not real time)"}`,
+    );
+    return r.realtime;
+  };
+  let lastHeld = 0;
+  let queue = [...opts.steps];
+  for (let n = queue.shift(); n !== undefined; n = queue.shift()) {
+    if (!(await run(n))) {
+      const mid = Math.round((lastHeld + n) / 2 / 10) * 10;
+      if (lastHeld > 0 && mid > lastHeld && mid < n) await run(mid);
+      break;
+    }
+    lastHeld = n;
+    if (queue.length === 0 && n < opts.maxViewers) queue = [Math.min(opts.maxViewers, Math.round((n * 1.5) / 50) * 50)];
+  }
+  return results;
+}
+
+export async function measureViewers(opts: { dir: string; windowMs?: number; steps?: number[]; maxViewers?: number; systems?: System[]; janusEventLoops?: number }): Promise<ViewersResult> {
+  const windowMs = opts.windowMs ?? 30_000;
+  const janusEventLoops = opts.janusEventLoops ?? 2;
+  const climbOpts = { windowMs, steps: opts.steps ?? [1, 50, 100, 200, 400], maxViewers: opts.maxViewers ?? 1200 };
+  const systems = opts.systems ?? ["vod", "vod-live", "janus"];
+  if (!pin(process.pid, TOOL_CPU)) console.log("  (one core or no taskset: server and viewers share the CPU)");
+  const file = await makeBenchFile(opts.dir);
+  // Personal viewers start at 0 and must not reach the end during a step: the same 10 s, ten times over.
+  await makeFixture(opts.dir, "bench-long.mp4", ["-stream_loop", "9", "-i", file, "-c", "copy"]);
+  const steps: StepResult[] = [];
+  if (systems.includes("vod") || systems.includes("vod-live")) {
+    const sidecar = await startSidecar({
+      secret: randomBytes(24).toString("hex"),
+      mediaDir: opts.dir,
+      env: { MAX_VIEWERS: "100000" },
+      shellPrefix: os.availableParallelism() > 1 ? `taskset -pc ${SERVER_CPU} $$ >/dev/null;` : undefined,
+    });
+    try {
+      if (systems.includes("vod")) steps.push(...(await climb("vod", sidecarViewers(sidecar, "vod://bench-long.mp4"), sidecar.pid, climbOpts)));
+      if (systems.includes("vod-live")) {
+        const live = sidecarViewers(sidecar, "vod-live://bench.mp4", { startedAt: Date.now(), loop: true });
+        steps.push(...(await climb("vod-live", live, sidecar.pid, climbOpts)));
+      }
+    } finally {
+      await sidecar.stop();
+    }
+  }
+  if (systems.includes("janus")) {
+    ensureJanus();
+    const janus = await startJanus({ file, dir: opts.dir, cpu: SERVER_CPU, eventLoops: janusEventLoops });
+    const client = await JanusClient.connect(janus.wsUrl);
+    try {
+      await new Promise((r) => setTimeout(r, 1000));
+      steps.push(...(await climb("janus", janusViewers(client), janus.pid, climbOpts)));
+    } finally {
+      client.close();
+      await janus.stop();
+    }
+  }
+  const maxOf = (system: System) => Math.max(0, ...steps.filter((s) => s.system === system && s.realtime).map((s) => s.viewers));
+  return { windowMs, janusEventLoops, steps, maxRealtimeViewersPerCore: { vod: maxOf("vod"), "vod-live": maxOf("vod-live"), janus: maxOf("janus") } };
+}
