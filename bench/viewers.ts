@@ -182,6 +182,8 @@ export async function measureViewers(opts: { dir: string; windowMs?: number; ste
       mediaDir: opts.dir,
       env: { MAX_VIEWERS: "100000" },
       shellPrefix: os.availableParallelism() > 1 ? `taskset -pc ${SERVER_CPU} $$ >/dev/null;` : undefined,
+      // As a sidecar pinned to one core should run (README): V8's helper GC threads would preempt its only thread.
+      nodeArgs: ["--single-threaded-gc"],
     });
     try {
       if (systems.includes("vod")) steps.push(...(await climb("vod", sidecarViewers(sidecar, "vod://bench-long.mp4"), sidecar.pid, climbOpts)));

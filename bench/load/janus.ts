@@ -8,6 +8,7 @@ import path from "node:path";
 import type { RTCPeerConnection } from "werift";
 import { freePort } from "../../test/helpers/ports.ts";
 import { startRtpFeeder } from "./rtp-feeder.ts";
+import { offerAesCmOnly } from "../../test/helpers/werift-viewer.ts";
 
 const LIB = "/usr/lib/x86_64-linux-gnu/janus";
 const MOUNTPOINT = 1;
@@ -191,6 +192,7 @@ export class JanusClient {
     const ids = { session_id: session, handle_id: handle };
     const offer = await this.request({ janus: "message", ...ids, body: { request: "watch", id: MOUNTPOINT } }, (r) => r.janus === "event" && !!r.jsep);
     await pc.setRemoteDescription({ type: "offer", sdp: offer.jsep!.sdp });
+    offerAesCmOnly(pc);
     await pc.setLocalDescription(await pc.createAnswer());
     await this.request(
       { janus: "message", ...ids, body: { request: "start" }, jsep: { type: "answer", sdp: pc.localDescription!.sdp } },

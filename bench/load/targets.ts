@@ -3,10 +3,10 @@
 import { randomUUID } from "node:crypto";
 import { SIDECAR_PATHS, type PlayRequest, type PlayResponse, type StopRequest } from "@edge-vod/shared";
 import type { SidecarProcess } from "../../test/helpers/sidecar-process.ts";
-import { testPeer, withoutCandidates } from "../../test/helpers/werift-viewer.ts";
+import { offerAesCmOnly, testPeer, withoutCandidates } from "../../test/helpers/werift-viewer.ts";
 import { CountingViewer } from "./counting-viewer.ts";
 import type { JanusClient } from "./janus.ts";
-import { videoPayloadTypes } from "./sdp-pts.ts";
+import { videoPayloadTypes } from "../../test/helpers/sdp.ts";
 
 export type ViewerFactory = () => Promise<{ viewer: CountingViewer; hangup(): Promise<void> }>;
 
@@ -17,6 +17,7 @@ export function sidecarViewers(sidecar: SidecarProcess, name: string, broadcast?
     pc.addTransceiver("video", { direction: "recvonly" });
     pc.addTransceiver("audio", { direction: "recvonly" });
     await pc.setLocalDescription(await pc.createOffer());
+    offerAesCmOnly(pc);
     const body: PlayRequest = {
       sessionRef: "bench",
       // Nobody listens: the sidecar's event posts fail quietly, which costs it next to nothing.

@@ -21,13 +21,15 @@ export async function startSidecar(opts: {
   secret: string;
   mediaDir?: string;
   env?: Record<string, string>;
+  /** Options for node itself, before the script (e.g. `--single-threaded-gc`). */
+  nodeArgs?: string[];
   /** Runs the sidecar through `sh -c` with this prefix, e.g. `ulimit -f 800;` to limit file sizes. */
   shellPrefix?: string;
 }): Promise<SidecarProcess> {
   const port = await freePort();
   const cacheDir = await fs.mkdtemp(path.join(os.tmpdir(), "edge-vod-cache-"));
   let out = "";
-  const argv = [process.execPath, "--import", "tsx", "sidecar/src/main.ts"];
+  const argv = [process.execPath, ...(opts.nodeArgs ?? []), "--import", "tsx", "sidecar/src/main.ts"];
   const [cmd, args] = opts.shellPrefix
     ? ["/bin/sh", ["-c", `${opts.shellPrefix} exec "$@"`, "sh", ...argv]]
     : [argv[0]!, argv.slice(1)];

@@ -1,6 +1,6 @@
 // A browser stand-in built on werift: offers recvonly H.264 + Opus the way the Web SDK does (offer taken before
 // gathering, no candidates, none trickled) and records what arrives.
-import { RTCPeerConnection, RTCRtpCodecParameters, type RtpPacket } from "werift";
+import { ProtectionProfileAes128CmHmacSha1_80, RTCPeerConnection, RTCRtpCodecParameters, type RtpPacket } from "werift";
 import { disableImplicitStun } from "../../sidecar/src/webrtc/no-stun.ts";
 
 export interface Received {
@@ -35,6 +35,16 @@ const H264_42E01F = new RTCRtpCodecParameters({
   parameters: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
 });
 
+/**
+ * Offers only SRTP AES_CM_128_HMAC_SHA1_80, the profile Chromium picks as the DTLS server of a call it offers. A
+ * werift offerer would pick AES-GCM, which the sidecar sends through werift's slower path: werift test peers must get
+ * what browsers get. Call once the peer's transports exist (after setLocalDescription or setRemoteDescription).
+ */
+export function offerAesCmOnly(pc: RTCPeerConnection): void {
+  // A new array per transport: werift's transports share one default list.
+  for (const t of pc.dtlsTransports) (t as unknown as { srtpProfiles: number[] }).srtpProfiles = [ProtectionProfileAes128CmHmacSha1_80];
+}
+
 /** The SDK's offer is taken before ICE gathering: werift's candidates are stripped so the server must rely on
  * peer-reflexive discovery exactly as with a browser. */
 export function withoutCandidates(sdp: string): string {
@@ -65,6 +75,7 @@ export async function createWeriftViewer() {
   });
   const offer = await pc.createOffer();
   await pc.setLocalDescription(offer);
+  offerAesCmOnly(pc);
   const offerSdp = withoutCandidates(pc.localDescription?.sdp ?? offer.sdp);
   return {
     pc,

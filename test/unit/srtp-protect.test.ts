@@ -133,6 +133,22 @@ test("protectInto is byte-identical to werift across the sequence wrap, and weri
   assert.equal(p.getRolloverCounter(AUDIO_SSRC), 1);
 });
 
+test("protectParts (header and payload apart, as the sidecar sends) is byte-identical to werift across the sequence wrap", () => {
+  const k = keys();
+  const werift = weriftSession(k);
+  const p = new SrtpProtector(k.localMasterKey, k.localMasterSalt);
+  let wrapped = false;
+  for (const [i, { header, payload }] of packets(40, 3).entries()) {
+    const expected = werift.encrypt(payload, header);
+    const out = Buffer.alloc(header.serializeSize + payload.length + 10);
+    assert.equal(p.protectParts(header.serialize(header.serializeSize), payload, out, 0), out.length);
+    assert.deepEqual(out, expected, `packet ${i} seq ${header.sequenceNumber}`);
+    if (header.ssrc === VIDEO_SSRC && header.sequenceNumber < 0x10) wrapped = true;
+  }
+  assert.ok(wrapped);
+  assert.throws(() => p.protectParts(Buffer.alloc(12), Buffer.alloc(10), Buffer.alloc(10), 0), RangeError);
+});
+
 test("protectBatch is byte-identical to werift across the sequence wrap", () => {
   const k = keys();
   const werift = weriftSession(k);

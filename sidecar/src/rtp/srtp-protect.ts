@@ -129,6 +129,21 @@ export class SrtpProtector {
   }
 
   /**
+   * Protects the packet made of `header` (a complete RTP header, CSRCs and extension included) followed by `payload`
+   * into out at outOffset, without assembling the plain packet first. Returns the bytes written.
+   */
+  protectParts(header: Uint8Array, payload: Uint8Array, out: Uint8Array, outOffset: number): number {
+    const headerLength = header.length;
+    const length = headerLength + payload.length;
+    if (rtpHeaderLength(header, headerLength) !== headerLength) throw new RangeError("RTP header length mismatch");
+    if (outOffset + length + TAG_LENGTH > out.length) throw new RangeError("SRTP output buffer too small");
+    if (length + PAD + ROC_LENGTH > this.scratch.length) this.growScratch(length);
+    this.scratch.set(header, PAD);
+    this.scratch.set(payload, PAD + headerLength);
+    return this.protectLoaded(readSsrc(header), readSeq(header), length, headerLength, out, outOffset);
+  }
+
+  /**
    * Protects packets[0..count) back to back into out from outOffset. ends[i] receives the end offset of protected
    * packet i in out (packet i spans ends[i-1], or outOffset for the first, to ends[i]). Returns the end of the last.
    * Checks every header and the room in out before protecting any.

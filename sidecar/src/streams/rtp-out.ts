@@ -1,23 +1,148 @@
 // One outgoing RTP track of a viewer fed from a file (vod://, vod-live://): our own sequence numbers over the
-// packets' media timestamps, through werift's sender (which adds SSRC, header extensions, SRTP and RTCP).
+// packets' media timestamps.
+//
+// Our own send path under werift's session, written by hand because werift's RTCRtpSender costs several times the
+// SRTP and the UDP send it wraps (a header object, extension arrays sorted per packet, three promises, a scan of its
+// sent-packet map per packet). werift keeps ICE, DTLS, the keys, RTCP in (PLI) and sender reports out; here each
+// packet is one 12-byte header rewrite in a preallocated buffer, SRTP by SrtpProtector straight into the datagram,
+// and one send on the ICE pair's socket. Retransmissions for NACKs come from a small history of this track. If the
+// fast path cannot be used (an SRTP profile other than AES-CM, a non-UDP pair), werift's sender does the work.
+import dgram from "node:dgram";
 import { RtpHeader, RtpPacket, type RTCRtpSender } from "werift";
+import { installFastSrtp, type SrtpProtector } from "../rtp/srtp-protect.ts";
+
+/** Packets kept for NACK: ~1.2 s of 1 Mbps video, as werift's own sender keeps. */
+const HISTORY = 128;
+const SRTP_TAG = 10;
+/** Seconds from the NTP epoch (1900) to the Unix epoch. */
+const NTP_UNIX_OFFSET_S = 2_208_988_800;
+
+interface Link {
+  protector: SrtpProtector;
+  socket: dgram.Socket;
+  host: string;
+  port: number;
+  pair: unknown;
+}
+
+/** The parts of werift's sender and transports this path reads; checked at run time, typed loosely on purpose. */
+interface SenderInternals {
+  ssrc: number;
+  dtlsTransport?: {
+    state: string;
+    iceTransport: { connection: { nominated?: { protocol: { transport?: { socket?: unknown } }; remoteAddr: [string, number] } } };
+  };
+  rtpTimestamp: number;
+  packetCount: number;
+  octetCount: number;
+  runRtcp(): Promise<void>;
+}
 
 export class RtpOut {
   private seq = Math.floor(Math.random() * 0x10000);
+  private readonly header = Buffer.alloc(12);
+  /** undefined: not resolved yet; null: werift's sender sends for this track. */
+  private link: Link | null | undefined;
+  private lastSendMs = 0;
+  private readonly histSeq = new Int32Array(HISTORY).fill(-1);
+  private readonly histTimestamp = new Uint32Array(HISTORY);
+  private readonly histMarker = new Uint8Array(HISTORY);
+  private readonly histPayload: (Uint8Array | undefined)[] = new Array(HISTORY).fill(undefined);
 
   constructor(
     readonly sender: RTCRtpSender,
     private readonly payloadType: number,
-  ) {}
+  ) {
+    this.header[0] = 0x80;
+    this.header.writeUInt32BE(sender.ssrc >>> 0, 8);
+    sender.onGenericNack.subscribe((nack) => this.resend(nack.lost));
+    // werift's sender reports read these: the NTP time of the last packet sent, computed only when a report is
+    // built (werift computes a bigint per packet).
+    const out = this;
+    Object.defineProperty(sender, "ntpTimestamp", {
+      configurable: true,
+      get: () => ntpOf(out.lastSendMs || performance.timeOrigin + performance.now()),
+      set: () => {},
+    });
+  }
 
   static of(t: { sender: RTCRtpSender; payloadType: number } | undefined): RtpOut | undefined {
     return t ? new RtpOut(t.sender, t.payloadType) : undefined;
   }
 
   send(timestamp: number, marker: boolean, payload: Uint8Array): void {
-    this.seq = (this.seq + 1) & 0xffff;
-    const header = new RtpHeader({ payloadType: this.payloadType, sequenceNumber: this.seq, timestamp: timestamp >>> 0, marker });
-    const body = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
-    void this.sender.sendRtp(new RtpPacket(header, body)).catch(() => {});
+    const seq = (this.seq = (this.seq + 1) & 0xffff);
+    const slot = seq & (HISTORY - 1);
+    this.histSeq[slot] = seq;
+    this.histTimestamp[slot] = timestamp >>> 0;
+    this.histMarker[slot] = marker ? 1 : 0;
+    this.histPayload[slot] = payload;
+    this.transmit(seq, timestamp >>> 0, marker, payload);
   }
+
+  private transmit(seq: number, timestamp: number, marker: boolean, payload: Uint8Array): void {
+    const link = this.currentLink();
+    this.lastSendMs = performance.timeOrigin + performance.now();
+    if (link === null) {
+      const header = new RtpHeader({ payloadType: this.payloadType, sequenceNumber: seq, timestamp, marker });
+      void this.sender.sendRtp(new RtpPacket(header, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength))).catch(() => {});
+      return;
+    }
+    if (link === undefined) return;
+    const h = this.header;
+    h[1] = (marker ? 0x80 : 0) | this.payloadType;
+    h[2] = seq >> 8;
+    h[3] = seq & 0xff;
+    h.writeUInt32BE(timestamp, 4);
+    // A datagram of its own per packet (from Node's pooled allocator): dgram may keep it queued after send returns.
+    const datagram = Buffer.allocUnsafe(12 + payload.byteLength + SRTP_TAG);
+    link.protector.protectParts(h, payload, datagram, 0);
+    try {
+      link.socket.send(datagram, link.port, link.host);
+    } catch {
+      // The socket closed under us (the viewer is going away): nothing left to send to.
+      return;
+    }
+    const s = this.sender as unknown as SenderInternals;
+    s.rtpTimestamp = timestamp;
+    s.packetCount = (s.packetCount + 1) >>> 0;
+    s.octetCount += payload.byteLength;
+  }
+
+  /** The nominated pair's socket and the fast SRTP, once DTLS is up; re-resolved if ICE nominated another pair. */
+  private currentLink(): Link | null | undefined {
+    const s = this.sender as unknown as SenderInternals;
+    const dtls = s.dtlsTransport;
+    if (!dtls || dtls.state !== "connected") return undefined;
+    const pair = dtls.iceTransport.connection.nominated;
+    if (this.link !== undefined && (this.link === null || this.link.pair === pair)) return this.link;
+    const socket = pair?.protocol.transport?.socket;
+    const protector = installFastSrtp(dtls as never);
+    if (!pair || !(socket instanceof dgram.Socket) || !protector) {
+      this.link = null;
+      return null;
+    }
+    this.link = { protector, socket, host: pair.remoteAddr[0], port: pair.remoteAddr[1], pair };
+    // werift starts its sender reports from its own send path; this one never runs it.
+    void s.runRtcp();
+    return this.link;
+  }
+
+  private resend(lost: number[]): void {
+    // On werift's path its sender answers NACKs from its own history.
+    if (this.link === null) return;
+    for (const seq of lost) {
+      const slot = seq & (HISTORY - 1);
+      const payload = this.histPayload[slot];
+      if (this.histSeq[slot] !== seq || !payload) continue;
+      this.transmit(seq, this.histTimestamp[slot]!, this.histMarker[slot] === 1, payload);
+    }
+  }
+}
+
+/** NTP 64-bit timestamp (seconds since 1900 . fraction) of a Unix time in ms. */
+function ntpOf(unixMs: number): bigint {
+  const seconds = Math.floor(unixMs / 1000);
+  const fraction = Math.floor(((unixMs - seconds * 1000) / 1000) * 0x1_0000_0000);
+  return (BigInt(seconds + NTP_UNIX_OFFSET_S) << 32n) | BigInt(fraction);
 }
