@@ -33,7 +33,7 @@ function machine() {
     os: version("sh", ["-c", ". /etc/os-release && echo $PRETTY_NAME"]),
     kernel: os.release(),
     node: process.version,
-    janus: version("janus", ["--version"]),
+    janus: version("sh", ["-c", "janus --version 2>&1"]),
   };
 }
 
@@ -77,7 +77,11 @@ async function main(): Promise<void> {
     }
     if (parts.has("ttff")) {
       console.log("time to first frame: Chromium + the Web SDK playing vod://sample.mp4");
-      result.ttff = await measureTtff({ runs: Number(process.env.BENCH_TTFF_RUNS ?? 10) });
+      const ttff = await measureTtff({ runs: Number(process.env.BENCH_TTFF_RUNS ?? 10) });
+      result.ttff = ttff;
+      const ms = (x: { median: number; p90: number }) => `median ${x.median.toFixed(0)} ms, p90 ${x.p90.toFixed(0)} ms`;
+      console.log(`  play() -> PLAYING: ${ms(ttff.playing)}; play() -> first decoded frame: ${ms(ttff.firstFrame)}`);
+      console.log(`  first run (file opened cold): first frame ${ttff.runs[0]!.firstFrameMs.toFixed(0)} ms; warm runs: first frame ${ms(ttff.warm.firstFrame)}`);
     }
     if (parts.has("floor")) {
       console.log("the floor: SRTP + UDP send alone in Node");

@@ -176,7 +176,9 @@ export async function measureViewers(opts: { dir: string; windowMs?: number; ste
   // Personal viewers start at 0 and must not reach the end during a step: the same 10 s, ten times over.
   await makeFixture(opts.dir, "bench-long.mp4", ["-stream_loop", "9", "-i", file, "-c", "copy"]);
   const steps: StepResult[] = [];
-  if (systems.includes("vod") || systems.includes("vod-live")) {
+  // A fresh sidecar per system: what one left in its heap must not count against the next.
+  for (const system of ["vod", "vod-live"] as const) {
+    if (!systems.includes(system)) continue;
     const sidecar = await startSidecar({
       secret: randomBytes(24).toString("hex"),
       mediaDir: opts.dir,
@@ -186,11 +188,11 @@ export async function measureViewers(opts: { dir: string; windowMs?: number; ste
       nodeArgs: ["--single-threaded-gc"],
     });
     try {
-      if (systems.includes("vod")) steps.push(...(await climb("vod", sidecarViewers(sidecar, "vod://bench-long.mp4"), sidecar.pid, climbOpts)));
-      if (systems.includes("vod-live")) {
-        const live = sidecarViewers(sidecar, "vod-live://bench.mp4", { startedAt: Date.now(), loop: true });
-        steps.push(...(await climb("vod-live", live, sidecar.pid, climbOpts)));
-      }
+      const factory =
+        system === "vod"
+          ? sidecarViewers(sidecar, "vod://bench-long.mp4")
+          : sidecarViewers(sidecar, "vod-live://bench.mp4", { startedAt: Date.now(), loop: true });
+      steps.push(...(await climb(system, factory, sidecar.pid, climbOpts)));
     } finally {
       await sidecar.stop();
     }
