@@ -33,7 +33,7 @@ function machine() {
     os: version("sh", ["-c", ". /etc/os-release && echo $PRETTY_NAME"]),
     kernel: os.release(),
     node: process.version,
-    janus: version("sh", ["-c", "janus --version 2>&1"]),
+    janus: version("sh", ["-c", "janus --version 2>&1; true"]),
   };
 }
 
