@@ -9,6 +9,7 @@ import { execFileSync } from "node:child_process";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { ensureDebianPackages } from "./debian.ts";
 import { measureRecording, type RecordingResult } from "./record.ts";
 import { measureSrtpFloor } from "./srtp-floor.ts";
 import { measureTtff } from "./ttff.ts";
@@ -53,13 +54,16 @@ function viewersTable(v: ViewersResult): string {
   ];
   const m = v.maxRealtimeViewersPerCore;
   const x = (a: number) => (m.janus ? ` (${(a / m.janus).toFixed(2)}× Janus)` : "");
-  rows.push("", `Most viewers one core holds in real time: vod:// ${m.vod}${x(m.vod)}, vod-live:// ${m["vod-live"]}${x(m["vod-live"])}, Janus ${m.janus}.`);
+  const measured = (["vod", "vod-live", "janus"] as const).filter((s) => v.steps.some((step) => step.system === s));
+  const name = { vod: "vod://", "vod-live": "vod-live://", janus: "Janus" } as const;
+  rows.push("", `Most viewers one core holds in real time: ${measured.map((s) => `${name[s]} ${m[s]}${s === "janus" ? "" : x(m[s])}`).join(", ")}.`);
   return rows.join("\n");
 }
 
 async function main(): Promise<void> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), "edge-vod-bench-"));
   const date = new Date().toISOString().slice(0, 10);
+  ensureDebianPackages(["ffmpeg", ...(parts.has("ttff") ? (["chromium"] as const) : [])]);
   const result: Record<string, unknown> = { date, machine: machine() };
   try {
     if (parts.has("viewers")) {

@@ -12,7 +12,8 @@ import { makeFixture } from "../test/helpers/fixtures.ts";
 import { startSidecar } from "../test/helpers/sidecar-process.ts";
 import { makeBenchFile } from "./bench-file.ts";
 import type { CountingViewer, WindowStats } from "./load/counting-viewer.ts";
-import { ensureJanus, JanusClient, startJanus } from "./load/janus.ts";
+import { ensureDebianPackages } from "./debian.ts";
+import { JanusClient, startJanus } from "./load/janus.ts";
 import { janusViewers, sidecarViewers, type ViewerFactory } from "./load/targets.ts";
 
 export type System = "vod" | "vod-live" | "janus";
@@ -161,7 +162,7 @@ async function climb(system: System, factory: ViewerFactory, serverPid: number, 
       break;
     }
     lastHeld = n;
-    if (queue.length === 0 && n < opts.maxViewers) queue = [Math.min(opts.maxViewers, Math.round((n * 1.5) / 50) * 50)];
+    if (queue.length === 0 && n < opts.maxViewers) queue = [Math.min(opts.maxViewers, Math.max(n + 50, Math.round((n * 1.5) / 50) * 50))];
   }
   return results;
 }
@@ -198,7 +199,7 @@ export async function measureViewers(opts: { dir: string; windowMs?: number; ste
     }
   }
   if (systems.includes("janus")) {
-    ensureJanus();
+    ensureDebianPackages(["janus"]);
     const janus = await startJanus({ file, dir: opts.dir, cpu: SERVER_CPU, eventLoops: janusEventLoops });
     const client = await JanusClient.connect(janus.wsUrl);
     try {

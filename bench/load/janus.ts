@@ -2,7 +2,7 @@
 // file's packets, and viewers attach through its WebSocket API. Installed and configured here, torn
 // down afterwards. Janus never gathers loopback candidates (libnice skips `lo`), so its media goes to the host's own
 // address: the kernel still routes that over the loopback device, nothing leaves the machine.
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import fs from "node:fs/promises";
 import path from "node:path";
 import type { RTCPeerConnection } from "werift";
@@ -12,18 +12,6 @@ import { offerAesCmOnly } from "../../test/helpers/werift-viewer.ts";
 
 const LIB = "/usr/lib/x86_64-linux-gnu/janus";
 const MOUNTPOINT = 1;
-
-/** Installs Debian's janus if it is missing (root, or sudo without a password). */
-export function ensureJanus(): void {
-  if (spawnSync("sh", ["-c", "command -v janus"]).status === 0) return;
-  const sudo = process.getuid?.() === 0 ? [] : ["sudo", "-n"];
-  console.log("installing Debian package janus ...");
-  for (const args of [["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "janus"]]) {
-    const cmd = [...sudo, ...args];
-    const r = spawnSync(cmd[0]!, cmd.slice(1), { stdio: "inherit", env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
-    if (r.status !== 0) throw new Error(`${cmd.join(" ")} failed`);
-  }
-}
 
 export interface JanusServer {
   pid: number;
