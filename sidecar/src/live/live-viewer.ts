@@ -1,16 +1,16 @@
 // A viewer of a published stream (the plain name a browser publishes under): the publisher's RTP is forwarded as
 // it arrives, video from the next keyframe on, with the viewer's own sequence numbers (gaps kept, so the browser
 // sees loss and asks for a keyframe, which goes on to the publisher).
-import { RtpHeader, RtpPacket, type RTCPeerConnection } from "werift";
+import type { RTCPeerConnection, RtpPacket } from "werift";
 import { Info, StreamStatus } from "@edge-vod/shared";
 import type { LiveSink, Publisher } from "../publish/publisher.ts";
 import { isH264KeyframeStart } from "../rtp/h264-rtp.ts";
 import { PeerViewer, type ViewerEvents } from "../streams/peer-viewer.ts";
+import { RtpOut } from "../streams/rtp-out.ts";
 import type { SendAnswer } from "../webrtc/answer.ts";
 
 interface Out {
-  sender: NonNullable<SendAnswer["video"]>["sender"];
-  payloadType: number;
+  rtp: RtpOut;
   /** Our sequence number = the publisher's + offset (mod 2^16); set at the first forwarded packet. */
   seqOffset: number;
   started: boolean;
@@ -29,10 +29,10 @@ export class LiveViewer extends PeerViewer implements LiveSink {
   ) {
     super(pc, events, iceTimeoutMs);
     const out = (t: SendAnswer["video"]): Out | undefined =>
-      t ? { sender: t.sender, payloadType: t.payloadType, seqOffset: 0, started: false } : undefined;
+      t ? { rtp: new RtpOut(t.sender, t.payloadType), seqOffset: 0, started: false } : undefined;
     this.video = out(answer.video);
     this.audio = out(answer.audio);
-    this.video?.sender.onPictureLossIndication.subscribe(() => publisher.requestKeyframe());
+    this.video?.rtp.sender.onPictureLossIndication.subscribe(() => publisher.requestKeyframe());
   }
 
   protected onConnected(): void {
@@ -50,13 +50,7 @@ export class LiveViewer extends PeerViewer implements LiveSink {
       out.started = true;
       out.seqOffset = (Math.floor(Math.random() * 0x10000) - rtp.header.sequenceNumber) & 0xffff;
     }
-    const header = new RtpHeader({
-      payloadType: out.payloadType,
-      sequenceNumber: (rtp.header.sequenceNumber + out.seqOffset) & 0xffff,
-      timestamp: rtp.header.timestamp,
-      marker: rtp.header.marker,
-    });
-    void out.sender.sendRtp(new RtpPacket(header, rtp.payload)).catch(() => {});
+    out.rtp.sendAs((rtp.header.sequenceNumber + out.seqOffset) & 0xffff, rtp.header.timestamp, rtp.header.marker, rtp.payload);
   }
 
   publisherEnded(): void {

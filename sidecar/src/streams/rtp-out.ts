@@ -1,5 +1,5 @@
-// One outgoing RTP track of a viewer fed from a file (vod://, vod-live://): our own sequence numbers over the
-// packets' media timestamps.
+// One outgoing RTP track of a viewer: of a file (vod://, vod-live://, our own sequence numbers over the packets'
+// media timestamps) or of a published stream (its publisher's sequence numbers, offset).
 //
 // Our own send path under werift's session, written by hand because werift's RTCRtpSender costs several times the
 // SRTP and the UDP send it wraps (a header object, extension arrays sorted per packet, three promises, a scan of its
@@ -70,8 +70,13 @@ export class RtpOut {
     return t ? new RtpOut(t.sender, t.payloadType) : undefined;
   }
 
+  /** Sends the next packet of this track, numbered by this track. */
   send(timestamp: number, marker: boolean, payload: Uint8Array): void {
-    const seq = (this.seq = (this.seq + 1) & 0xffff);
+    this.sendAs((this.seq = (this.seq + 1) & 0xffff), timestamp, marker, payload);
+  }
+
+  /** Sends with the caller's sequence number: a forwarded stream keeps its source's gaps, so the browser sees loss. */
+  sendAs(seq: number, timestamp: number, marker: boolean, payload: Uint8Array): void {
     const slot = seq & (HISTORY - 1);
     this.histSeq[slot] = seq;
     this.histTimestamp[slot] = timestamp >>> 0;
