@@ -32,6 +32,9 @@ export interface StepResult {
   slowestViewerFps: number;
   latenessMs: { p50: number; p99: number; max: number };
   toolCpuPct: number;
+  /** Our sidecar only: GC pauses (perf_hooks "gc" entries; incremental marking steps are not among them) as a share
+   * of its CPU time in the window. */
+  gcPauseShareOfCpu?: number;
   realtime: boolean;
 }
 
@@ -103,13 +106,17 @@ async function openViewers(factory: ViewerFactory, n: number): Promise<{ open: A
   return { open, errors };
 }
 
-async function step(system: System, factory: ViewerFactory, n: number, serverPid: number, idleRss: number, windowMs: number): Promise<StepResult> {
+/** Cumulative GC milliseconds of the server, where it reports them. */
+type GcClock = (() => Promise<number>) | undefined;
+
+async function step(system: System, factory: ViewerFactory, n: number, serverPid: number, idleRss: number, windowMs: number, gcMs: GcClock): Promise<StepResult> {
   const { open, errors } = await openViewers(factory, n);
   try {
     if (errors.length) console.log(`    ${errors.length} of ${n} viewers failed to connect: ${errors[0]}`);
     await new Promise((r) => setTimeout(r, 2000));
     const viewers: CountingViewer[] = open.map((o) => o.viewer);
     for (const v of viewers) v.startWindow();
+    const gc0 = await gcMs?.();
     const c0 = await cpuMs(serverPid);
     const tool0 = process.cpuUsage();
     const t0 = performance.now();
@@ -118,6 +125,7 @@ async function step(system: System, factory: ViewerFactory, n: number, serverPid
     const elapsed = performance.now() - t0;
     const cpu = (await cpuMs(serverPid)) - c0;
     const tool = process.cpuUsage(tool0);
+    const gc = gc0 === undefined ? undefined : (await gcMs!()) - gc0;
     const rss = await rssMb(serverPid);
     const s = summarize(system, n, stats, elapsed);
     const realtime = open.length === n && s.loss === 0 && s.latenessMs.p99 < REALTIME_P99_MS && s.slowestViewerFps >= FPS * 0.95;
@@ -129,6 +137,7 @@ async function step(system: System, factory: ViewerFactory, n: number, serverPid
       rssMb: rss,
       rssPerViewerKb: ((rss - idleRss) * 1024) / n,
       toolCpuPct: ((tool.user + tool.system) / 1000 / elapsed) * 100,
+      ...(gc === undefined ? {} : { gcPauseShareOfCpu: gc / cpu }),
       realtime,
     };
   } finally {
@@ -139,17 +148,24 @@ async function step(system: System, factory: ViewerFactory, n: number, serverPid
 
 /** Steps 1, 50, 100, 200, 400, then on by half again while the last held real time; one step between the last
  * that held and the first that did not, so the maximum is known to within a quarter. */
-async function climb(system: System, factory: ViewerFactory, serverPid: number, opts: { windowMs: number; steps: number[]; maxViewers: number }): Promise<StepResult[]> {
+async function climb(
+  system: System,
+  factory: ViewerFactory,
+  serverPid: number,
+  opts: { windowMs: number; steps: number[]; maxViewers: number },
+  gcMs?: GcClock,
+): Promise<StepResult[]> {
   const idleRss = await rssMb(serverPid);
   const results: StepResult[] = [];
   const run = async (n: number) => {
-    const r = await step(system, factory, n, serverPid, idleRss, opts.windowMs);
+    const r = await step(system, factory, n, serverPid, idleRss, opts.windowMs, gcMs);
     results.push(r);
     console.log(
       `  ${system.padEnd(8)} ${String(n).padStart(4)} viewers: server ${r.serverCpuPct.toFixed(1).padStart(5)} % CPU, ` +
         `${(r.cpuSecondsPerViewerSecond * 1e6).toFixed(0).padStart(5)} µs CPU per viewer-second, RSS ${r.rssMb.toFixed(0)} MB, ` +
         `loss ${(r.loss * 100).toFixed(2)} %, lateness p50 ${r.latenessMs.p50.toFixed(1)} / p99 ${r.latenessMs.p99.toFixed(1)} ms, ` +
-        `slowest ${r.slowestViewerFps.toFixed(1)} fps, tool ${r.toolCpuPct.toFixed(0)} %${r.realtime ? "" : "  (not real time)"}`,
+        `slowest ${r.slowestViewerFps.toFixed(1)} fps, tool ${r.toolCpuPct.toFixed(0)} %` +
+        `${r.gcPauseShareOfCpu === undefined ? "" : `, GC pauses ${(r.gcPauseShareOfCpu * 100).toFixed(1)} % of server CPU`}${r.realtime ? "" : "  (not real time)"}`,
     );
     return r.realtime;
   };
@@ -193,7 +209,11 @@ export async function measureViewers(opts: { dir: string; windowMs?: number; ste
         system === "vod"
           ? sidecarViewers(sidecar, "vod://bench-long.mp4")
           : sidecarViewers(sidecar, "vod-live://bench.mp4", { startedAt: Date.now(), loop: true });
-      steps.push(...(await climb(system, factory, sidecar.pid, climbOpts)));
+      const gcMs = async () => {
+        const res = await fetch(`${sidecar.url}/v1/health`, { headers: { authorization: `Bearer ${sidecar.secret}` } });
+        return ((await res.json()) as { gcMs: number }).gcMs;
+      };
+      steps.push(...(await climb(system, factory, sidecar.pid, climbOpts, gcMs)));
     } finally {
       await sidecar.stop();
     }

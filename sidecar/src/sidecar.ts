@@ -2,6 +2,7 @@
 import fs from "node:fs/promises";
 import type { SidecarConfig } from "./config.ts";
 import { controlApi, totalViewers } from "./api/control.ts";
+import { startGcStats } from "./runtime/gc-stats.ts";
 import { recordsRoutes } from "./api/records.ts";
 import { OpusCache } from "./audio/opus-cache.ts";
 import { findFfmpeg } from "./tools/ffmpeg.ts";
@@ -27,6 +28,7 @@ export async function createSidecar(cfg: SidecarConfig) {
       ? new LocalDiskAccess(cfg.mediaDir)
       : new LayeredAccess([new LocalDiskAccess(cfg.mediaDir), new LocalDiskAccess(cfg.recordDir)]);
   const opener = new MediaOpener(media, new LocalDiskAccess(cfg.cacheDir), opus);
+  startGcStats();
   const scheduler = new Scheduler(cfg.tickMs);
   const notifier = new EdgeNotifier(cfg.secret);
   const makePeer = peerFactory(cfg);

@@ -17,6 +17,7 @@ import type { LiveService } from "../live/live-service.ts";
 import type { PublishService } from "../publish/publish-service.ts";
 import type { BroadcastService } from "../vod/broadcast-service.ts";
 import type { VodService } from "../vod/vod-service.ts";
+import { gcTotalMs } from "../runtime/gc-stats.ts";
 
 export interface Services {
   vod: VodService;
@@ -65,7 +66,7 @@ export function controlApi(secret: string, services: Services, limits: Limits): 
     await next();
   });
   app.get(SIDECAR_PATHS.health, (c) =>
-    c.json({ ok: true, viewers: viewerCount(), publishers: publish.publisherCount, broadcasts: broadcasts.broadcastCount }),
+    c.json({ ok: true, viewers: viewerCount(), publishers: publish.publisherCount, broadcasts: broadcasts.broadcastCount, gcMs: gcTotalMs() }),
   );
   app.post(SIDECAR_PATHS.play, async (c) => {
     const req = await body(c, PlayRequest);
