@@ -18,6 +18,7 @@ import { once } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { ProtectionProfileAes128CmHmacSha1_80, RtpHeader, SrtpSession } from "werift";
+import { writeRtpHeader } from "../sidecar/src/rtp/rtp-header.ts";
 import { SrtpProtector } from "../sidecar/src/rtp/srtp-protect.ts";
 import { isMain } from "./is-main.ts";
 
@@ -152,14 +153,6 @@ function plain(n: number, video: boolean): Buffer {
   return (batch[n] = b);
 }
 
-function writeRtpHeader(b: Buffer, pt: number, marker: boolean, seq: number, ts: number, ssrc: number): void {
-  b[0] = 0x80;
-  b[1] = (marker ? 0x80 : 0) | pt;
-  b.writeUInt16BE(seq, 2);
-  b.writeUInt32BE(ts >>> 0, 4);
-  b.writeUInt32BE(ssrc, 8);
-}
-
 /** Packets emitted for the viewer being served this tick, and where its protected packets have got to in v.out. */
 let tickPackets = 0;
 let tickOffset = 0;
@@ -174,7 +167,7 @@ function emit(v: Viewer, path: FloorPath, video: boolean, marker: boolean, ts: n
     v.sock.send(v.werift.encrypt(video ? videoPayload : audioPayload, h), v.port, HOST);
   } else {
     const p = plain(tickPackets, video);
-    writeRtpHeader(p, video ? 96 : 111, marker, seq, ts, video ? v.videoSsrc : v.audioSsrc);
+    writeRtpHeader(p, video ? 96 : 111, marker, seq, ts >>> 0, video ? v.videoSsrc : v.audioSsrc);
     if (path === "fast") {
       const len = v.fast.protectInto(p, p.length, v.out, tickOffset);
       v.sock.send(v.out, tickOffset, len, v.port, HOST);

@@ -9,13 +9,14 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import type { Page } from "playwright-core";
 import { capturePeerConnections, launchChromium } from "../test/helpers/chromium.ts";
 import { SAMPLE_MP4 } from "../test/helpers/fixtures.ts";
 import { startSidecar } from "../test/helpers/sidecar-process.ts";
 import { startWrangler } from "../test/helpers/wrangler.ts";
+import { isMain } from "./is-main.ts";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const STREAM = "vod://sample.mp4";
@@ -343,7 +344,7 @@ function print(result: TtffResult): void {
   line(`warm (runs 2..${result.runs.length})`, result.warm);
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
+if (isMain(import.meta.url)) {
   const abort = new AbortController();
   // Ctrl-C would otherwise end the process before the finally blocks stop the browser, wrangler and sidecar. A second
   // Ctrl-C finds no handler left and kills the process outright.

@@ -3,6 +3,7 @@
 // and never decrypted. werift's SRTP decrypt and its RtpPacket objects would cost the viewer side more than the
 // server's send; STUN, DTLS and RTCP still go through werift so the connection stays alive.
 import type { RTCPeerConnection } from "werift";
+import { interceptIncomingRtp } from "../../test/helpers/werift-viewer.ts";
 
 /** What one viewer saw during a measurement window. */
 export interface WindowStats {
@@ -59,7 +60,8 @@ export class CountingViewer {
 
   constructor(
     readonly pc: RTCPeerConnection,
-    private readonly isVideoPt: (pt: number) => boolean,
+    /** Payload types of the video m-line (from the answer or offer that set up the call). */
+    private readonly videoPts: ReadonlySet<number>,
   ) {}
 
   /** Resolves once ICE and DTLS are up, from then on RTP is counted instead of decrypted. */
@@ -81,25 +83,16 @@ export class CountingViewer {
         });
       });
     }
-    for (const dtls of pc.dtlsTransports) {
-      const event = dtls.iceTransport.connection.onData as unknown as { execute: (data: Buffer) => void };
-      const pass = event.execute;
-      event.execute = (data: Buffer) => {
-        const b0 = data[0]!;
-        const b1 = data[1]!;
-        // RTP (version 2) but not RTCP (payload types 64-95 once the marker bit is masked off).
-        if (b0 >= 128 && b0 < 192 && ((b1 & 0x7f) < 64 || (b1 & 0x7f) > 95)) {
-          if (this.counting) this.onRtp(data, b1);
-          return;
-        }
-        pass(data);
-      };
-    }
+    interceptIncomingRtp(pc, (data) => {
+      if (this.counting) this.onRtp(data);
+      return true;
+    });
   }
 
-  private onRtp(data: Buffer, b1: number): void {
+  private onRtp(data: Buffer): void {
+    const b1 = data[1]!;
     const seq = (data[2]! << 8) | data[3]!;
-    if (!this.isVideoPt(b1 & 0x7f)) {
+    if (!this.videoPts.has(b1 & 0x7f)) {
       this.audio.add(seq);
       return;
     }

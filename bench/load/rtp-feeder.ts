@@ -6,6 +6,7 @@ import dgram from "node:dgram";
 import path from "node:path";
 import { LocalDiskAccess } from "../../sidecar/src/files/local-disk.ts";
 import { openMp4 } from "../../sidecar/src/mp4/reader.ts";
+import { writeRtpHeader } from "../../sidecar/src/rtp/rtp-header.ts";
 import { createVodPacketSource, type MediaPacket } from "../../sidecar/src/vod/packet-source.ts";
 
 export async function startRtpFeeder(file: string, ports: { video: number; audio: number }, pts: { video: number; audio: number }) {
@@ -34,11 +35,7 @@ export async function startRtpFeeder(file: string, ports: { video: number; audio
     source.take(performance.now() - start, due);
     for (const p of due) {
       const buf = Buffer.allocUnsafe(12 + p.payload.byteLength);
-      buf[0] = 0x80;
-      buf[1] = (p.marker ? 0x80 : 0) | pts[p.kind];
-      buf.writeUInt16BE((seq[p.kind] = (seq[p.kind] + 1) & 0xffff), 2);
-      buf.writeUInt32BE(p.timestamp >>> 0, 4);
-      buf.writeUInt32BE(ssrc[p.kind], 8);
+      writeRtpHeader(buf, pts[p.kind], p.marker, (seq[p.kind] = (seq[p.kind] + 1) & 0xffff), p.timestamp >>> 0, ssrc[p.kind]);
       buf.set(p.payload, 12);
       sockets[p.kind].send(buf);
     }

@@ -35,8 +35,7 @@ export function sidecarViewers(sidecar: SidecarProcess, name: string, broadcast?
     const answer = (await res.json()) as PlayResponse;
     if (!answer.ok) throw new Error(`play refused: ${answer.info}`);
     await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
-    const pts = videoPayloadTypes(answer.sdp);
-    const viewer = new CountingViewer(pc, (pt) => pts.has(pt));
+    const viewer = new CountingViewer(pc, videoPayloadTypes(answer.sdp));
     await viewer.attach();
     return {
       viewer,
@@ -57,8 +56,7 @@ export function janusViewers(client: JanusClient): ViewerFactory {
   return async () => {
     const pc = testPeer();
     const watched = await client.watch(pc);
-    const pts = videoPayloadTypes(watched.offerSdp);
-    const viewer = new CountingViewer(pc, (pt) => pts.has(pt));
+    const viewer = new CountingViewer(pc, videoPayloadTypes(watched.offerSdp));
     await viewer.attach();
     return {
       viewer,

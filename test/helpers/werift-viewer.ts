@@ -45,6 +45,25 @@ export function offerAesCmOnly(pc: RTCPeerConnection): void {
   for (const t of pc.dtlsTransports) (t as unknown as { srtpProfiles: number[] }).srtpProfiles = [ProtectionProfileAes128CmHmacSha1_80];
 }
 
+/**
+ * Sees every incoming RTP packet (not RTCP, still SRTP-protected: only the header is in the clear) before werift
+ * does; `take` returns true to keep a packet from werift (dropped, or counted instead of decrypted). STUN, DTLS and
+ * RTCP always go on to werift, so the connection stays alive. Install once the peer's transports exist.
+ */
+export function interceptIncomingRtp(pc: RTCPeerConnection, take: (packet: Buffer) => boolean): void {
+  for (const dtls of pc.dtlsTransports) {
+    const event = dtls.iceTransport.connection.onData as unknown as { execute: (data: Buffer) => void };
+    const pass = event.execute;
+    event.execute = (data: Buffer) => {
+      const b0 = data[0]!;
+      const pt = data[1]! & 0x7f;
+      // RTP (version 2) but not RTCP (payload types 64-95 once the marker bit is masked off).
+      if (b0 >= 128 && b0 < 192 && (pt < 64 || pt > 95) && take(data)) return;
+      pass(data);
+    };
+  }
+}
+
 /** The SDK's offer is taken before ICE gathering: werift's candidates are stripped so the server must rely on
  * peer-reflexive discovery exactly as with a browser. */
 export function withoutCandidates(sdp: string): string {

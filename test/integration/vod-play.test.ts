@@ -12,7 +12,7 @@ import { startSidecar, type SidecarProcess } from "../helpers/sidecar-process.ts
 import { startWrangler, type WranglerDev } from "../helpers/wrangler.ts";
 import { ProtectionProfileAes128CmHmacSha1_80 } from "werift";
 import { videoPayloadTypes } from "../helpers/sdp.ts";
-import { createWeriftViewer } from "../helpers/werift-viewer.ts";
+import { createWeriftViewer, interceptIncomingRtp } from "../helpers/werift-viewer.ts";
 
 let sidecar: SidecarProcess;
 let edge: WranglerDev;
@@ -84,20 +84,13 @@ test("a viewer that loses video packets gets them back by NACK: every frame arri
   let videoPts = new Set<number>();
   const dropped = new Set<number>();
   let videoSeen = 0;
-  const connection = viewer.pc.dtlsTransports[0]!.iceTransport.connection;
-  const event = connection.onData as unknown as { execute: (data: Buffer) => void };
-  const pass = event.execute;
-  event.execute = (data: Buffer) => {
-    const isRtp = data[0]! >= 128 && data[0]! < 192 && ((data[1]! & 0x7f) < 64 || (data[1]! & 0x7f) > 95);
-    if (isRtp && videoPts.has(data[1]! & 0x7f)) {
-      const seq = data.readUInt16BE(2);
-      if (!dropped.has(seq) && ++videoSeen % 20 === 0) {
-        dropped.add(seq);
-        return;
-      }
-    }
-    pass(data);
-  };
+  interceptIncomingRtp(viewer.pc, (data) => {
+    if (!videoPts.has(data[1]! & 0x7f)) return false;
+    const seq = data.readUInt16BE(2);
+    if (dropped.has(seq) || ++videoSeen % 20 !== 0) return false;
+    dropped.add(seq);
+    return true;
+  });
   try {
     const id = client.playStream({ name: "vod://sample.mp4", sdp: viewer.offerSdp });
     const sdpFrame = await client.waitFor((f) => f.message === "setRemoteSDP", { timeoutMs: 20_000, label: "setRemoteSDP" });

@@ -9,7 +9,8 @@
 // fast path cannot be used (an SRTP profile other than AES-CM, a non-UDP pair), werift's sender does the work.
 import dgram from "node:dgram";
 import { RtpHeader, RtpPacket, type RTCRtpSender } from "werift";
-import { installFastSrtp, type SrtpProtector } from "../rtp/srtp-protect.ts";
+import { writeRtpHeader } from "../rtp/rtp-header.ts";
+import { installFastSrtp, type DtlsTransportWithSrtp, type SrtpProtector } from "../rtp/srtp-protect.ts";
 
 /** Packets kept for NACK: ~1.2 s of 1 Mbps video, as werift's own sender keeps. */
 const HISTORY = 128;
@@ -28,7 +29,7 @@ interface Link {
 /** The parts of werift's sender and transports this path reads; checked at run time, typed loosely on purpose. */
 interface SenderInternals {
   ssrc: number;
-  dtlsTransport?: {
+  dtlsTransport?: DtlsTransportWithSrtp & {
     state: string;
     iceTransport: { connection: { nominated?: { protocol: { transport?: { socket?: unknown } }; remoteAddr: [string, number] } } };
   };
@@ -53,8 +54,6 @@ export class RtpOut {
     readonly sender: RTCRtpSender,
     private readonly payloadType: number,
   ) {
-    this.header[0] = 0x80;
-    this.header.writeUInt32BE(sender.ssrc >>> 0, 8);
     sender.onGenericNack.subscribe((nack) => this.resend(nack.lost));
     // werift's sender reports read these: the NTP time of the last packet sent, computed only when a report is
     // built (werift computes a bigint per packet).
@@ -95,10 +94,7 @@ export class RtpOut {
     }
     if (link === undefined) return;
     const h = this.header;
-    h[1] = (marker ? 0x80 : 0) | this.payloadType;
-    h[2] = seq >> 8;
-    h[3] = seq & 0xff;
-    h.writeUInt32BE(timestamp, 4);
+    writeRtpHeader(h, this.payloadType, marker, seq, timestamp, this.sender.ssrc);
     // A datagram of its own per packet (from Node's pooled allocator): dgram may keep it queued after send returns.
     const datagram = Buffer.allocUnsafe(12 + payload.byteLength + SRTP_TAG);
     link.protector.protectParts(h, payload, datagram, 0);
@@ -122,7 +118,7 @@ export class RtpOut {
     const pair = dtls.iceTransport.connection.nominated;
     if (this.link !== undefined && (this.link === null || this.link.pair === pair)) return this.link;
     const socket = pair?.protocol.transport?.socket;
-    const protector = installFastSrtp(dtls as never);
+    const protector = installFastSrtp(dtls);
     if (!pair || !(socket instanceof dgram.Socket) || !protector) {
       this.link = null;
       return null;
