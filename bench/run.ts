@@ -2,7 +2,7 @@
 // bench/results/<date>.json. Benchmarks are numbers with ratios against a baseline measured in the same run (Janus,
 // the idle server, the cheapest SRTP + send in Node); they assert nothing.
 //
-// BENCH_ONLY=viewers,ttff,floor,record picks parts; BENCH_WINDOW_MS (default 30000) is each viewer step's window;
+// BENCH_ONLY=viewers,ttff,floor,record,prepare picks parts (BENCH_PREPARE_SECONDS: the prepared file, default 600); BENCH_WINDOW_MS (default 30000) is each viewer step's window;
 // BENCH_STEPS=1,50,100 and BENCH_SYSTEMS=vod,vod-live,janus narrow the viewer climb; BENCH_JANUS_EVENT_LOOPS sets
 // Janus's event_loops (default 2, its best here; 0 = a thread per handle, its default).
 import { execFileSync } from "node:child_process";
@@ -13,9 +13,10 @@ import { ensureDebianPackages } from "./debian.ts";
 import { measureRecording, type RecordingResult } from "./record.ts";
 import { measureSrtpFloor } from "./srtp-floor.ts";
 import { measureTtff } from "./ttff.ts";
+import { measurePrepare } from "./prepare.ts";
 import { measureViewers, type StepResult, type System, type ViewersResult } from "./viewers.ts";
 
-const parts = new Set((process.env.BENCH_ONLY ?? "viewers,ttff,floor,record").split(","));
+const parts = new Set((process.env.BENCH_ONLY ?? "viewers,ttff,floor,record,prepare").split(","));
 const list = (v: string | undefined) => v?.split(",").map((s) => s.trim()).filter(Boolean);
 
 function version(cmd: string, args: string[]): string {
@@ -63,7 +64,7 @@ function viewersTable(v: ViewersResult): string {
 async function main(): Promise<void> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), "edge-vod-bench-"));
   const date = new Date().toISOString().slice(0, 10);
-  ensureDebianPackages(["ffmpeg", ...(parts.has("ttff") ? (["chromium"] as const) : [])]);
+  ensureDebianPackages(["ffmpeg", ...(parts.has("ttff") || parts.has("prepare") ? (["chromium"] as const) : [])]);
   const result: Record<string, unknown> = { date, machine: machine() };
   try {
     if (parts.has("viewers")) {
@@ -86,6 +87,15 @@ async function main(): Promise<void> {
       const ms = (x: { median: number; p90: number }) => `median ${x.median.toFixed(0)} ms, p90 ${x.p90.toFixed(0)} ms`;
       console.log(`  play() -> PLAYING: ${ms(ttff.playing)}; play() -> first decoded frame: ${ms(ttff.firstFrame)}`);
       console.log(`  first run (file opened cold): first frame ${ttff.runs[0]!.firstFrameMs.toFixed(0)} ms; warm runs: first frame ${ms(ttff.warm.firstFrame)}`);
+    }
+    if (parts.has("prepare")) {
+      console.log("preparing a file that needs it: an ffmpeg default encode (High + B-frames, AAC), 720p30");
+      const prep = await measurePrepare({ seconds: Number(process.env.BENCH_PREPARE_SECONDS ?? 600) });
+      result.prepare = prep;
+      const cold = prep.ttff.runs[0]!.firstFrameMs;
+      const warm = prep.ttff.warm.firstFrame.median;
+      console.log(`  ${prep.file.seconds} s prepared with ${prep.cpuSec.toFixed(1)} s CPU in ${prep.wallSec.toFixed(1)} s (${prep.realTimeFactor.toFixed(1)}x real time)`);
+      console.log(`  first frame: first viewer (prepare running) ${cold.toFixed(0)} ms; prepared copy median ${warm.toFixed(0)} ms (${(cold / warm).toFixed(2)}x)`);
     }
     if (parts.has("floor")) {
       console.log("the floor: SRTP + UDP send alone in Node");

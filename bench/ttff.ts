@@ -19,7 +19,7 @@ import { startWrangler } from "../test/helpers/wrangler.ts";
 import { isMain } from "./is-main.ts";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const STREAM = "vod://sample.mp4";
+const DEFAULT_STREAM = "vod://sample.mp4";
 const DEFAULT_RUNS = Number(process.env.BENCH_TTFF_RUNS ?? 10);
 /** Per run, play() to first frame; generous because the cold run transcodes the whole file's audio first. */
 const RUN_TIMEOUT_MS = 30_000;
@@ -69,6 +69,7 @@ export interface TtffResult {
   warm: { playing: Summary; firstFrame: Summary };
   /** SDK session (WebSocket + `connection`) to ESTABLISHED, ms; before run 1, so in no run's numbers. */
   sessionMs: number;
+  stream: string;
 }
 
 /**
@@ -255,8 +256,20 @@ async function sampleMediaDir(tmp: () => Promise<string>): Promise<string> {
   }
 }
 
-export async function measureTtff(opts: { runs?: number; signal?: AbortSignal; log?: (line: string) => void } = {}): Promise<TtffResult> {
+export interface TtffOptions {
+  runs?: number;
+  signal?: AbortSignal;
+  log?: (line: string) => void;
+  /** Stream to play (default vod://sample.mp4) from `mediaDir` (default the folder of media/sample.mp4). */
+  stream?: string;
+  mediaDir?: string;
+  /** Runs after the cold run, before the warm ones (e.g. waits for the sidecar to finish preparing the file). */
+  afterColdRun?: (sidecar: { url: string; secret: string }) => Promise<void>;
+}
+
+export async function measureTtff(opts: TtffOptions = {}): Promise<TtffResult> {
   const runs = opts.runs ?? DEFAULT_RUNS;
+  const STREAM = opts.stream ?? DEFAULT_STREAM;
   if (!Number.isInteger(runs) || runs < 2) throw new Error(`runs must be an integer >= 2 (one cold, at least one warm); got ${runs}`);
   const log = opts.log ?? (() => {});
   const signal = opts.signal;
@@ -269,7 +282,7 @@ export async function measureTtff(opts: { runs?: number; signal?: AbortSignal; l
   let edge: Awaited<ReturnType<typeof startWrangler>> | undefined;
   let browser: Awaited<ReturnType<typeof launchChromium>> | undefined;
   try {
-    const mediaDir = await abortable(sampleMediaDir(tmp), signal);
+    const mediaDir = opts.mediaDir ?? (await abortable(sampleMediaDir(tmp), signal));
     const secret = randomBytes(24).toString("hex");
     // Each step is assigned before the next one starts, so the finally below stops whatever did come up.
     sidecar = await abortable(startSidecar({ secret, mediaDir }), signal);
@@ -302,6 +315,7 @@ export async function measureTtff(opts: { runs?: number; signal?: AbortSignal; l
       // The next play must not overlap this one on the sidecar, or a warm run would pay for two viewers.
       const stopMs = await abortable(page.evaluate((t) => (window as unknown as DriverWindow).__ttff.stop(t), 10_000), signal);
       results.push({ ...played, stopMs });
+      if (i === 0) await opts.afterColdRun?.(sidecar);
       log(`run ${i + 1}/${runs}: PLAYING ${played.playingMs.toFixed(0)} ms, first frame ${played.firstFrameMs.toFixed(0)} ms`);
     }
     await page.evaluate(() => (window as unknown as DriverWindow).__ttff.disconnect()).catch(() => {});
@@ -313,6 +327,7 @@ export async function measureTtff(opts: { runs?: number; signal?: AbortSignal; l
       firstFrame: summarize(results.map((r) => r.firstFrameMs)),
       warm: { playing: summarize(warm.map((r) => r.playingMs)), firstFrame: summarize(warm.map((r) => r.firstFrameMs)) },
       sessionMs,
+      stream: STREAM,
     };
   } finally {
     // Browser first: its session's WebSocket closing is what the edge and sidecar would see from a real viewer.
@@ -325,7 +340,7 @@ export async function measureTtff(opts: { runs?: number; signal?: AbortSignal; l
 
 function print(result: TtffResult): void {
   const ms = (v: number | null) => (v === null ? "-" : v.toFixed(0)).padStart(7);
-  console.log(`ttff: ${STREAM} in Chromium with the Web SDK via wrangler dev + sidecar; ms from stream.play(); session connect ${result.sessionMs.toFixed(0)} ms`);
+  console.log(`ttff: ${result.stream} in Chromium with the Web SDK via wrangler dev + sidecar; ms from stream.play(); session connect ${result.sessionMs.toFixed(0)} ms`);
   console.log("   run        answer      ICE  ICE+DTLS  PLAYING  frame rx  1st frame  PLAYING->frame  frame media t  PLI  keyframes  stop  via");
   result.runs.forEach((r, i) => {
     const label = `${String(i + 1).padStart(4)}${i === 0 ? " cold" : "     "}`;

@@ -53,6 +53,10 @@ export const Info = {
   SERVER_OVERLOADED: "Server overloaded",
   TOO_MANY_STREAMS: "Too many streams in session",
   RECORD_WRITE_FAILED: "Failed to write record file",
+  /** Our addition: the file needed preparing for WebRTC (re-encode) and that failed; the log says why. */
+  PREPARE_FAILED: "Failed to prepare file",
+  /** Our addition: a video codec nothing here can decode. */
+  UNSUPPORTED_VIDEO_CODEC: "Unsupported video codec",
 } as const;
 export type Info = (typeof Info)[keyof typeof Info];
 

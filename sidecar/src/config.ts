@@ -8,6 +8,8 @@ export interface SidecarConfig {
   secret: string;
   mediaDir: string;
   cacheDir: string;
+  /** Bytes the prepared copies in cacheDir may take; least recently used ones are deleted past it. */
+  cacheMaxBytes: number;
   /** Address written into ICE candidates instead of the host's own (a media host behind 1:1 NAT). */
   publicIp: string | undefined;
   /** Extra host addresses to gather on (werift skips loopback unless listed). */
@@ -84,6 +86,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SidecarConfig 
     secret,
     mediaDir,
     cacheDir: path.resolve(env.CACHE_DIR || "cache"),
+    cacheMaxBytes: int(env, "CACHE_MAX_MB", 20480, 16, 1 << 30) * 1024 * 1024,
     publicIp: env.PUBLIC_IP || undefined,
     iceHostAddresses: hostAddresses,
     rtpPortRange,

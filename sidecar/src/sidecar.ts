@@ -4,7 +4,7 @@ import type { SidecarConfig } from "./config.ts";
 import { controlApi, totalViewers } from "./api/control.ts";
 import { startGcStats } from "./runtime/gc-stats.ts";
 import { recordsRoutes } from "./api/records.ts";
-import { OpusCache } from "./audio/opus-cache.ts";
+import { PrepareCache } from "./prepare/prepare-cache.ts";
 import { findFfmpeg } from "./tools/ffmpeg.ts";
 import { EdgeNotifier } from "./events/edge-notifier.ts";
 import { LayeredAccess } from "./files/layered-access.ts";
@@ -22,12 +22,16 @@ import { Heartbeat } from "./registry/heartbeat.ts";
 export async function createSidecar(cfg: SidecarConfig) {
   await fs.mkdir(cfg.cacheDir, { recursive: true });
   await fs.mkdir(cfg.recordDir, { recursive: true });
-  const opus = new OpusCache({ dir: cfg.cacheDir, ...(cfg.ffmpegPath ? { ffmpegPath: cfg.ffmpegPath } : {}) });
+  const prepare = new PrepareCache({
+    dir: cfg.cacheDir,
+    maxBytes: cfg.cacheMaxBytes,
+    ...(cfg.ffmpegPath ? { ffmpegPath: cfg.ffmpegPath } : {}),
+  });
   const media =
     cfg.recordDir === cfg.mediaDir
       ? new LocalDiskAccess(cfg.mediaDir)
       : new LayeredAccess([new LocalDiskAccess(cfg.mediaDir), new LocalDiskAccess(cfg.recordDir)]);
-  const opener = new MediaOpener(media, new LocalDiskAccess(cfg.cacheDir), opus);
+  const opener = new MediaOpener(media, new LocalDiskAccess(cfg.cacheDir), prepare);
   startGcStats();
   const scheduler = new Scheduler(cfg.tickMs);
   const notifier = new EdgeNotifier(cfg.secret);
@@ -53,7 +57,7 @@ export async function createSidecar(cfg: SidecarConfig) {
     },
   });
   const live = new LiveService(publish, makePeer, notifier.send, { publicIp: cfg.publicIp, iceTimeoutMs: cfg.iceTimeoutMs });
-  const app = controlApi(cfg.secret, { vod, live, publish, broadcasts }, { maxViewers: cfg.maxViewers });
+  const app = controlApi(cfg.secret, { vod, live, publish, broadcasts, prepare }, { maxViewers: cfg.maxViewers });
   recordsRoutes(app, cfg.recordDir);
   const registry = cfg.registry;
   const heartbeat = registry
@@ -81,6 +85,7 @@ export async function createSidecar(cfg: SidecarConfig) {
       // Publishes first: finishing their recordings must not wait behind anything else.
       await Promise.allSettled([publish.closeAll(), live.viewers.closeAll(), vod.viewers.closeAll(), broadcasts.viewers.closeAll()]);
       scheduler.stop();
+      await prepare.close();
     },
   };
 }

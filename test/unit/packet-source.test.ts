@@ -119,7 +119,7 @@ function audioSamples(count: number, duration: number, firstDts = 0): SyntheticS
   }));
 }
 
-function videoTrack(samples: SampleTable, timescale: number): VideoTrack {
+function videoTrack(samples: SampleTable, timescale: number, editShiftSec = 0): VideoTrack {
   return {
     kind: "video",
     id: 1,
@@ -129,12 +129,14 @@ function videoTrack(samples: SampleTable, timescale: number): VideoTrack {
     height: 90,
     avc: { nalLengthSize: 4, sps: [SPS], pps: [PPS], profileIdc: 66, profileCompat: 0xc0, levelIdc: 30 },
     hasBFrames: false,
+    rotation: 0,
+    editShiftSec,
     samples,
   };
 }
 
-function audioTrack(samples: SampleTable, timescale: number): AudioTrack {
-  return { kind: "audio", id: 2, codec: "opus", timescale, sampleRate: 48000, channels: 2, samples };
+function audioTrack(samples: SampleTable, timescale: number, editShiftSec = 0): AudioTrack {
+  return { kind: "audio", id: 2, codec: "opus", timescale, sampleRate: 48000, channels: 2, editShiftSec, samples };
 }
 
 /** Lays samples out one after another in their own file. */
@@ -252,14 +254,15 @@ async function drain(source: PacketSource, stepMs: number, check?: (untilMs: num
 // ---------- tests ----------
 
 test("merges both tracks in due order with the specified timestamps", async () => {
-  // ffmpeg-like video timescale, a decode start that is not 0, and a composition offset: timestamps count from
-  // the first presentation time, due times from the first decode time.
+  // ffmpeg-like video timescale, a decode start that is not 0, and a composition offset, with edit lists that put
+  // both tracks' first presentation at 0 (as x264 + AAC files have them): timestamps count from presentation time
+  // 0, due times are decode times on the same clock (video's first two go out before 0).
   const v = videoSamples({ frames: 90, timescale: 15360, frameDuration: 512, gop: 30, firstDts: 1000, cts: 1024 });
   const a = audioSamples(150, 960, 480);
   const media = interleaved(v, a);
   const source = createVodPacketSource({
-    video: { file: media.file, track: videoTrack(media.video, 15360) },
-    audio: { file: media.file, track: audioTrack(media.audio, 48000) },
+    video: { file: media.file, track: videoTrack(media.video, 15360, -2024 / 15360) },
+    audio: { file: media.file, track: audioTrack(media.audio, 48000, -480 / 48000) },
     prefetchMs: 10_000,
   });
   await source.ready();
@@ -289,7 +292,7 @@ test("merges both tracks in due order with the specified timestamps", async () =
   aus.forEach((au, i) => {
     for (const p of au) {
       assert.equal(p.timestamp, i * 3000, `frame ${i} timestamp`);
-      assert.equal(p.dueMs, (i * 512 * 1000) / 15360, `frame ${i} due`);
+      assert.equal(p.dueMs, ((1000 + i * 512 - 2024) * 1000) / 15360, `frame ${i} due`);
       assert.ok(p.payload.length <= 1188);
     }
     au.forEach((p, k) => assert.equal(p.keyframeStart, k === 0 && i % 30 === 0, `keyframeStart frame ${i} packet ${k}`));

@@ -17,6 +17,7 @@ import type { LiveService } from "../live/live-service.ts";
 import type { PublishService } from "../publish/publish-service.ts";
 import type { BroadcastService } from "../vod/broadcast-service.ts";
 import type { VodService } from "../vod/vod-service.ts";
+import type { PrepareCache } from "../prepare/prepare-cache.ts";
 import { gcTotalMs } from "../runtime/gc-stats.ts";
 
 export interface Services {
@@ -24,6 +25,8 @@ export interface Services {
   live: LiveService;
   publish: PublishService;
   broadcasts: BroadcastService;
+  /** Its cache hits, prepares and failures show in health. */
+  prepare?: PrepareCache;
 }
 
 export interface Limits {
@@ -66,7 +69,14 @@ export function controlApi(secret: string, services: Services, limits: Limits): 
     await next();
   });
   app.get(SIDECAR_PATHS.health, (c) =>
-    c.json({ ok: true, viewers: viewerCount(), publishers: publish.publisherCount, broadcasts: broadcasts.broadcastCount, gcMs: gcTotalMs() }),
+    c.json({
+      ok: true,
+      viewers: viewerCount(),
+      publishers: publish.publisherCount,
+      broadcasts: broadcasts.broadcastCount,
+      gcMs: gcTotalMs(),
+      prepare: services.prepare?.stats,
+    }),
   );
   app.post(SIDECAR_PATHS.play, async (c) => {
     const req = await body(c, PlayRequest);

@@ -4,9 +4,8 @@
 import { Info } from "@edge-vod/shared";
 import { AudioSampleEntry, createFile, MP4BoxBuffer, VisualSampleEntry, type ISOFile, type Sample } from "mp4box";
 import { MediaError, type RandomAccessFile } from "../files/file-access.ts";
-import type { AudioTrack, AvcConfig, Mp4Index, SampleTable, VideoTrack } from "./types.ts";
+import type { AudioTrack, AvcConfig, Mp4Index, Rotation, SampleTable, VideoTrack } from "./types.ts";
 
-type Trak = ISOFile["moov"]["traks"][number];
 
 /** Read size while looking for the moov (and for a fragmented file's first moof). */
 const CHUNK = 1 << 20;
@@ -14,22 +13,38 @@ const CHUNK = 1 << 20;
 const FRAGMENT_CHUNK = 16 << 10;
 
 export async function openMp4(file: RandomAccessFile): Promise<Mp4Index> {
-  const iso = await parseIndex(file);
-  const moov = iso.moov as ISOFile["moov"] | undefined;
+  const parser = new IndexParser(file);
+  await parser.feed(file.size, true);
+  const moov = parser.moov;
   if (!moov) throw new MediaError(Info.FILE_HAS_WRONG_FORMAT, `${file.name}: no moov box`);
   const fragmented = moov.mvex !== undefined;
+  const tracks = tracksOf(moov, file.name, (trak) => sampleTable(trak.samples, file, fragmented));
+  const { video, audio } = tracks;
+  return { video, audio, durationSec: Math.max(durationOf(video), durationOf(audio)), fragmented };
+}
+
+export type Moov = ISOFile["moov"];
+export type Trak = Moov["traks"][number];
+
+/** The first video and first audio track of a moov, with sample tables made by `tableOf`. */
+export function tracksOf(
+  moov: Moov,
+  name: string,
+  tableOf: (trak: Trak) => SampleTable,
+): { video: VideoTrack | undefined; audio: AudioTrack | undefined } {
   let video: VideoTrack | undefined;
   let audio: AudioTrack | undefined;
   try {
+    const movieTimescale = moov.mvhd.timescale;
     for (const trak of moov.traks) {
       const entry = trak.mdia.minf.stbl.stsd.entries[0];
-      if (!video && entry instanceof VisualSampleEntry) video = videoTrack(trak, entry, file, fragmented);
-      else if (!audio && entry instanceof AudioSampleEntry) audio = audioTrack(trak, entry, file, fragmented);
+      if (!video && entry instanceof VisualSampleEntry) video = videoTrack(trak, entry, tableOf(trak), movieTimescale);
+      else if (!audio && entry instanceof AudioSampleEntry) audio = audioTrack(trak, entry, tableOf(trak), movieTimescale);
     }
   } catch (err) {
-    throw err instanceof MediaError ? err : new MediaError(Info.FILE_HAS_WRONG_FORMAT, `${file.name}: ${text(err)}`);
+    throw err instanceof MediaError ? err : new MediaError(Info.FILE_HAS_WRONG_FORMAT, `${name}: ${text(err)}`);
   }
-  return { video, audio, durationSec: Math.max(durationOf(video), durationOf(audio)), fragmented };
+  return { video, audio };
 }
 
 /**
@@ -52,55 +67,73 @@ export async function readSample(
   return target ? buf.subarray(0, size) : buf;
 }
 
-async function parseIndex(file: RandomAccessFile): Promise<ISOFile> {
+/**
+ * Feeds a file's boxes to mp4box up to a given size; can be fed again as the file grows (a fragmented file still
+ * being written), continuing where it stopped.
+ */
+export class IndexParser {
   // false = discard mdat payloads as they stream past: only box structure is kept.
-  const iso = createFile(false);
-  let parseError: string | undefined;
-  iso.onError = (module, message) => {
-    parseError ??= `${module}: ${message}`;
-  };
-  let pos = 0;
-  let length = CHUNK;
-  while (pos < file.size) {
-    const want = Math.min(length, file.size - pos);
-    const buf = new MP4BoxBuffer(want);
-    buf.fileStart = pos;
-    let n: number;
-    try {
-      n = await file.read(new Uint8Array(buf), 0, want, pos);
-    } catch (err) {
-      throw err instanceof MediaError ? err : new MediaError(Info.FAILED_TO_READ_FILE, `${file.name}: ${text(err)}`);
-    }
-    if (n !== want) throw new MediaError(Info.FAILED_TO_READ_FILE, `${file.name}: file shrank while reading`);
-    let next: number | undefined;
-    try {
-      next = iso.appendBuffer(buf, pos + n >= file.size);
-    } catch (err) {
-      parseError ??= text(err);
-    }
-    if (parseError) throw new MediaError(Info.FILE_HAS_WRONG_FORMAT, `${file.name}: ${parseError}`);
-    const moov = iso.moov as ISOFile["moov"] | undefined;
-    // A plain MP4 is fully described by its moov; a fragmented one needs every moof, up to the end of the file.
-    if (moov && !moov.mvex) break;
-    length = CHUNK;
-    if (moov) {
-      // Past the moov, mp4box asks for mdat payload (only to discard it, and sometimes for a position it already
-      // had): jump to the end of an mdat still open and read just enough for the next moof.
-      const mdat = iso.mdats.at(-1);
-      const mdatEnd = mdat?.start !== undefined ? mdat.start + mdat.size : 0;
-      if (mdat && mdat.size > 0 && mdatEnd > pos + n) {
-        next = mdatEnd;
-        length = FRAGMENT_CHUNK;
-      }
-    }
-    // Always move forward, so a confused parser cannot make this loop forever.
-    pos = next !== undefined && next > pos ? next : pos + n;
+  readonly iso = createFile(false);
+  private parseError: string | undefined;
+  private pos = 0;
+  private length = CHUNK;
+
+  constructor(private readonly file: RandomAccessFile) {
+    this.iso.onError = (module, message) => {
+      this.parseError ??= `${module}: ${message}`;
+    };
   }
-  return iso;
+
+  get moov(): Moov | undefined {
+    return this.iso.moov as Moov | undefined;
+  }
+
+  /** Parses the bytes up to `size`; `final`: the file ends there. */
+  async feed(size: number, final: boolean): Promise<void> {
+    const { file, iso } = this;
+    while (this.pos < size) {
+      const pos = this.pos;
+      const want = Math.min(this.length, size - pos);
+      const buf = new MP4BoxBuffer(want);
+      buf.fileStart = pos;
+      let n: number;
+      try {
+        n = await file.read(new Uint8Array(buf), 0, want, pos);
+      } catch (err) {
+        throw err instanceof MediaError ? err : new MediaError(Info.FAILED_TO_READ_FILE, `${file.name}: ${text(err)}`);
+      }
+      if (n !== want) throw new MediaError(Info.FAILED_TO_READ_FILE, `${file.name}: file shrank while reading`);
+      let next: number | undefined;
+      try {
+        next = iso.appendBuffer(buf, final && pos + n >= size);
+      } catch (err) {
+        this.parseError ??= text(err);
+      }
+      if (this.parseError) throw new MediaError(Info.FILE_HAS_WRONG_FORMAT, `${file.name}: ${this.parseError}`);
+      const moov = this.moov;
+      // A plain MP4 is fully described by its moov; a fragmented one needs every moof, up to the end of the file.
+      if (moov && !moov.mvex) {
+        this.pos = size;
+        break;
+      }
+      this.length = CHUNK;
+      if (moov) {
+        // Past the moov, mp4box asks for mdat payload (only to discard it, and sometimes for a position it already
+        // had): jump to the end of an mdat still open and read just enough for the next moof.
+        const mdat = iso.mdats.at(-1);
+        const mdatEnd = mdat?.start !== undefined ? mdat.start + mdat.size : 0;
+        if (mdat && mdat.size > 0 && mdatEnd > pos + n) {
+          next = mdatEnd;
+          this.length = FRAGMENT_CHUNK;
+        }
+      }
+      // Always move forward, so a confused parser cannot make this loop forever.
+      this.pos = next !== undefined && next > pos ? next : pos + n;
+    }
+  }
 }
 
-function videoTrack(trak: Trak, entry: VisualSampleEntry, file: RandomAccessFile, fragmented: boolean): VideoTrack {
-  const samples = sampleTable(trak.samples, file, fragmented);
+function videoTrack(trak: Trak, entry: VisualSampleEntry, samples: SampleTable, movieTimescale: number): VideoTrack {
   let hasBFrames = false;
   for (let i = 1; i < samples.count; i++) {
     if (samples.ctsOffset[i] !== samples.ctsOffset[0]) {
@@ -117,11 +150,13 @@ function videoTrack(trak: Trak, entry: VisualSampleEntry, file: RandomAccessFile
     height: entry.height,
     avc: avcConfig(entry),
     hasBFrames,
+    rotation: rotationOf(trak.tkhd.matrix),
+    editShiftSec: editShiftOf(trak, movieTimescale),
     samples,
   };
 }
 
-function audioTrack(trak: Trak, entry: AudioSampleEntry, file: RandomAccessFile, fragmented: boolean): AudioTrack {
+function audioTrack(trak: Trak, entry: AudioSampleEntry, samples: SampleTable, movieTimescale: number): AudioTrack {
   return {
     kind: "audio",
     id: trak.tkhd.track_id,
@@ -129,9 +164,67 @@ function audioTrack(trak: Trak, entry: AudioSampleEntry, file: RandomAccessFile,
     codec: entry.getCodec().toLowerCase(),
     timescale: trak.mdia.mdhd.timescale,
     sampleRate: entry.getSampleRate(),
-    channels: entry.getChannelCount(),
-    samples: sampleTable(trak.samples, file, fragmented),
+    channels: aacChannels(entry) ?? entry.getChannelCount(),
+    editShiftSec: editShiftOf(trak, movieTimescale),
+    samples,
   };
+}
+
+/**
+ * AAC's real channel count, from the AudioSpecificConfig in its esds: muxers write 2 into the sample entry whatever
+ * the stream holds (the MP4 template value), as ffmpeg does for mono and 5.1. Undefined when not AAC or not stated.
+ */
+function aacChannels(entry: AudioSampleEntry): number | undefined {
+  const esd = (entry as { esds?: { esd?: { findDescriptor(tag: number): { findDescriptor(tag: number): { data?: Uint8Array } | undefined } | undefined } } }).esds?.esd;
+  // 4: DecoderConfigDescriptor, 5: DecoderSpecificInfo (ISO 14496-1).
+  const data = esd?.findDescriptor(4)?.findDescriptor(5)?.data;
+  if (!data || data.length < 2) return undefined;
+  // audioObjectType (5 bits, 6 more when 31), samplingFrequencyIndex (4 bits, 24 more when 15), channelConfiguration.
+  let bit = 5;
+  const read = (n: number): number => {
+    let v = 0;
+    for (let k = 0; k < n; k++, bit++) v = (v << 1) | (((data[bit >> 3] ?? 0) >> (7 - (bit & 7))) & 1);
+    return v;
+  };
+  if (data[0]! >> 3 === 31) read(6);
+  if (read(4) === 15) read(24);
+  const config = read(4);
+  // 1-6 are 1-6 channels, 7 is 7.1 (8); 0 means "in the stream's PCE", which the sample entry approximates.
+  if (config >= 1 && config <= 6) return config;
+  if (config === 7) return 8;
+  return undefined;
+}
+
+/**
+ * Display rotation from the track header's 16.16 matrix, as ffprobe reports it (counter-clockwise degrees): phones
+ * store portrait video as landscape pixels plus this matrix. Anything but a quarter turn (mirroring, skew) counts as 0.
+ */
+export function rotationOf(matrix: ArrayLike<number> | undefined): Rotation {
+  if (!matrix || matrix.length < 5) return 0;
+  const deg = (-Math.atan2(matrix[1]!, matrix[0]!) * 180) / Math.PI;
+  const quarter = ((Math.round(deg / 90) % 4) + 4) % 4;
+  return (quarter * 90) as Rotation;
+}
+
+/**
+ * Where the track's media time 0 lands on the presentation timeline, seconds: leading empty edits delay the track
+ * (audio starting after video), the first real edit's media_time skips its start (AAC priming, the composition
+ * delay of B-frames). mp4box reads edit lists but does not apply them. Later edits (cuts inside the file) are rare
+ * outside editing tools and are not applied.
+ */
+export function editShiftOf(trak: Trak, movieTimescale: number): number {
+  const entries = trak.edts?.elst?.entries;
+  const trackTimescale = trak.mdia.mdhd.timescale;
+  if (!entries || entries.length === 0 || !(movieTimescale > 0) || !(trackTimescale > 0)) return 0;
+  let empty = 0;
+  for (const e of entries) {
+    if (e.media_time === -1) {
+      empty += e.segment_duration;
+      continue;
+    }
+    return empty / movieTimescale - e.media_time / trackTimescale;
+  }
+  return empty / movieTimescale;
 }
 
 function avcConfig(entry: VisualSampleEntry): AvcConfig | undefined {

@@ -38,8 +38,14 @@ export interface VideoTrack {
   readonly avc?: AvcConfig;
   /** True when decode order differs from presentation order (B-frames). */
   readonly hasBFrames: boolean;
+  /** Display rotation from the track header's matrix, counter-clockwise degrees as ffprobe reports it. */
+  readonly rotation: Rotation;
+  /** Presentation time (s) of the track's media time 0, from its edit list: see EditShift. */
+  readonly editShiftSec: number;
   readonly samples: SampleTable;
 }
+
+export type Rotation = 0 | 90 | 180 | 270;
 
 export interface AudioTrack {
   readonly kind: "audio";
@@ -49,6 +55,8 @@ export interface AudioTrack {
   readonly timescale: number;
   readonly sampleRate: number;
   readonly channels: number;
+  /** Presentation time (s) of the track's media time 0, from its edit list (audio starting late, AAC priming). */
+  readonly editShiftSec: number;
   readonly samples: SampleTable;
 }
 

@@ -1,6 +1,7 @@
 // Running ffmpeg: the AAC → Opus transcode and the recording remux both go through here.
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
+import os from "node:os";
 
 /** Enough of ffmpeg's stderr to say why it failed. */
 const STDERR_KEEP = 4096;
@@ -21,10 +22,24 @@ export class FfmpegError extends Error {
   }
 }
 
+export interface RunOptions {
+  /** Scheduling niceness (0-19): long transcodes yield the CPU to the real-time send path. */
+  nice?: number;
+  /** Kills ffmpeg when aborted (the sidecar shutting down must not leave transcodes running). */
+  signal?: AbortSignal;
+}
+
 /** Runs ffmpeg to completion; rejects with an FfmpegError when it cannot start, fails, or outlives `timeoutMs`. */
-export function runFfmpeg(ffmpeg: string, args: readonly string[], timeoutMs: number): Promise<void> {
+export function runFfmpeg(ffmpeg: string, args: readonly string[], timeoutMs: number, opts: RunOptions = {}): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(ffmpeg, args, { stdio: ["ignore", "ignore", "pipe"] });
+    const child = spawn(ffmpeg, args, { stdio: ["ignore", "ignore", "pipe"], signal: opts.signal, killSignal: "SIGKILL" });
+    if (opts.nice && child.pid !== undefined) {
+      try {
+        os.setPriority(child.pid, opts.nice);
+      } catch {
+        // Not allowed or already gone: it runs at normal priority, or not at all (reported below).
+      }
+    }
     // Our own timer rather than spawn's `timeout`: that one is only cleared on 'exit', so a spawn that fails
     // (ENOENT) would keep the process alive until it fires.
     let timedOut = false;
@@ -39,6 +54,7 @@ export function runFfmpeg(ffmpeg: string, args: readonly string[], timeoutMs: nu
     });
     child.on("error", (err) => {
       clearTimeout(timer);
+      if (err.name === "AbortError") return reject(new FfmpegError("ffmpeg stopped: shutting down", ""));
       reject(new FfmpegError(`cannot run ${ffmpeg}: ${err.message}`, ""));
     });
     child.on("close", (code, signal) => {

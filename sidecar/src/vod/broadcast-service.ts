@@ -123,7 +123,9 @@ export class BroadcastService {
         loop,
       });
       const live = new LiveSource(source, startedAt, this.scheduler);
-      return { live, media, durationMs: Math.round(source.periodSec * 1000) };
+      // A copy still being prepared has no known length yet: the source file's stands in for it.
+      const periodSec = source.periodSec > 0 ? source.periodSec : media.durationSec;
+      return { live, media, durationMs: Math.round(periodSec * 1000) };
     } catch (err) {
       await media.close();
       throw err;

@@ -51,6 +51,16 @@ export interface PacketSource {
 export interface TrackInput<T> {
   file: RandomAccessFile;
   track: T;
+  /** Set while the track's file is still being written (a copy being prepared): its sample table grows in place. */
+  growth?: Growth;
+}
+
+/** The state of a file still being written; the source polls it on every take (no callbacks on the media path). */
+export interface Growth {
+  /** True once the table holds every sample: only then may the track end (or loop). */
+  readonly complete: boolean;
+  /** Set if writing failed: the playback fails with it. */
+  readonly error: MediaError | undefined;
 }
 
 export interface VodPacketSourceOptions {
@@ -81,10 +91,17 @@ interface Lane {
   readonly file: RandomAccessFile;
   readonly samples: SampleTable;
   readonly timescale: number;
-  readonly firstDts: number;
-  /** Earliest presentation time: video timestamps count from it. */
-  readonly firstPts: number;
+  /** Where the track's media time 0 sits on the file's presentation timeline, seconds (its edit list). */
+  readonly shiftSec: number;
+  /**
+   * The playback's time 0 in this track's ticks: the earliest presentation time of any track, so that tracks keep
+   * the offsets the file gives them (audio starting after video) and share one clock. Set once all lanes exist.
+   */
+  zero: number;
   readonly packetizer: H264Packetizer | undefined;
+  readonly growth: Growth | undefined;
+  /** A start position not reached yet because the track's samples there are still being written. */
+  seekMs: number | undefined;
   /** Next sample not yet in `queue`. */
   next: number;
   /** Pass over the file that `next` belongs to (looping); its media times are offset by pass x period. */
@@ -117,10 +134,25 @@ interface Want {
 
 const EMPTY = new Uint8Array(0);
 
-const dueOf = (lane: Lane, i: number): number => lane.passMs + ((lane.samples.dts[i]! - lane.firstDts) * 1000) / lane.timescale;
+const dueOf = (lane: Lane, i: number): number => lane.passMs + ((lane.samples.dts[i]! - lane.zero) * 1000) / lane.timescale;
 
-/** Due time of the earliest packet this lane has not queued yet; Infinity when all are queued. */
-const horizonOf = (lane: Lane): number => (lane.next < lane.samples.count ? dueOf(lane, lane.next) : Infinity);
+/** Due time of the end of the lane's last sample known so far. */
+function knownEndMs(lane: Lane): number {
+  const s = lane.samples;
+  if (s.count === 0) return -Infinity;
+  const last = s.count - 1;
+  return lane.passMs + ((s.dts[last]! + s.duration[last]! - lane.zero) * 1000) / lane.timescale;
+}
+
+/**
+ * Due time of the earliest packet this lane has not queued yet; Infinity when all are queued. A track still being
+ * written may yet produce anything after its last known sample.
+ */
+function horizonOf(lane: Lane): number {
+  if (lane.seekMs !== undefined) return lane.seekMs;
+  if (lane.next < lane.samples.count) return dueOf(lane, lane.next);
+  return lane.growth && !lane.growth.complete ? knownEndMs(lane) : Infinity;
+}
 
 /** Whether the lane has unread samples due by `untilMs` (explicit count check: `take(Infinity)` is allowed). */
 const needsRead = (lane: Lane, untilMs: number): boolean => lane.next < lane.samples.count && dueOf(lane, lane.next) <= untilMs;
@@ -137,8 +169,8 @@ class VodPacketSource implements PacketSource {
   private readonly groups: FileGroup[] = [];
   private readonly prefetchMs: number;
   private readonly loop: boolean;
-  /** Length of one pass over the file, seconds: the longest track's end. */
-  readonly periodSec: number;
+  /** Length of one pass over the file, seconds: the longest track's end (0 until every track is complete). */
+  private period = 0;
   private readonly firstWindow: Promise<void>;
   private takenUntil = 0;
   private stopped = false;
@@ -167,7 +199,7 @@ class VodPacketSource implements PacketSource {
     this.prefetchMs = opts.prefetchMs ?? DEFAULT_PREFETCH_MS;
     if (!(this.prefetchMs >= 0)) throw new RangeError(`prefetchMs must be >= 0, not ${this.prefetchMs}`);
     const v = opts.video;
-    if (v && v.track.samples.count > 0) {
+    if (v && (v.track.samples.count > 0 || v.growth)) {
       const avc = v.track.avc;
       if (!avc) throw new MediaError(Info.FILE_HAS_WRONG_FORMAT, `video codec ${v.track.codec} is not H.264`);
       const packetizer = new H264Packetizer({
@@ -176,19 +208,24 @@ class VodPacketSource implements PacketSource {
         pps: avc.pps,
         maxPayload: opts.maxPayload ?? DEFAULT_MAX_PAYLOAD,
       });
-      this.video = makeLane("video", v.file, v.track.samples, v.track.timescale, packetizer);
+      this.video = makeLane("video", v, packetizer);
       this.lanes.push(this.video);
     }
     const a = opts.audio;
-    if (a && a.track.samples.count > 0) {
-      this.audio = makeLane("audio", a.file, a.track.samples, a.track.timescale, undefined);
+    if (a && (a.track.samples.count > 0 || a.growth)) {
+      this.audio = makeLane("audio", a, undefined);
       this.lanes.push(this.audio);
     }
-    this.periodSec = Math.max(0, ...this.lanes.map(periodOf));
-    this.loop = opts.loop === true && this.periodSec > 0;
+    setZero(this.lanes);
+    this.loop = opts.loop === true;
     const startMs = opts.startMs ?? 0;
     if (!(startMs >= 0)) throw new RangeError(`startMs must be >= 0, not ${startMs}`);
-    if (startMs > 0) for (const lane of this.lanes) this.seekLane(lane, startMs);
+    if (startMs > 0) {
+      for (const lane of this.lanes) {
+        lane.seekMs = startMs;
+        this.advanceSeek(lane);
+      }
+    }
     // The first window is read ahead of the start position, not of 0.
     this.takenUntil = startMs;
     for (const lane of this.lanes) {
@@ -200,33 +237,54 @@ class VodPacketSource implements PacketSource {
     this.firstWindow = Promise.all(this.groups.map((g) => g.filling)).then(() => undefined);
   }
 
-  /** Puts the lane's next sample at the first one due at or after `ms` (a keyframe for video), past the end if none. */
-  private seekLane(lane: Lane, ms: number): void {
+  /** Length of one pass over the file, seconds: the longest track's end; 0 while a track is still being written. */
+  get periodSec(): number {
+    if (this.period === 0 && this.lanes.every((l) => !l.growth || l.growth.complete)) {
+      this.period = Math.max(0, ...this.lanes.map(periodOf));
+    }
+    return this.period;
+  }
+
+  /**
+   * Moves the lane's next sample to the first one due at or after its `seekMs` (a keyframe for video). Samples not
+   * written yet are waited for: the seek stays pending and is advanced again as the table grows.
+   */
+  private advanceSeek(lane: Lane): void {
+    let ms = lane.seekMs;
+    if (ms === undefined) return;
     const s = lane.samples;
+    const complete = !lane.growth || lane.growth.complete;
     const periodMs = this.periodSec * 1000;
-    if (this.loop) this.setPass(lane, Math.floor(ms / periodMs));
+    const looping = this.loop && complete && periodMs > 0;
+    if (looping && lane.pass === 0 && lane.next === 0) this.setPass(lane, Math.floor(ms / periodMs));
     for (;;) {
-      let i = 0;
+      let i = lane.next;
       while (i < s.count && (dueOf(lane, i) < ms || (lane.packetizer !== undefined && s.sync[i] !== 1))) i++;
       lane.next = i;
+      if (i < s.count) break;
+      if (!complete) return;
       // The rest of this pass has no keyframe: the next pass starts with one.
-      if (i < s.count || !this.loop) return;
+      if (!looping) break;
       this.setPass(lane, lane.pass + 1);
+      lane.next = 0;
       ms = lane.passMs;
     }
+    lane.seekMs = undefined;
   }
 
   private setPass(lane: Lane, pass: number): void {
+    const periodSec = this.periodSec;
     lane.pass = pass;
-    lane.passMs = pass * this.periodSec * 1000;
-    lane.pass90k = Math.round(pass * this.periodSec * 90000);
-    lane.pass48k = Math.round(pass * this.periodSec * 48000);
+    lane.passMs = pass * periodSec * 1000;
+    lane.pass90k = Math.round(pass * periodSec * 90000);
+    lane.pass48k = Math.round(pass * periodSec * 48000);
   }
 
   get ended(): boolean {
     if (this.stopped) return true;
     for (const lane of this.lanes) {
       if (lane.next < lane.samples.count || lane.head < lane.queue.length) return false;
+      if (lane.growth && !lane.growth.complete) return false;
     }
     return true;
   }
@@ -247,6 +305,14 @@ class VodPacketSource implements PacketSource {
 
   take(untilMs: number, out: MediaPacket[]): number {
     if (this.stopped) return 0;
+    for (const lane of this.lanes) {
+      if (!lane.growth) continue;
+      if (lane.growth.error) {
+        this.fail(lane.growth.error);
+        return 0;
+      }
+      if (lane.seekMs !== undefined) this.advanceSeek(lane);
+    }
     if (untilMs > this.takenUntil) this.takenUntil = untilMs;
     const v = this.video;
     const a = this.audio;
@@ -354,7 +420,7 @@ class VodPacketSource implements PacketSource {
     }
     group.lanes.forEach((lane, k) => {
       lane.next = ends[k]!;
-      if (this.loop && lane.next === lane.samples.count) {
+      if (this.loop && lane.next === lane.samples.count && (!lane.growth || lane.growth.complete) && this.periodSec > 0) {
         lane.next = 0;
         this.setPass(lane, lane.pass + 1);
       }
@@ -409,7 +475,7 @@ class VodPacketSource implements PacketSource {
   private queueVideo(lane: Lane, packetizer: H264Packetizer, i: number, data: Uint8Array): void {
     const s = lane.samples;
     const keyframe = s.sync[i] === 1;
-    this.curTimestamp = lane.pass90k + Math.round(((s.dts[i]! + s.ctsOffset[i]! - lane.firstPts) * 90000) / lane.timescale);
+    this.curTimestamp = lane.pass90k + Math.round(((s.dts[i]! + s.ctsOffset[i]! - lane.zero) * 90000) / lane.timescale);
     this.curDueMs = dueOf(lane, i);
     this.curKeyframe = keyframe;
     try {
@@ -427,7 +493,7 @@ class VodPacketSource implements PacketSource {
     const dts = lane.samples.dts[i]!;
     lane.queue.push({
       kind: "audio",
-      timestamp: lane.pass48k + Math.round(((dts - lane.firstDts) * 48000) / lane.timescale),
+      timestamp: lane.pass48k + Math.round(((dts - lane.zero) * 48000) / lane.timescale),
       marker: false,
       payload: data,
       dueMs: dueOf(lane, i),
@@ -465,26 +531,22 @@ class VodPacketSource implements PacketSource {
 
 function makeLane(
   kind: "video" | "audio",
-  file: RandomAccessFile,
-  samples: SampleTable,
-  timescale: number,
+  input: TrackInput<VideoTrack | AudioTrack>,
   packetizer: H264Packetizer | undefined,
 ): Lane {
+  const { file, track } = input;
+  const timescale = track.timescale;
   if (!(timescale > 0)) throw new MediaError(Info.FILE_HAS_WRONG_FORMAT, `${file.name}: ${kind} timescale ${timescale}`);
-  // The whole table, not the first few samples: a negative composition offset later on must not yield a
-  // timestamp below 0. A pass over typed arrays costs about a millisecond for a 2-hour file.
-  let firstPts = Infinity;
-  if (kind === "video") {
-    for (let i = 0; i < samples.count; i++) firstPts = Math.min(firstPts, samples.dts[i]! + samples.ctsOffset[i]!);
-  }
   return {
     kind,
     file,
-    samples,
+    samples: track.samples,
     timescale,
-    firstDts: samples.dts[0]!,
-    firstPts,
+    shiftSec: Number.isFinite(track.editShiftSec) ? track.editShiftSec : 0,
+    zero: 0,
     packetizer,
+    growth: input.growth,
+    seekMs: undefined,
     next: 0,
     pass: 0,
     passMs: 0,
@@ -495,11 +557,42 @@ function makeLane(
   };
 }
 
-/** Where the lane's last sample ends, seconds from its first: a pass over the file lasts the longest of these. */
+/**
+ * Sets every lane's `zero` to the earliest presentation time of any of them, or 0 (in the file's timeline, edit
+ * lists applied). The first samples decide it; for video the lowest presentation time among the first few dozen, since
+ * with reordered frames the first in decode order is not the first shown. A track still being written with no
+ * sample yet counts from its edit shift.
+ */
+function setZero(lanes: readonly Lane[]): void {
+  let origin = Infinity;
+  for (const lane of lanes) origin = Math.min(origin, firstPresentationSec(lane));
+  // Media before 0 on the file's timeline is there to be skipped (AAC priming, Opus pre-skip), not to push the
+  // other tracks later; it goes out at once with timestamps just below 0.
+  if (!Number.isFinite(origin) || origin < 0) origin = 0;
+  for (const lane of lanes) lane.zero = (origin - lane.shiftSec) * lane.timescale;
+}
+
+/** Frames a decoder may hold back for reordering: the lowest presentation time lies within these. */
+const REORDER_SCAN = 64;
+
+function firstPresentationSec(lane: Lane): number {
+  const s = lane.samples;
+  if (s.count === 0) return lane.shiftSec;
+  let first = Infinity;
+  if (lane.kind === "video") {
+    for (let i = 0; i < s.count && i < REORDER_SCAN; i++) first = Math.min(first, s.dts[i]! + s.ctsOffset[i]!);
+  } else {
+    first = s.dts[0]!;
+  }
+  return first / lane.timescale + lane.shiftSec;
+}
+
+/** Where the lane's last sample ends, seconds from the playback's time 0: a pass lasts the longest of these. */
 function periodOf(lane: Lane): number {
   const s = lane.samples;
+  if (s.count === 0) return 0;
   const last = s.count - 1;
-  return (s.dts[last]! + s.duration[last]! - lane.firstDts) / lane.timescale;
+  return (s.dts[last]! + s.duration[last]! - lane.zero) / lane.timescale;
 }
 
 function compact(lane: Lane): void {
