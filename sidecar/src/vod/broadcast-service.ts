@@ -13,6 +13,7 @@ import type { PeerFactory } from "../webrtc/peer-factory.ts";
 import { BroadcastViewer } from "./broadcast-viewer.ts";
 import { LiveSource } from "./live-source.ts";
 import type { MediaOpener, OpenedMedia } from "./media-opener.ts";
+import { deferredPacketSource } from "./deferred-source.ts";
 import { createVodPacketSource } from "./packet-source.ts";
 import type { Scheduler } from "./scheduler.ts";
 
@@ -93,7 +94,7 @@ export class BroadcastService {
     const pc = this.makePeer();
     try {
       const media = broadcast.media;
-      const answer = await answerAsSender(pc, req.sdp, { video: !!media.video, audio: !!media.audio, profileIdc: media.profileIdc }, this.opts.publicIp);
+      const answer = await answerAsSender(pc, req.sdp, media.have, this.opts.publicIp);
       const viewer: BroadcastViewer = new BroadcastViewer(
         pc,
         broadcast.live,
@@ -115,13 +116,17 @@ export class BroadcastService {
   private async open(file: string, startedAt: number, loop: boolean): Promise<Broadcast> {
     const media = await this.opener.open(file);
     try {
-      const startMs = Math.max(0, Date.now() - startedAt);
-      const source = createVodPacketSource({
-        ...(media.video ? { video: media.video } : {}),
-        ...(media.audio ? { audio: media.audio } : {}),
-        startMs,
-        loop,
-      });
+      // The position is taken when the tracks are there: a copy being prepared has them a moment later.
+      const source = deferredPacketSource(
+        media.tracks.then(({ video, audio }) =>
+          createVodPacketSource({
+            ...(video ? { video } : {}),
+            ...(audio ? { audio } : {}),
+            startMs: Math.max(0, Date.now() - startedAt),
+            loop,
+          }),
+        ),
+      );
       const live = new LiveSource(source, startedAt, this.scheduler);
       // A copy still being prepared has no known length yet: the source file's stands in for it.
       const periodSec = source.periodSec > 0 ? source.periodSec : media.durationSec;

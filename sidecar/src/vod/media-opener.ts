@@ -9,12 +9,23 @@ import type { AudioTrack, Mp4Index, VideoTrack } from "../mp4/types.ts";
 import type { PrepareCache, PrepareKind, PrepareJob } from "../prepare/prepare-cache.ts";
 import type { TrackInput } from "./packet-source.ts";
 
-export interface OpenedMedia {
+export interface Tracks {
   video?: TrackInput<VideoTrack>;
   audio?: TrackInput<AudioTrack>;
-  /** profile_idc of the H.264 stream, to pick the browser's closest payload type. */
-  profileIdc?: number;
-  /** The source file's duration (a prepared copy's may not be known until it is finished). */
+}
+
+export interface OpenedMedia {
+  /**
+   * What will be sent, known before the tracks are (a copy being prepared is H.264 constrained baseline + Opus by
+   * construction): enough to answer the offer. profileIdc picks the browser's closest H.264 payload type.
+   */
+  have: { video: boolean; audio: boolean; profileIdc: number | undefined };
+  /**
+   * The tracks: at once for a file sent as it is or a finished copy; for a copy being prepared once its first
+   * fragment is on disk. Rejects (with a MediaError) if that prepare fails first.
+   */
+  tracks: Promise<Tracks>;
+  /** The source file's duration (a prepared copy's is not known until it is finished). */
   durationSec: number;
   close(): Promise<void>;
 }
@@ -56,77 +67,97 @@ export class MediaOpener {
 
   async open(name: string): Promise<OpenedMedia> {
     const file = await this.media.open(name);
-    const opened: RandomAccessFile[] = [file];
+    const files: RandomAccessFile[] = [file];
     const close = async () => {
-      await Promise.allSettled(opened.map((f) => f.close()));
+      await Promise.allSettled(files.map((f) => f.close()));
     };
     try {
       const { index, classification: c } = await this.indexes.get(file);
-      const result: OpenedMedia = { close, durationSec: index.durationSec };
       if (c.plan.video === "none" && c.video) {
         throw new MediaError(Info.UNSUPPORTED_VIDEO_CODEC, `${name}: video codec ${c.video.codec}`);
       }
       if (c.plan.audio === "none" && c.audio) console.warn(`vod: ${name}: ${c.reasons.join(", ")}; playing without sound`);
+      const opened: OpenedMedia = { close, durationSec: index.durationSec, have: NOTHING, tracks: Promise.resolve({}) };
       const prep = prepareFor(c);
       if (prep?.kind === "video") {
         // Picture and sound come from one prepared copy, so they share its timeline.
-        const prepared = await this.prepared(name, file, "video", prep.withAudio, opened);
-        if (!prepared.video) throw new MediaError(Info.PREPARE_FAILED, `${name}: the prepared copy has no video`);
-        result.video = prepared.video;
-        if (prepared.audio) result.audio = prepared.audio;
+        const copy = await this.prepared(name, file, "video", prep.withAudio, files);
+        opened.have = copy.have;
+        opened.tracks = copy.tracks.then((t) => {
+          if (!t.video) throw new MediaError(Info.PREPARE_FAILED, `${name}: the prepared copy has no video`);
+          return t;
+        });
       } else {
-        if (index.video && c.plan.video === "as-is") result.video = { file, track: index.video };
-        if (index.audio && c.plan.audio === "as-is") result.audio = { file, track: index.audio };
+        const own: Tracks = {};
+        if (index.video && c.plan.video === "as-is") own.video = { file, track: index.video };
+        if (index.audio && c.plan.audio === "as-is") own.audio = { file, track: index.audio };
+        opened.have = { video: !!own.video, audio: !!own.audio, profileIdc: own.video?.track.avc?.profileIdc };
+        opened.tracks = Promise.resolve(own);
         if (prep?.kind === "audio") {
-          try {
-            const prepared = await this.prepared(name, file, "audio", true, opened);
-            if (prepared.audio) result.audio = prepared.audio;
-          } catch (err) {
-            // Picture without sound beats no playback at all; an audio-only file has nothing else to play.
-            if (!result.video) throw err;
+          // Picture without sound beats no playback at all; an audio-only file has nothing else to play.
+          const soundless = (err: unknown): Tracks => {
+            if (!own.video) throw err;
             console.warn(`vod: ${name}: audio transcode failed, playing video only: ${String(err)}`);
+            return own;
+          };
+          try {
+            const copy = await this.prepared(name, file, "audio", true, files);
+            opened.have = { ...opened.have, audio: copy.have.audio };
+            opened.tracks = copy.tracks.then((t) => (t.audio ? { ...own, audio: t.audio } : own), soundless);
+          } catch (err) {
+            soundless(err);
           }
         }
       }
-      if (result.video?.track.avc) result.profileIdc = result.video.track.avc.profileIdc;
-      if (!result.video && !result.audio) throw new MediaError(Info.FILE_HAS_WRONG_FORMAT, "no playable track");
-      return result;
+      if (!opened.have.video && !opened.have.audio) throw new MediaError(Info.FILE_HAS_WRONG_FORMAT, "no playable track");
+      // Nobody may be waiting on it yet: a rejection is handled by whoever awaits it, never unhandled.
+      opened.tracks.catch(() => undefined);
+      return opened;
     } catch (err) {
       await close();
       throw err;
     }
   }
 
-  /** The tracks of the file's prepared copy: finished and cached, or still being written (then they grow). */
+  /** The file's prepared copy: finished and cached, or still being written (its tracks then grow). */
   private async prepared(
     name: string,
     file: RandomAccessFile,
     kind: PrepareKind,
     withAudio: boolean,
-    opened: RandomAccessFile[],
-  ): Promise<{ video?: TrackInput<VideoTrack>; audio?: TrackInput<AudioTrack> }> {
+    files: RandomAccessFile[],
+  ): Promise<{ have: OpenedMedia["have"]; tracks: Promise<Tracks> }> {
     const sourcePath = await this.media.localPath?.(name);
     if (!sourcePath) throw new MediaError(Info.FILE_HAS_WRONG_FORMAT, `${name}: needs preparing, which only local files can`);
     const prepared = await this.prepare.get({ sourcePath, identity: file.identity, kind, withAudio });
-    if (!prepared.done) return this.growing(prepared.job, opened);
+    if (!prepared.done) {
+      // What the recipe makes (see PrepareJob.args): constrained baseline H.264 (profile_idc 66) and Opus.
+      const have = { video: kind === "video", audio: withAudio, profileIdc: kind === "video" ? 66 : undefined };
+      return { have, tracks: this.growing(prepared.job, files) };
+    }
     const copy = await this.cache.open(prepared.name);
-    opened.push(copy);
+    files.push(copy);
     const { index } = await this.indexes.get(copy);
-    return {
+    const tracks: Tracks = {
       ...(index.video ? { video: { file: copy, track: index.video } } : {}),
       ...(index.audio ? { audio: { file: copy, track: index.audio } } : {}),
     };
-  }
-
-  private async growing(job: PrepareJob, opened: RandomAccessFile[]) {
-    // Acquired before any await: the job's output stays open for this viewer even if the job ends meanwhile.
-    const copy = job.acquire();
-    opened.push(copy);
-    const index = job.index;
-    await index.started();
     return {
-      ...(index.video ? { video: { file: copy, track: index.video, growth: index } } : {}),
-      ...(index.audio ? { audio: { file: copy, track: index.audio, growth: index } } : {}),
+      have: { video: !!tracks.video, audio: !!tracks.audio, profileIdc: tracks.video?.track.avc?.profileIdc },
+      tracks: Promise.resolve(tracks),
     };
   }
+
+  private growing(job: PrepareJob, files: RandomAccessFile[]): Promise<Tracks> {
+    // Acquired before any await: the job's output stays open for this viewer even if the job ends meanwhile.
+    const copy = job.acquire();
+    files.push(copy);
+    const index = job.index;
+    return index.started().then(() => ({
+      ...(index.video ? { video: { file: copy, track: index.video, growth: index } } : {}),
+      ...(index.audio ? { audio: { file: copy, track: index.audio, growth: index } } : {}),
+    }));
+  }
 }
+
+const NOTHING: OpenedMedia["have"] = { video: false, audio: false, profileIdc: undefined };

@@ -8,6 +8,7 @@ import { viewerEvents } from "../streams/viewer-events.ts";
 import { answerAsSender, answerFailureInfo } from "../webrtc/answer.ts";
 import type { PeerFactory } from "../webrtc/peer-factory.ts";
 import type { MediaOpener } from "./media-opener.ts";
+import { deferredPacketSource } from "./deferred-source.ts";
 import { createVodPacketSource } from "./packet-source.ts";
 import type { Scheduler } from "./scheduler.ts";
 import { VodViewer } from "./vod-viewer.ts";
@@ -47,12 +48,14 @@ export class VodService {
     }
     const pc = this.makePeer();
     try {
-      const answer = await answerAsSender(pc, req.sdp, { video: !!media.video, audio: !!media.audio, profileIdc: media.profileIdc }, this.opts.publicIp);
-      const video = answer.video ? media.video : undefined;
-      const audio = answer.audio ? media.audio : undefined;
+      const answer = await answerAsSender(pc, req.sdp, media.have, this.opts.publicIp);
       const sdp = answer.sdp;
-
-      const source = createVodPacketSource({ ...(video ? { video } : {}), ...(audio ? { audio } : {}) });
+      // A copy still being prepared has its tracks later: ICE and DTLS run meanwhile.
+      const source = deferredPacketSource(
+        media.tracks.then(({ video, audio }) =>
+          createVodPacketSource({ ...(answer.video && video ? { video } : {}), ...(answer.audio && audio ? { audio } : {}) }),
+        ),
+      );
       const sourceClose = source.close.bind(source);
       // The files belong to this playback: closing the source closes them.
       source.close = async () => {
