@@ -46,7 +46,8 @@ for (const name of names) {
     try {
       const index = await openMp4(file);
       const c = classify(index);
-      const prep = prepareFor(c);
+      // Prepared for every browser: rotation too, not only for those that lack the orientation extension.
+      const prep = prepareFor(c.plan);
       if (!prep) {
         console.log(`${line}plays as it is`);
         continue;

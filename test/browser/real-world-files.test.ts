@@ -241,13 +241,17 @@ test("an HEVC file plays", async () => {
   await page.close();
 });
 
-test("a portrait phone video shows upright as 360x640", async () => {
+test("a portrait phone video shows upright as 360x640, turned by Chromium (video orientation extension), not re-encoded", async () => {
   const page = await openPlayer(`vod://${PORTRAIT}`);
   await play(page);
   await waitForPicture(page, 360, 640);
   await waitForProgress(page, 2);
   const v = await videoStats(page);
   assert.ok(v.framesDecoded > 40, `frames decoded: ${JSON.stringify(v)}`);
+  // Chromium offers urn:3gpp:video-orientation: the file's own landscape-coded frames arrive (a prepared copy would
+  // be coded 360x640) and the browser turns them.
+  const coded = [await rtpStat(page, "inbound-rtp", "video", "frameWidth"), await rtpStat(page, "inbound-rtp", "video", "frameHeight")];
+  assert.deepEqual(coded, [640, 360], "decoded frame size");
   // The right way up, not just the right shape: the white block is in the same corner as when Chromium plays the
   // file itself in a <video> element (which applies the display matrix).
   const streamed = await whiteCorners(page, "#display video");

@@ -8,7 +8,7 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import type { RtcpPacket, RtcpSrPacket } from "werift";
+import type { RtcpPacket, RtcpSrPacket, RtpPacket } from "werift";
 import { FFPROBE, makeFixture } from "../helpers/fixtures.ts";
 import { SdkClient } from "../helpers/sdk-client.ts";
 import { startSidecar, type SidecarProcess } from "../helpers/sidecar-process.ts";
@@ -140,6 +140,65 @@ test("audio that starts 0.5 s after the video keeps that offset on the RTP/NTP c
     assert.ok(Math.abs(offset - expected) <= 0.04, `audio starts ${offset.toFixed(3)} s after video on the NTP clock, file says ${expected}`);
   } finally {
     await viewer.close();
+    await client.close();
+  }
+});
+
+test("a portrait H.264 file goes out as it is with the video orientation extension to a viewer that offers it, prepared upright for one that does not", async () => {
+  // Coded landscape, shown portrait: the track header's matrix says turn it (ffmpeg 5.1 writes it from `rotate`).
+  const coded = await makeFixture(mediaDir, "landscape.mp4", [
+    ...["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30:duration=2"],
+    ...["-c:v", "libx264", "-threads", "1", "-profile:v", "baseline", "-g", "15"],
+  ]);
+  await makeFixture(mediaDir, "portrait.mp4", ["-i", coded, "-c", "copy", "-metadata:s:v:0", "rotate=90"]);
+  const { stdout } = await run(FFPROBE, ["-v", "error", "-select_streams", "v:0", "-show_entries", "stream_side_data=rotation", "-of", "csv=p=0", path.join(mediaDir, "portrait.mp4")]);
+  // ffprobe: the counter-clockwise turn of the display matrix; CVO carries the clockwise turn that shows it upright.
+  const clockwise = (((-Number(stdout.trim())) % 360) + 360) % 360;
+  assert.ok(clockwise === 90 || clockwise === 270, `ffprobe rotation ${stdout.trim()}`);
+
+  const client = await SdkClient.connect(edge.wsUrl);
+  const before = await prepareStats();
+  const viewer = await createWeriftViewer();
+  const cvoBytes: number[] = [];
+  const cvoId = 7;
+  viewer.pc.onTrack.subscribe((track) => {
+    if (track.kind !== "video") return;
+    track.onReceiveRtp.subscribe((rtp: RtpPacket) => {
+      if (!rtp.header.marker) return;
+      const ext = rtp.header.extensions.find((e) => e.id === cvoId);
+      cvoBytes.push(ext ? ext.payload[0]! : -1);
+    });
+  });
+  // What Chromium's offer carries: the extension in the video section.
+  const offer = viewer.offerSdp.replace(/(m=video [^\r\n]*\r\n(?:c=[^\r\n]*\r\n)?)/, `$1a=extmap:${cvoId} urn:3gpp:video-orientation\r\n`);
+  assert.match(offer, /a=extmap:7 urn:3gpp:video-orientation/);
+  try {
+    const id = client.playStream({ name: "vod://portrait.mp4", sdp: offer });
+    const sdpFrame = await client.waitFor((f) => f.message === "setRemoteSDP" && (f.data as unknown[])[0] === id, { timeoutMs: 30_000, label: "setRemoteSDP" });
+    const answer = String((sdpFrame.data as unknown[])[1]);
+    assert.match(answer, /a=extmap:7 urn:3gpp:video-orientation/, "the answer takes the extension");
+    await viewer.setAnswer(answer);
+    await client.waitForStatus(id, "STOPPED", { timeoutMs: 30_000 });
+    assert.ok(cvoBytes.length >= 50, `${cvoBytes.length} frames`);
+    assert.ok(cvoBytes.every((b) => b === clockwise / 90), `every frame says turn ${clockwise}°: ${[...new Set(cvoBytes)].join(",")}`);
+    assert.equal((await prepareStats()).prepares, before.prepares, "nothing was prepared for it");
+  } finally {
+    await viewer.close();
+  }
+
+  // Without the extension in the offer (Firefox): the same file is prepared upright, and no extension is sent.
+  const plain = await createWeriftViewer();
+  try {
+    const id = client.playStream({ name: "vod://portrait.mp4", sdp: plain.offerSdp });
+    const sdpFrame = await client.waitFor((f) => f.message === "setRemoteSDP" && (f.data as unknown[])[0] === id, { timeoutMs: 30_000, label: "setRemoteSDP" });
+    const answer = String((sdpFrame.data as unknown[])[1]);
+    assert.doesNotMatch(answer, /video-orientation/);
+    await plain.setAnswer(answer);
+    await client.waitForStatus(id, "STOPPED", { timeoutMs: 30_000 });
+    assert.ok(plain.received.videoFrameTimestamps.length >= 50, `${plain.received.videoFrameTimestamps.length} frames`);
+    assert.equal((await prepareStats()).prepares, before.prepares + 1, "prepared once for the viewer without the extension");
+  } finally {
+    await plain.close();
     await client.close();
   }
 });

@@ -150,9 +150,23 @@ function classifyAudio(index: Mp4Index): AudioClass {
   return { family: audioFamily(a.codec), codec: a.codec, sampleRate: a.sampleRate, channels: a.channels };
 }
 
-/** The prepare a file needs, if any: the video re-encoded (with its audio), or the audio alone to Opus. */
-export function prepareFor(c: Classification): { kind: "video" | "audio"; withAudio: boolean } | undefined {
-  if (c.plan.video === "prepare") return { kind: "video", withAudio: c.plan.audio !== "none" };
-  if (c.plan.audio === "transcode") return { kind: "audio", withAudio: true };
+/**
+ * Whether rotation is all that keeps the video from being sent as it is: a viewer whose browser takes the video
+ * orientation extension (CVO) then gets the file's own video, turned upright by the browser.
+ */
+export function onlyRotated(c: Classification): boolean {
+  const v = c.video;
+  return v !== undefined && v.family === "h264" && !v.bFrames && v.rotation !== 0;
+}
+
+/** The clockwise turn that shows a picture upright, from its display rotation (counter-clockwise, as ffprobe's). */
+export function clockwiseTurn(rotation: Rotation): Rotation {
+  return ((360 - rotation) % 360) as Rotation;
+}
+
+/** The prepare a plan needs, if any: the video re-encoded (with its audio), or the audio alone to Opus. */
+export function prepareFor(plan: Classification["plan"]): { kind: "video" | "audio"; withAudio: boolean } | undefined {
+  if (plan.video === "prepare") return { kind: "video", withAudio: plan.audio !== "none" };
+  if (plan.audio === "transcode") return { kind: "audio", withAudio: true };
   return undefined;
 }

@@ -10,6 +10,7 @@
 import dgram from "node:dgram";
 import { RtpHeader, RtpPacket, type RTCRtpSender } from "werift";
 import { writeRtpHeader } from "../rtp/rtp-header.ts";
+import type { Orientation } from "../webrtc/answer.ts";
 import { installFastSrtp, type DtlsTransportWithSrtp, type SrtpProtector } from "../rtp/srtp-protect.ts";
 
 /** Packets kept for NACK: ~1.2 s of 1 Mbps video, as werift's own sender keeps. */
@@ -39,9 +40,15 @@ interface SenderInternals {
   runRtcp(): Promise<void>;
 }
 
+/** RFC 8285 one-byte header extension block carrying the video orientation (CVO) byte: 8 bytes after the header. */
+const CVO_BLOCK = 8;
+
 export class RtpOut {
   private seq = Math.floor(Math.random() * 0x10000);
   private readonly header = Buffer.alloc(12);
+  /** The header of a frame's last packet when the video orientation extension is sent (marker packets carry it). */
+  private cvoHeader: Buffer | undefined;
+  private cvo: { id: number; byte: number } | undefined;
   /** undefined: not resolved yet; null: werift's sender sends for this track. */
   private link: Link | null | undefined;
   private lastSendMs = 0;
@@ -65,8 +72,24 @@ export class RtpOut {
     });
   }
 
-  static of(t: { sender: RTCRtpSender; payloadType: number } | undefined): RtpOut | undefined {
-    return t ? new RtpOut(t.sender, t.payloadType) : undefined;
+  static of(t: { sender: RTCRtpSender; payloadType: number; orientation?: Orientation } | undefined): RtpOut | undefined {
+    if (!t) return undefined;
+    const out = new RtpOut(t.sender, t.payloadType);
+    if (t.orientation) out.setOrientation(t.orientation);
+    return out;
+  }
+
+  /**
+   * Sends the video orientation extension (3GPP TS 26.114 CVO) on the last packet of every frame, as libwebrtc
+   * does for a non-zero rotation: the browser turns the picture upright, no re-encode needed.
+   */
+  setOrientation(o: Orientation): void {
+    // CVO byte: R1 R0 = the clockwise turn in quarter turns (C and F, camera and flip, stay 0).
+    const byte = (o.clockwise / 90) & 3;
+    const h = Buffer.alloc(12 + CVO_BLOCK);
+    h.set([0xbe, 0xde, 0x00, 0x01, (o.id << 4) | 0, byte, 0, 0], 12);
+    this.cvoHeader = h;
+    this.cvo = { id: o.id, byte };
   }
 
   /** Sends the next packet of this track, numbered by this track. */
@@ -88,15 +111,23 @@ export class RtpOut {
     const link = this.currentLink();
     this.lastSendMs = performance.timeOrigin + performance.now();
     if (link === null) {
-      const header = new RtpHeader({ payloadType: this.payloadType, sequenceNumber: seq, timestamp, marker });
+      const cvo = marker ? this.cvo : undefined;
+      const header = new RtpHeader({
+        payloadType: this.payloadType,
+        sequenceNumber: seq,
+        timestamp,
+        marker,
+        ...(cvo ? { extension: true, extensions: [{ id: cvo.id, payload: Buffer.from([cvo.byte]) }] } : {}),
+      });
       void this.sender.sendRtp(new RtpPacket(header, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength))).catch(() => {});
       return;
     }
     if (link === undefined) return;
-    const h = this.header;
+    const h = marker && this.cvoHeader ? this.cvoHeader : this.header;
     writeRtpHeader(h, this.payloadType, marker, seq, timestamp, this.sender.ssrc);
+    if (h !== this.header) h[0] = 0x90; // version 2 with X: a header extension follows
     // A datagram of its own per packet (from Node's pooled allocator): dgram may keep it queued after send returns.
-    const datagram = Buffer.allocUnsafe(12 + payload.byteLength + SRTP_TAG);
+    const datagram = Buffer.allocUnsafe(h.length + payload.byteLength + SRTP_TAG);
     link.protector.protectParts(h, payload, datagram, 0);
     try {
       link.socket.send(datagram, link.port, link.host);

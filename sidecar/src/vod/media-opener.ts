@@ -3,9 +3,9 @@
 // file's prepared copy (see prepare/prepare-cache.ts), which may still be growing while the first viewer watches.
 import { Info } from "@edge-vod/shared";
 import { MediaError, type FileAccess, type RandomAccessFile } from "../files/file-access.ts";
-import { classify, prepareFor, type Classification } from "../mp4/classify.ts";
+import { classify, clockwiseTurn, onlyRotated, prepareFor, type Classification } from "../mp4/classify.ts";
 import { openMp4 } from "../mp4/reader.ts";
-import type { AudioTrack, Mp4Index, VideoTrack } from "../mp4/types.ts";
+import type { AudioTrack, Mp4Index, Rotation, VideoTrack } from "../mp4/types.ts";
 import type { PrepareCache, PrepareKind, PrepareJob } from "../prepare/prepare-cache.ts";
 import type { TrackInput } from "./packet-source.ts";
 
@@ -19,7 +19,7 @@ export interface OpenedMedia {
    * What will be sent, known before the tracks are (a copy being prepared is H.264 constrained baseline + Opus by
    * construction): enough to answer the offer. profileIdc picks the browser's closest H.264 payload type.
    */
-  have: { video: boolean; audio: boolean; profileIdc: number | undefined };
+  have: { video: boolean; audio: boolean; profileIdc: number | undefined; clockwise?: Rotation };
   /**
    * The tracks: at once for a file sent as it is or a finished copy; for a copy being prepared once its first
    * fragment is on disk. Rejects (with a MediaError) if that prepare fails first.
@@ -65,7 +65,11 @@ export class MediaOpener {
     private readonly prepare: PrepareCache,
   ) {}
 
-  async open(name: string): Promise<OpenedMedia> {
+  /**
+   * `orientation`: the viewer's browser takes the video orientation extension, so a rotated H.264 file that needs
+   * nothing else is sent as it is with `have.clockwise` (vod-live broadcasts, shared by all browsers, do not ask).
+   */
+  async open(name: string, opts: { orientation?: boolean } = {}): Promise<OpenedMedia> {
     const file = await this.media.open(name);
     const files: RandomAccessFile[] = [file];
     const close = async () => {
@@ -78,7 +82,9 @@ export class MediaOpener {
       }
       if (c.plan.audio === "none" && c.audio) console.warn(`vod: ${name}: ${c.reasons.join(", ")}; playing without sound`);
       const opened: OpenedMedia = { close, durationSec: index.durationSec, have: NOTHING, tracks: Promise.resolve({}) };
-      const prep = prepareFor(c);
+      const byOrientation = opts.orientation === true && onlyRotated(c);
+      const plan: Classification["plan"] = byOrientation ? { ...c.plan, video: "as-is" } : c.plan;
+      const prep = prepareFor(plan);
       if (prep?.kind === "video") {
         // Picture and sound come from one prepared copy, so they share its timeline.
         const copy = await this.prepared(name, file, "video", prep.withAudio, files);
@@ -89,9 +95,10 @@ export class MediaOpener {
         });
       } else {
         const own: Tracks = {};
-        if (index.video && c.plan.video === "as-is") own.video = { file, track: index.video };
-        if (index.audio && c.plan.audio === "as-is") own.audio = { file, track: index.audio };
+        if (index.video && plan.video === "as-is") own.video = { file, track: index.video };
+        if (index.audio && plan.audio === "as-is") own.audio = { file, track: index.audio };
         opened.have = { video: !!own.video, audio: !!own.audio, profileIdc: own.video?.track.avc?.profileIdc };
+        if (byOrientation && own.video) opened.have.clockwise = clockwiseTurn(own.video.track.rotation);
         opened.tracks = Promise.resolve(own);
         if (prep?.kind === "audio") {
           // Picture without sound beats no playback at all; an audio-only file has nothing else to play.

@@ -6,6 +6,7 @@ import { StreamRegistry } from "../streams/registry.ts";
 import { RtpOut } from "../streams/rtp-out.ts";
 import { viewerEvents } from "../streams/viewer-events.ts";
 import { answerAsSender, answerFailureInfo } from "../webrtc/answer.ts";
+import { offersVideoOrientation } from "../webrtc/offer.ts";
 import type { PeerFactory } from "../webrtc/peer-factory.ts";
 import type { MediaOpener } from "./media-opener.ts";
 import { deferredPacketSource } from "./deferred-source.ts";
@@ -40,7 +41,7 @@ export class VodService {
 
     let media;
     try {
-      media = await this.opener.open(name.file);
+      media = await this.opener.open(name.file, { orientation: offersVideoOrientation(req.sdp) });
     } catch (err) {
       if (err instanceof MediaError) return { ok: false, info: err.info };
       console.error(`vod: opening ${name.file} failed`, err);

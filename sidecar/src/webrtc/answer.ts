@@ -3,11 +3,11 @@
 import { randomUUID } from "node:crypto";
 import type { RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver } from "werift";
 import { Info } from "@edge-vod/shared";
-import { OfferError, finishAnswer, shapeOffer } from "./offer.ts";
+import { CVO_URI, OfferError, finishAnswer, shapeOffer } from "./offer.ts";
 
 export interface SendAnswer {
   sdp: string;
-  video: { sender: RTCRtpSender; payloadType: number } | undefined;
+  video: { sender: RTCRtpSender; payloadType: number; orientation?: Orientation } | undefined;
   audio: { sender: RTCRtpSender; payloadType: number } | undefined;
 }
 
@@ -15,6 +15,12 @@ export interface ReceiveAnswer {
   sdp: string;
   video: { transceiver: RTCRtpTransceiver; receiver: RTCRtpReceiver; payloadType: number; profileIdc: number | undefined } | undefined;
   audio: { transceiver: RTCRtpTransceiver; receiver: RTCRtpReceiver; payloadType: number } | undefined;
+}
+
+/** The video orientation extension to send on every frame: its negotiated id and the clockwise turn to display. */
+export interface Orientation {
+  id: number;
+  clockwise: 0 | 90 | 180 | 270;
 }
 
 /** Thrown when the offer and what we have to send or accept share no codec. */
@@ -27,7 +33,7 @@ export class NoCommonCodecs extends Error {}
 export async function answerAsSender(
   pc: RTCPeerConnection,
   offerSdp: string,
-  have: { video: boolean; audio: boolean; profileIdc: number | undefined },
+  have: { video: boolean; audio: boolean; profileIdc: number | undefined; clockwise?: Orientation["clockwise"] },
   publicIp: string | undefined,
 ): Promise<SendAnswer> {
   const offer = shapeOffer(offerSdp, have.profileIdc);
@@ -47,9 +53,14 @@ export async function answerAsSender(
   await pc.setLocalDescription(await pc.createAnswer());
   const videoSender = sendVideo ? senderOf("video") : undefined;
   const audioSender = sendAudio ? senderOf("audio") : undefined;
+  let sdp = finishAnswer(pc.localDescription?.sdp ?? "", publicIp);
+  // werift answers no header extension it was not configured with; this one is written by our own send path, so the
+  // answer names it here, with the offer's id.
+  const orientation = videoSender && have.clockwise && offer.cvoId !== undefined ? { id: offer.cvoId, clockwise: have.clockwise } : undefined;
+  if (orientation) sdp = withExtmap(sdp, "video", `a=extmap:${orientation.id} ${CVO_URI}`);
   return {
-    sdp: finishAnswer(pc.localDescription?.sdp ?? "", publicIp),
-    video: videoSender ? { sender: videoSender, payloadType: offer.h264Pt! } : undefined,
+    sdp,
+    video: videoSender ? { sender: videoSender, payloadType: offer.h264Pt!, ...(orientation ? { orientation } : {}) } : undefined,
     audio: audioSender ? { sender: audioSender, payloadType: offer.opusPt! } : undefined,
   };
 }
@@ -78,6 +89,17 @@ export async function answerAsReceiver(pc: RTCPeerConnection, offerSdp: string, 
     video: v ? { transceiver: v, receiver: v.receiver, payloadType: h264Pt, profileIdc: pli ? parseInt(pli[1]!.slice(0, 2), 16) : undefined } : undefined,
     audio: a ? { transceiver: a, receiver: a.receiver, payloadType: offer.opusPt! } : undefined,
   };
+}
+
+/** Adds an attribute line to the first media section of `kind`, right after its m= and c= lines. */
+function withExtmap(sdp: string, kind: string, line: string): string {
+  const lines = sdp.split("\r\n");
+  const m = lines.findIndex((l) => l.startsWith(`m=${kind} `));
+  if (m < 0) return sdp;
+  let at = m + 1;
+  while (at < lines.length && lines[at]!.startsWith("c=")) at++;
+  lines.splice(at, 0, line);
+  return lines.join("\r\n");
 }
 
 /** The info a client gets when its offer could not be answered. */

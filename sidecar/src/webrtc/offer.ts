@@ -9,6 +9,26 @@ export interface OfferShape {
   opusPt: number | undefined;
   hasVideoSection: boolean;
   hasAudioSection: boolean;
+  /** The offer's extmap id for the video orientation extension (CVO), if its video section has one. */
+  cvoId: number | undefined;
+}
+
+export const CVO_URI = "urn:3gpp:video-orientation";
+
+/** Whether the offer's video can carry the video orientation extension (Chromium and Safari offer it). */
+export function offersVideoOrientation(sdp: string): boolean {
+  return videoOrientationId(sdp.split(/\r?\n/)) !== undefined;
+}
+
+function videoOrientationId(lines: readonly string[]): number | undefined {
+  let inVideo = false;
+  for (const line of lines) {
+    if (line.startsWith("m=")) inVideo = line.startsWith("m=video ");
+    const m = inVideo ? /^a=extmap:(\d+)(?:\/\w+)? (\S+)/.exec(line) : null;
+    // One-byte header extension ids only (1-14): the only form this server writes.
+    if (m && m[2] === CVO_URI && Number(m[1]) >= 1 && Number(m[1]) <= 14) return Number(m[1]);
+  }
+  return undefined;
 }
 
 export class OfferError extends Error {}
@@ -104,7 +124,7 @@ export function shapeOffer(sdp: string, fileProfileIdc: number | undefined): Off
     }
     return section;
   });
-  return { sdp: shaped.flat().join("\r\n") + "\r\n", h264Pt, opusPt, hasVideoSection, hasAudioSection };
+  return { sdp: shaped.flat().join("\r\n") + "\r\n", h264Pt, opusPt, hasVideoSection, hasAudioSection, cvoId: videoOrientationId(lines) };
 }
 
 /**
