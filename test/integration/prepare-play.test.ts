@@ -14,6 +14,7 @@ import { SdkClient } from "../helpers/sdk-client.ts";
 import { startSidecar, type SidecarProcess } from "../helpers/sidecar-process.ts";
 import { startWrangler, type WranglerDev } from "../helpers/wrangler.ts";
 import { createWeriftViewer } from "../helpers/werift-viewer.ts";
+import { joinViewer } from "../helpers/vod-live-viewer.ts";
 
 const run = promisify(execFile);
 let sidecar: SidecarProcess;
@@ -200,5 +201,46 @@ test("a portrait H.264 file goes out as it is with the video orientation extensi
   } finally {
     await plain.close();
     await client.close();
+  }
+});
+
+test("a file whose video codec nothing here decodes gets FAILED 'Unsupported video codec'", async () => {
+  const made = await makeFixture(mediaDir, "h264.mp4", [
+    ...["-f", "lavfi", "-i", "testsrc2=size=160x90:rate=30:duration=1"],
+    ...["-c:v", "libx264", "-threads", "1", "-bf", "2"],
+  ]);
+  const bytes = Buffer.from(await fs.readFile(made));
+  bytes.write("zzzz", bytes.indexOf("avc1", bytes.indexOf("moov")), "latin1");
+  await fs.writeFile(path.join(mediaDir, "unknown-codec.mp4"), bytes);
+  const client = await SdkClient.connect(edge.wsUrl);
+  const viewer = await createWeriftViewer();
+  try {
+    const id = client.playStream({ name: "vod://unknown-codec.mp4", sdp: viewer.offerSdp });
+    const failed = await client.waitForStatus(id, "FAILED", { timeoutMs: 30_000 });
+    assert.equal(failed.info, "Unsupported video codec");
+  } finally {
+    await viewer.close();
+    await client.close();
+  }
+});
+
+test("vod-live:// of a file that needs preparing: one prepare, every viewer of the broadcast gets frames in order", async () => {
+  await makeFixture(mediaDir, "live-bframes.mp4", [
+    ...["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30:duration=8"],
+    ...["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=8"],
+    ...["-c:v", "libx264", "-threads", "1", "-bf", "2", "-x264-params", "b-adapt=0", "-c:a", "aac"],
+  ]);
+  const before = await prepareStats();
+  const a = await joinViewer(edge.wsUrl, "vod-live://live-bframes.mp4");
+  const b = await joinViewer(edge.wsUrl, "vod-live://live-bframes.mp4");
+  try {
+    await until("30 frames each", () => a.received.videoFrameTimestamps.length >= 30 && b.received.videoFrameTimestamps.length >= 30);
+    assert.equal((await prepareStats()).prepares, before.prepares + 1, "one prepare for the broadcast");
+    for (const v of [a, b]) {
+      const ts = v.received.videoFrameTimestamps;
+      for (let i = 1; i < ts.length; i++) assert.equal((ts[i]! - ts[i - 1]!) >>> 0, 3000, `frame ${i} after ${i - 1}`);
+    }
+  } finally {
+    await Promise.allSettled([a.close(), b.close()]);
   }
 });

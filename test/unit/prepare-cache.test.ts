@@ -13,7 +13,7 @@ import { openMp4 } from "../../sidecar/src/mp4/reader.ts";
 import type { Mp4Index } from "../../sidecar/src/mp4/types.ts";
 import { PrepareCache, type PrepareRequest, type Prepared } from "../../sidecar/src/prepare/prepare-cache.ts";
 import { createVodPacketSource, type MediaPacket } from "../../sidecar/src/vod/packet-source.ts";
-import { FFPROBE, fixtures, makeFixture, SAMPLE_MP4, type Fixtures } from "../helpers/fixtures.ts";
+import { FFMPEG, FFPROBE, fixtures, makeFixture, SAMPLE_MP4, type Fixtures } from "../helpers/fixtures.ts";
 
 const run = promisify(execFile);
 let tmp: string;
@@ -285,3 +285,104 @@ test("audio starting 0.5 s after video keeps that offset through the Opus copy, 
     assert.ok(Math.abs(a.timestamp - audioStart * 48000) <= 0.04 * 48000, `${phase}: audio RTP timestamp ${a.timestamp}`);
   }
 });
+
+/** A copy of `src` whose video sample entry is renamed to a codec nothing knows. */
+async function unknownCodec(src: string, out: string): Promise<string> {
+  const bytes = Buffer.from(await fs.readFile(src));
+  // The sample entry, not the ftyp's compatible brand of the same name: the one inside the moov.
+  const moov = bytes.indexOf("moov");
+  const entry = bytes.indexOf("avc1", moov);
+  assert.ok(moov > 0 && entry > moov, "fixture has an avc1 sample entry");
+  bytes.write("zzzz", entry, "latin1");
+  await fs.writeFile(out, bytes);
+  return out;
+}
+
+test("a video codec ffmpeg cannot decode fails with 'Unsupported video codec'", async () => {
+  const src = await unknownCodec(await fx.noAudio(), path.join(tmp, "unknown-codec.mp4"));
+  const c = classify(await indexOf(src));
+  assert.equal(c.video?.family, "other");
+  assert.equal(c.plan.video, "prepare", "ffmpeg gets to try");
+  const cache = new PrepareCache({ dir: path.join(tmp, "unknown") });
+  const p = await cache.get(await request(src, "video", false));
+  if (p.done) assert.fail("a fresh cache cannot hit");
+  const result = await p.job.finished;
+  assert.ok(result instanceof MediaError, String(result));
+  assert.equal(result.info, Info.UNSUPPORTED_VIDEO_CODEC);
+  await assert.rejects(p.job.index.started(), (e: unknown) => e instanceof MediaError && e.info === Info.UNSUPPORTED_VIDEO_CODEC);
+  assert.deepEqual(await fs.readdir(path.join(tmp, "unknown")), []);
+});
+
+test("a disk that fills while preparing fails the prepare's viewers and keeps nothing", async () => {
+  // ffmpeg may write at most 300 KB (ulimit -f counts 1 KiB blocks): a full disk, as far as its writes can tell.
+  const wrapper = path.join(tmp, "ffmpeg-small-disk.sh");
+  await fs.writeFile(wrapper, `#!/bin/sh\nulimit -f 300\nexec ${FFMPEG} "$@"\n`, { mode: 0o755 });
+  const src = await makeFixture(tmp, "big.mp4", [
+    ...["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30:duration=20"],
+    ...["-c:v", "libx264", "-preset", "ultrafast", "-bf", "2", "-threads", "1"],
+  ]);
+  const dir = path.join(tmp, "full");
+  const cache = new PrepareCache({ dir, ffmpegPath: wrapper });
+  const p = await cache.get(await request(src, "video", false));
+  if (p.done) assert.fail("a fresh cache cannot hit");
+  const reader = p.job.acquire();
+  const result = await p.job.finished;
+  assert.ok(result instanceof MediaError && result.info === Info.PREPARE_FAILED, String(result));
+  assert.ok(p.job.index.error, "viewers following it fail");
+  await reader.close();
+  assert.deepEqual(await fs.readdir(dir), [], "no partial copy left");
+  // Nothing else is affected: the same cache prepares another file.
+  const ok = await new PrepareCache({ dir }).get(await request(await fx.highBframes(), "video"));
+  assert.ok(!ok.done && typeof (await ok.job.finished) === "string");
+});
+
+test("AAC mono at 22.05 kHz, AAC 5.1, MP3 and AC-3 in MP4 all become 48 kHz stereo Opus of the same length", async () => {
+  const cache = new PrepareCache({ dir: path.join(tmp, "codecs") });
+  for (const [name, make] of [
+    ["aacMono22k", fx.aacMono22k],
+    ["aac51", fx.aac51],
+    ["mp3", fx.mp3],
+    ["ac3", fx.ac3],
+  ] as const) {
+    const src = await make();
+    const source = await indexOf(src);
+    assert.equal(classify(source).plan.audio, "transcode", name);
+    const out = await finish(cache, await cache.get(await request(src, "audio")));
+    const copy = await indexOf(out);
+    assert.equal(copy.audio?.codec, "opus", name);
+    assert.equal(copy.audio?.sampleRate, 48000, name);
+    assert.equal(copy.audio?.channels, 2, name);
+    const length = (t: NonNullable<Mp4Index["audio"]>) => (t.samples.dts[t.samples.count - 1]! + t.samples.duration[t.samples.count - 1]! - t.samples.dts[0]!) / t.timescale;
+    assert.ok(Math.abs(length(copy.audio!) - length(source.audio!)) < 0.1, `${name}: ${length(copy.audio!)} s vs ${length(source.audio!)} s`);
+  }
+});
+
+test("variable frame rate survives a prepare: every frame keeps its own presentation time", async () => {
+  // 30 fps for a second, then 15 fps, with B-frames so that it must be prepared.
+  const src = await makeFixture(tmp, "vfr-bframes.mp4", [
+    ...["-f", "lavfi", "-i", "testsrc2=size=160x90:rate=30:duration=2"],
+    ...["-vf", "setpts='if(lt(N,30),N/30,1+(N-30)/15)/TB'", "-fps_mode", "passthrough"],
+    ...["-c:v", "libx264", "-threads", "1", "-bf", "2", "-x264-params", "b-adapt=0"],
+  ]);
+  const source = classify(await indexOf(src));
+  assert.equal(source.video?.vfr, true);
+  const cache = new PrepareCache({ dir: path.join(tmp, "vfr") });
+  const out = await finish(cache, await cache.get(await request(src, "video", false)));
+  const a = await presentationTimes(src);
+  const b = await presentationTimes(out);
+  assert.equal(b.length, a.length, "every frame kept");
+  for (let i = 0; i < a.length; i++) {
+    assert.ok(Math.abs(b[i]! - b[0]! - (a[i]! - a[0]!)) < 0.002, `frame ${i}: ${b[i]! - b[0]!} s vs ${a[i]! - a[0]!} s`);
+  }
+  assert.equal(classify(await indexOf(out)).video?.vfr, true);
+});
+
+/** Presentation times (seconds) of the video packets in display order, per ffprobe. */
+async function presentationTimes(file: string): Promise<number[]> {
+  const { stdout } = await run(FFPROBE, ["-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time", "-of", "csv=p=0", file]);
+  return stdout
+    .trim()
+    .split("\n")
+    .map(Number)
+    .sort((x, y) => x - y);
+}

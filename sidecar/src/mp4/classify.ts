@@ -33,7 +33,7 @@ export interface AudioClass {
   readonly channels: number;
 }
 
-/** as-is: sent from the file. prepare: re-encoded to H.264 (no B-frames, upright, keyframe every 2 s). */
+/** as-is: sent from the file. prepare: re-encoded to H.264 (no B-frames, upright, keyframe every 2 s). none: no video. */
 export type VideoPlan = "as-is" | "prepare" | "none";
 /** transcode: to Opus (with the video when that is prepared too). none: no audio, or none anything can decode. */
 export type AudioPlan = "as-is" | "transcode" | "none";
@@ -82,11 +82,9 @@ export function classify(index: Mp4Index): Classification {
     if (video.family !== "h264") reasons.push(`video codec ${video.codec}`);
     if (video.bFrames) reasons.push("B-frames");
     if (video.rotation !== 0) reasons.push(`rotated ${video.rotation}°`);
-    if (video.family === "other") {
-      videoPlan = "none";
-    } else if (reasons.length > 0) {
-      videoPlan = "prepare";
-    }
+    // An unknown sample entry is still worth a try: ffmpeg decodes far more than this list names (MJPEG,
+    // ProRes, ...); if it cannot, the prepare fails with "Unsupported video codec".
+    if (reasons.length > 0) videoPlan = "prepare";
   }
   let audioPlan: AudioPlan = "none";
   if (audio) {

@@ -2,7 +2,7 @@
 // are fed where mp4box asks for them, so a moov at the end of a 2 GB file costs two reads, and mdat payloads are
 // skipped. The result is copied into typed arrays and mp4box's per-sample objects are dropped.
 import { Info } from "@edge-vod/shared";
-import { AudioSampleEntry, createFile, MP4BoxBuffer, VisualSampleEntry, type ISOFile, type Sample } from "mp4box";
+import { AudioSampleEntry, createFile, MP4BoxBuffer, VisualSampleEntry, type ISOFile, type Sample, type SampleEntry } from "mp4box";
 import { MediaError, type RandomAccessFile } from "../files/file-access.ts";
 import type { AudioTrack, AvcConfig, Mp4Index, Rotation, SampleTable, VideoTrack } from "./types.ts";
 
@@ -38,7 +38,9 @@ export function tracksOf(
     const movieTimescale = moov.mvhd.timescale;
     for (const trak of moov.traks) {
       const entry = trak.mdia.minf.stbl.stsd.entries[0];
-      if (!video && entry instanceof VisualSampleEntry) video = videoTrack(trak, entry, tableOf(trak), movieTimescale);
+      // By handler too: a video codec mp4box has no class for is still the file's video (ffmpeg may decode it).
+      const isVideo = entry instanceof VisualSampleEntry || (entry !== undefined && trak.mdia.hdlr?.handler === "vide");
+      if (!video && entry && isVideo) video = videoTrack(trak, entry, tableOf(trak), movieTimescale);
       else if (!audio && entry instanceof AudioSampleEntry) audio = audioTrack(trak, entry, tableOf(trak), movieTimescale);
     }
   } catch (err) {
@@ -133,7 +135,8 @@ export class IndexParser {
   }
 }
 
-function videoTrack(trak: Trak, entry: VisualSampleEntry, samples: SampleTable, movieTimescale: number): VideoTrack {
+function videoTrack(trak: Trak, entry: SampleEntry, samples: SampleTable, movieTimescale: number): VideoTrack {
+  const visual = entry instanceof VisualSampleEntry ? entry : undefined;
   let hasBFrames = false;
   for (let i = 1; i < samples.count; i++) {
     if (samples.ctsOffset[i] !== samples.ctsOffset[0]) {
@@ -146,9 +149,10 @@ function videoTrack(trak: Trak, entry: VisualSampleEntry, samples: SampleTable, 
     id: trak.tkhd.track_id,
     codec: entry.getCodec(),
     timescale: trak.mdia.mdhd.timescale,
-    width: entry.width,
-    height: entry.height,
-    avc: avcConfig(entry),
+    // tkhd's size is 16.16 fixed point, and the display size: only a stand-in for an entry mp4box cannot read.
+    width: visual?.width ?? trak.tkhd.width >>> 16,
+    height: visual?.height ?? trak.tkhd.height >>> 16,
+    avc: visual ? avcConfig(visual) : undefined,
     hasBFrames,
     rotation: rotationOf(trak.tkhd.matrix),
     editShiftSec: editShiftOf(trak, movieTimescale),

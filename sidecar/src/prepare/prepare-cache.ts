@@ -12,7 +12,7 @@ import path from "node:path";
 import { Info } from "@edge-vod/shared";
 import { MediaError, type RandomAccessFile } from "../files/file-access.ts";
 import { LocalFile } from "../files/local-disk.ts";
-import { findFfmpeg, runFfmpeg } from "../tools/ffmpeg.ts";
+import { FfmpegError, findFfmpeg, runFfmpeg } from "../tools/ffmpeg.ts";
 import { GrowingIndex } from "./growing-index.ts";
 
 /** video: re-encode the picture (and audio to Opus, or drop it); audio: the audio alone to Opus. */
@@ -237,7 +237,9 @@ export class PrepareJob {
     try {
       await runFfmpeg(this.ffmpeg, this.args(), this.timeoutMs, { nice: 10, signal: this.signal });
     } catch (err) {
-      error = new MediaError(Info.PREPARE_FAILED, errText(err));
+      // ffmpeg's words for a codec it has no decoder for (only decodable audio is ever mapped: this is the video).
+      const undecodable = err instanceof FfmpegError && /Decoder \(codec [^)]*\) not found|no decoder found/i.test(err.stderr);
+      error = new MediaError(undecodable ? Info.UNSUPPORTED_VIDEO_CODEC : Info.PREPARE_FAILED, errText(err));
     } finally {
       clearInterval(timer);
     }

@@ -77,9 +77,6 @@ export class MediaOpener {
     };
     try {
       const { index, classification: c } = await this.indexes.get(file);
-      if (c.plan.video === "none" && c.video) {
-        throw new MediaError(Info.UNSUPPORTED_VIDEO_CODEC, `${name}: video codec ${c.video.codec}`);
-      }
       if (c.plan.audio === "none" && c.audio) console.warn(`vod: ${name}: ${c.reasons.join(", ")}; playing without sound`);
       const opened: OpenedMedia = { close, durationSec: index.durationSec, have: NOTHING, tracks: Promise.resolve({}) };
       const byOrientation = opts.orientation === true && onlyRotated(c);
