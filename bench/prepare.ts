@@ -78,12 +78,7 @@ export async function measurePrepare(opts: { seconds?: number; log?: (line: stri
       log: (l) => log(`  ${l}`),
       afterColdRun: async (sidecar) => {
         // Warm runs play the finished copy: wait for the prepare the cold run started.
-        for (;;) {
-          const res = await fetch(`${sidecar.url}/v1/health`, { headers: { authorization: `Bearer ${sidecar.secret}` } });
-          const health = (await res.json()) as { prepare?: { running: number } };
-          if (health.prepare?.running === 0) return;
-          await new Promise((r) => setTimeout(r, 250));
-        }
+        while ((await sidecar.prepareStats()).running > 0) await new Promise((r) => setTimeout(r, 250));
       },
     });
     return {

@@ -14,7 +14,7 @@ import { promisify } from "node:util";
 import type { Page } from "playwright-core";
 import { capturePeerConnections, launchChromium } from "../test/helpers/chromium.ts";
 import { SAMPLE_MP4 } from "../test/helpers/fixtures.ts";
-import { startSidecar } from "../test/helpers/sidecar-process.ts";
+import { startSidecar, type SidecarProcess } from "../test/helpers/sidecar-process.ts";
 import { startWrangler } from "../test/helpers/wrangler.ts";
 import { isMain } from "./is-main.ts";
 
@@ -264,7 +264,7 @@ export interface TtffOptions {
   stream?: string;
   mediaDir?: string;
   /** Runs after the cold run, before the warm ones (e.g. waits for the sidecar to finish preparing the file). */
-  afterColdRun?: (sidecar: { url: string; secret: string }) => Promise<void>;
+  afterColdRun?: (sidecar: SidecarProcess) => Promise<void>;
 }
 
 export async function measureTtff(opts: TtffOptions = {}): Promise<TtffResult> {

@@ -25,6 +25,7 @@ export async function createSidecar(cfg: SidecarConfig) {
   const prepare = new PrepareCache({
     dir: cfg.cacheDir,
     maxBytes: cfg.cacheMaxBytes,
+    maxRunning: cfg.prepareConcurrency,
     ...(cfg.ffmpegPath ? { ffmpegPath: cfg.ffmpegPath } : {}),
   });
   const media =

@@ -199,19 +199,7 @@ async function waitForStat(page: Page, kind: "audio" | "video", field: string, m
   }
 }
 
-interface PrepareStats {
-  hits: number;
-  prepares: number;
-  failures: number;
-  running: number;
-}
-
-async function prepareStats(): Promise<PrepareStats> {
-  const res = await fetch(`${sidecar.url}/v1/health`, { headers: { authorization: `Bearer ${sidecar.secret}` } });
-  const body = (await res.json()) as { prepare?: PrepareStats };
-  assert.ok(body.prepare, `health has no prepare stats: ${JSON.stringify(body)}`);
-  return body.prepare;
-}
+const prepareStats = () => sidecar.prepareStats();
 
 test("an ffmpeg default encode (H.264 High with B-frames + AAC) plays in order with the picture advancing", async () => {
   const page = await openPlayer(`vod://${HIGH_BFRAMES}`);

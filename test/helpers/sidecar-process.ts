@@ -3,6 +3,7 @@ import { spawn } from "node:child_process";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import type { PrepareStats } from "../../sidecar/src/prepare/prepare-cache.ts";
 import { freePort } from "./ports.ts";
 
 export interface SidecarProcess {
@@ -12,6 +13,8 @@ export interface SidecarProcess {
   secret: string;
   cacheDir: string;
   output(): string;
+  /** The prepare cache's counters from the sidecar's health (hits, prepares, failures, running). */
+  prepareStats(): Promise<PrepareStats>;
   /** Kills the process with `signal` (no clean shutdown for SIGKILL) and resolves once it exited. */
   kill(signal: NodeJS.Signals): Promise<void>;
   stop(): Promise<void>;
@@ -65,6 +68,12 @@ export async function startSidecar(opts: {
     secret: opts.secret,
     cacheDir,
     output: () => out,
+    async prepareStats() {
+      const res = await fetch(`${url}/v1/health`, { headers: { authorization: `Bearer ${opts.secret}` } });
+      const body = (await res.json()) as { prepare?: PrepareStats };
+      if (!body.prepare) throw new Error(`health has no prepare stats: ${JSON.stringify(body)}`);
+      return body.prepare;
+    },
     async kill(signal) {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       await exited;

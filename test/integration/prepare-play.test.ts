@@ -47,17 +47,7 @@ after(async () => {
   await fs.rm(mediaDir, { recursive: true, force: true });
 });
 
-interface PrepareStats {
-  hits: number;
-  prepares: number;
-  failures: number;
-  running: number;
-}
-
-async function prepareStats(): Promise<PrepareStats> {
-  const res = await fetch(`${sidecar.url}/v1/health`, { headers: { authorization: `Bearer ${sidecar.secret}` } });
-  return ((await res.json()) as { prepare: PrepareStats }).prepare;
-}
+const prepareStats = () => sidecar.prepareStats();
 
 async function play(client: SdkClient, name: string) {
   const viewer = await createWeriftViewer();

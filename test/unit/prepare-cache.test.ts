@@ -386,3 +386,16 @@ async function presentationTimes(file: string): Promise<number[]> {
     .map(Number)
     .sort((x, y) => x - y);
 }
+
+test("prepares beyond maxRunning wait their turn, then run", async () => {
+  const cache = new PrepareCache({ dir: path.join(tmp, "slots"), maxRunning: 1 });
+  const first = await cache.get(await request(await fx.highBframes(), "video"));
+  const second = await cache.get(await request(await fx.rotated90(), "video", false));
+  assert.ok(!first.done && !second.done);
+  assert.equal(cache.stats.running, 2);
+  assert.equal(cache.stats.waiting, 1, "the second waits for the first");
+  assert.equal(typeof (await first.job.finished), "string");
+  assert.equal(typeof (await second.job.finished), "string");
+  assert.equal(cache.stats.waiting, 0);
+  assert.equal(cache.stats.running, 0);
+});

@@ -265,14 +265,19 @@ function sampleTable(list: readonly Sample[], file: RandomAccessFile, fragmented
   for (let i = 0; i < count; i++) {
     const s = list[i]!;
     if (end(s) > file.size) throw new MediaError(Info.FILE_HAS_WRONG_FORMAT, `${file.name}: sample ${i} past the end`);
-    t.offset[i] = s.offset;
-    t.size[i] = s.size;
-    t.dts[i] = s.dts;
-    t.ctsOffset[i] = s.cts - s.dts;
-    t.duration[i] = s.duration;
-    t.sync[i] = s.is_sync ? 1 : 0;
+    putSample(t, i, s);
   }
   return t;
+}
+
+/** Copies mp4box's sample `s` into row `i` of the table's arrays (which must have room for it). */
+export function putSample(t: SampleTable, i: number, s: Sample): void {
+  t.offset[i] = s.offset;
+  t.size[i] = s.size;
+  t.dts[i] = s.dts;
+  t.ctsOffset[i] = s.cts - s.dts;
+  t.duration[i] = s.duration;
+  t.sync[i] = s.is_sync ? 1 : 0;
 }
 
 function end(s: Sample): number {

@@ -4,7 +4,7 @@
 import { Info } from "@edge-vod/shared";
 import type { Sample } from "mp4box";
 import { MediaError, type RandomAccessFile } from "../files/file-access.ts";
-import { IndexParser, tracksOf, type Trak } from "../mp4/reader.ts";
+import { IndexParser, putSample, tracksOf, type Trak } from "../mp4/reader.ts";
 import type { AudioTrack, SampleTable, VideoTrack } from "../mp4/types.ts";
 import type { Growth } from "../vod/packet-source.ts";
 
@@ -20,15 +20,9 @@ class GrowableTable implements SampleTable {
 
   append(s: Sample): void {
     if (this.count === this.offset.length) this.grow();
-    const i = this.count;
-    this.offset[i] = s.offset;
-    this.size[i] = s.size;
-    this.dts[i] = s.dts;
-    this.ctsOffset[i] = s.cts - s.dts;
-    this.duration[i] = s.duration;
-    this.sync[i] = s.is_sync ? 1 : 0;
+    putSample(this, this.count, s);
     // Last: a reader sees the sample only once all its fields are set.
-    this.count = i + 1;
+    this.count++;
   }
 
   private grow(): void {

@@ -40,17 +40,26 @@ export interface PrepareCacheOptions {
   maxBytes?: number;
   /** Called whenever a prepare starts (tests and metrics count them). */
   onPrepare?: (req: PrepareRequest) => void;
+  /**
+   * ffmpeg prepares running at once; more wait their turn (first come, first served): a burst of new files must
+   * not take every core from the media path.
+   */
+  maxRunning?: number;
 }
 
 export interface PrepareStats {
   hits: number;
   prepares: number;
   failures: number;
+  /** Prepares not finished, waiting ones included. */
   running: number;
+  /** Prepares waiting for a free slot (see maxRunning). */
+  waiting: number;
 }
 
 const DEFAULT_TIMEOUT_MS = 6 * 60 * 60_000;
 const DEFAULT_MAX_BYTES = 20 * 1024 ** 3;
+const DEFAULT_MAX_RUNNING = 2;
 /** How often a running prepare's output is looked at for new fragments. */
 const POLL_MS = 50;
 /** A failed prepare is not retried for this long: every viewer of a broken file would otherwise start ffmpeg again. */
@@ -67,7 +76,8 @@ export class PrepareCache {
   private readonly running = new Map<string, PrepareJob>();
   private readonly failed = new Map<string, { at: number; error: MediaError }>();
   private readonly swept: Promise<void>;
-  readonly stats: PrepareStats = { hits: 0, prepares: 0, failures: 0, running: 0 };
+  readonly stats: PrepareStats = { hits: 0, prepares: 0, failures: 0, running: 0, waiting: 0 };
+  private readonly slots: Slots;
   private readonly shutdown = new AbortController();
 
   constructor(opts: PrepareCacheOptions) {
@@ -76,6 +86,7 @@ export class PrepareCache {
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
     this.onPrepare = opts.onPrepare;
+    this.slots = new Slots(opts.maxRunning ?? DEFAULT_MAX_RUNNING, this.stats);
     this.swept = this.sweepLeftovers();
   }
 
@@ -100,7 +111,7 @@ export class PrepareCache {
     const again = this.running.get(key);
     if (again) return { done: false, job: again };
     if (this.shutdown.signal.aborted) throw new MediaError(Info.PREPARE_FAILED, "shutting down");
-    const started = new PrepareJob(req, this.dir, key, this.ffmpeg, this.timeoutMs, this.shutdown.signal);
+    const started = new PrepareJob(req, this.dir, key, this.ffmpeg, this.timeoutMs, this.shutdown.signal, this.slots);
     this.running.set(key, started);
     this.stats.prepares++;
     this.stats.running++;
@@ -172,6 +183,7 @@ export class PrepareJob {
     private readonly ffmpeg: string,
     private readonly timeoutMs: number,
     private readonly signal: AbortSignal,
+    private readonly slots: Slots,
   ) {
     this.partPath = path.join(dir, `.${key}.${randomUUID()}.part`);
     this.finished = new Promise((r) => (this.resolveFinished = r));
@@ -232,9 +244,11 @@ export class PrepareJob {
   }
 
   private async run(): Promise<void> {
+    await this.slots.acquire();
     const timer = setInterval(() => void this.poll(false), POLL_MS);
     let error: MediaError | undefined;
     try {
+      if (this.signal.aborted) throw new Error("shutting down");
       await runFfmpeg(this.ffmpeg, this.args(), this.timeoutMs, { nice: 10, signal: this.signal });
     } catch (err) {
       // ffmpeg's words for a codec it has no decoder for (only decodable audio is ever mapped: this is the video).
@@ -242,6 +256,7 @@ export class PrepareJob {
       error = new MediaError(undecodable ? Info.UNSUPPORTED_VIDEO_CODEC : Info.PREPARE_FAILED, errText(err));
     } finally {
       clearInterval(timer);
+      this.slots.release();
     }
     if (!error) {
       await this.poll(true);
@@ -348,6 +363,33 @@ export class PrepareJob {
 }
 
 const QUIET = ["-nostdin", "-hide_banner", "-loglevel", "error", "-y"];
+
+/** Counts running prepares against a limit; a waiting one is handed the slot its predecessor frees. */
+class Slots {
+  private used = 0;
+  private readonly queue: (() => void)[] = [];
+
+  constructor(
+    private readonly max: number,
+    private readonly stats: PrepareStats,
+  ) {}
+
+  async acquire(): Promise<void> {
+    if (this.used < this.max) {
+      this.used++;
+      return;
+    }
+    this.stats.waiting++;
+    await new Promise<void>((resolve) => this.queue.push(resolve));
+    this.stats.waiting--;
+  }
+
+  release(): void {
+    const next = this.queue.shift();
+    if (next) next();
+    else this.used--;
+  }
+}
 
 function keyOf(req: PrepareRequest): string {
   // The path is part of the key because identity (size, mtime, inode) is only unique within one file system.

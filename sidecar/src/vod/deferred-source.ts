@@ -1,8 +1,8 @@
 // A packet source whose tracks are not known yet: a copy still being prepared has no moov until ffmpeg has written
 // its first fragment. Answering the offer and ICE + DTLS (about 200 ms) then run while ffmpeg starts, instead of
 // after it; the viewer's clock starts only once the source is ready (see VodViewer.startSending).
-import { Info } from "@edge-vod/shared";
-import { MediaError } from "../files/file-access.ts";
+import type { MediaError } from "../files/file-access.ts";
+import { LateError } from "./late-error.ts";
 import type { MediaPacket, PacketSource } from "./packet-source.ts";
 
 export type PeriodicSource = PacketSource & { readonly periodSec: number };
@@ -11,9 +11,7 @@ class DeferredPacketSource implements PeriodicSource {
   private inner: PeriodicSource | undefined;
   private closed = false;
   private skipVideo = false;
-  private error: MediaError | undefined;
-  private errorDelivered = false;
-  private handler: ((err: MediaError) => void) | undefined;
+  private readonly failure = new LateError("deferred packet source");
   private readonly started: Promise<void>;
 
   constructor(make: Promise<PeriodicSource>) {
@@ -37,16 +35,15 @@ class DeferredPacketSource implements PeriodicSource {
   }
 
   get ended(): boolean {
-    return this.closed || this.error !== undefined || (this.inner?.ended ?? false);
+    return this.closed || this.failure.failed || (this.inner?.ended ?? false);
   }
 
   get onError(): ((err: MediaError) => void) | undefined {
-    return this.handler;
+    return this.failure.handler;
   }
 
   set onError(handler: ((err: MediaError) => void) | undefined) {
-    this.handler = handler;
-    if (handler && this.error && !this.errorDelivered) queueMicrotask(() => this.deliver());
+    this.failure.handler = handler;
   }
 
   ready(): Promise<void> {
@@ -69,20 +66,7 @@ class DeferredPacketSource implements PeriodicSource {
   }
 
   private fail(err: unknown): void {
-    if (this.closed || this.error) return;
-    this.error = err instanceof MediaError ? err : new MediaError(Info.FAILED_TO_READ_FILE, String(err));
-    this.deliver();
-  }
-
-  private deliver(): void {
-    const handler = this.handler;
-    if (!handler || !this.error || this.errorDelivered) return;
-    this.errorDelivered = true;
-    try {
-      handler(this.error);
-    } catch (err) {
-      console.error("deferred packet source: onError handler threw", err);
-    }
+    if (!this.closed) this.failure.report(err);
   }
 }
 

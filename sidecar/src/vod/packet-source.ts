@@ -15,6 +15,7 @@
 import { Info } from "@edge-vod/shared";
 import { MediaError, type RandomAccessFile } from "../files/file-access.ts";
 import type { AudioTrack, SampleTable, VideoTrack } from "../mp4/types.ts";
+import { LateError } from "./late-error.ts";
 import { DEFAULT_MAX_PAYLOAD, H264Packetizer, type PayloadSink } from "../rtp/h264-packetizer.ts";
 
 export interface MediaPacket {
@@ -175,9 +176,7 @@ class VodPacketSource implements PacketSource {
   private takenUntil = 0;
   private stopped = false;
   private skipVideo = false;
-  private error: MediaError | undefined;
-  private errorDelivered = false;
-  private handler: ((err: MediaError) => void) | undefined;
+  private readonly failure = new LateError("vod packet source");
 
   // State of the video sample being packetized, read by `emitVideo` (one closure per source, not per sample).
   private curTimestamp = 0;
@@ -290,13 +289,11 @@ class VodPacketSource implements PacketSource {
   }
 
   get onError(): ((err: MediaError) => void) | undefined {
-    return this.handler;
+    return this.failure.handler;
   }
 
   set onError(handler: ((err: MediaError) => void) | undefined) {
-    this.handler = handler;
-    // The first window is read from creation on, so a failure can come before the player has subscribed.
-    if (handler && this.error && !this.errorDelivered) queueMicrotask(() => this.deliverError());
+    this.failure.handler = handler;
   }
 
   ready(): Promise<void> {
@@ -503,21 +500,8 @@ class VodPacketSource implements PacketSource {
 
   private fail(err: unknown): void {
     if (this.stopped) return;
-    this.error = err instanceof MediaError ? err : new MediaError(Info.FAILED_TO_READ_FILE, String(err));
     this.stop();
-    if (this.handler) this.deliverError();
-  }
-
-  private deliverError(): void {
-    const handler = this.handler;
-    if (!handler || !this.error || this.errorDelivered) return;
-    this.errorDelivered = true;
-    try {
-      handler(this.error);
-    } catch (err) {
-      // The handler runs on the read path, where a throw would only surface as an unhandled rejection.
-      console.error("vod packet source: onError handler threw", err);
-    }
+    this.failure.report(err);
   }
 
   private stop(): void {
