@@ -79,7 +79,7 @@ export class LocalFile implements RandomAccessFile {
   ) {
     this.size = st.size;
     this.mtimeMs = st.mtimeMs;
-    this.identity = `${st.size}-${st.mtimeMs}-${st.ino}`;
+    this.identity = fileIdentity(st);
   }
 
   async read(target: Uint8Array, offset: number, length: number, position: number): Promise<number> {
@@ -101,6 +101,11 @@ export class LocalFile implements RandomAccessFile {
     this.closed = true;
     await this.handle.close();
   }
+}
+
+/** A local file version's identity (size, mtime, inode): what caches key on, and what a prepare re-checks. */
+export function fileIdentity(st: Pick<Stats, "size" | "mtimeMs" | "ino">): string {
+  return `${st.size}-${st.mtimeMs}-${st.ino}`;
 }
 
 function fsError(err: unknown, name: string): MediaError {

@@ -6,7 +6,6 @@ import { AudioSampleEntry, createFile, MP4BoxBuffer, VisualSampleEntry, type ISO
 import { MediaError, type RandomAccessFile } from "../files/file-access.ts";
 import type { AudioTrack, AvcConfig, Mp4Index, Rotation, SampleTable, VideoTrack } from "./types.ts";
 
-
 /** Read size while looking for the moov (and for a fragmented file's first moof). */
 const CHUNK = 1 << 20;
 /** Read size after jumping over a fragment's mdat: the moof that follows is a few KB (mp4box asks for more if not). */
@@ -18,8 +17,7 @@ export async function openMp4(file: RandomAccessFile): Promise<Mp4Index> {
   const moov = parser.moov;
   if (!moov) throw new MediaError(Info.FILE_HAS_WRONG_FORMAT, `${file.name}: no moov box`);
   const fragmented = moov.mvex !== undefined;
-  const tracks = tracksOf(moov, file.name, (trak) => sampleTable(trak.samples, file, fragmented));
-  const { video, audio } = tracks;
+  const { video, audio } = tracksOf(moov, file.name, (trak) => sampleTable(trak.samples, file, fragmented));
   return { video, audio, durationSec: Math.max(durationOf(video), durationOf(audio)), fragmented };
 }
 
@@ -201,7 +199,7 @@ function aacChannels(entry: AudioSampleEntry): number | undefined {
 
 /**
  * Display rotation from the track header's 16.16 matrix, as ffprobe reports it (counter-clockwise degrees): phones
- * store portrait video as landscape pixels plus this matrix. Anything but a quarter turn (mirroring, skew) counts as 0.
+ * store portrait video as landscape pixels plus this matrix. Rounded to the nearest quarter turn; mirroring is ignored.
  */
 export function rotationOf(matrix: ArrayLike<number> | undefined): Rotation {
   if (!matrix || matrix.length < 5) return 0;

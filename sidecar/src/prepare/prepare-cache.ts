@@ -2,7 +2,7 @@
 // audio), made once per file version by ffmpeg and kept on disk: one prepare per file whatever the number of
 // viewers, and a restart keeps every copy.
 //
-// The first viewer does not wait for the whole copy: ffmpeg writes a fragmented MP4 (a fragment every 0.5 s) that a
+// The first viewer does not wait for the whole copy: ffmpeg writes a fragmented MP4 (a fragment every 0.2 s) that a
 // GrowingIndex follows, so playback starts as soon as the first fragment is on disk while preparation runs ahead of
 // real time. Only a finished copy is published under its final name (write, then rename); a failed or killed
 // prepare fails its viewers and leaves nothing behind. The folder is bounded: least recently used copies go first.
@@ -11,7 +11,7 @@ import fs from "node:fs/promises";
 import path from "node:path";
 import { Info } from "@edge-vod/shared";
 import { MediaError, type RandomAccessFile } from "../files/file-access.ts";
-import { LocalFile } from "../files/local-disk.ts";
+import { fileIdentity, LocalFile } from "../files/local-disk.ts";
 import { FfmpegError, findFfmpeg, runFfmpeg } from "../tools/ffmpeg.ts";
 import { GrowingIndex } from "./growing-index.ts";
 
@@ -263,7 +263,6 @@ export class PrepareJob {
       if (this.index.error) error = this.index.error;
     }
     if (error) {
-      this.index.fail(error);
       await fs.rm(this.partPath, { force: true });
       this.end(error);
       return;
@@ -316,7 +315,9 @@ export class PrepareJob {
     if (st) await this.index.update(st.size, final);
   }
 
+  /** A failure reaches the viewers following the copy, unless it is already complete (they play it to the end). */
   private end(result: string | MediaError): void {
+    if (result instanceof MediaError) this.index.fail(result);
     this.over = true;
     this.resolveFinished(result);
     void this.maybeClose();
@@ -353,7 +354,7 @@ export class PrepareJob {
       sourcePath,
       ...maps,
       ...["-sn", "-dn", "-map_metadata", "-1"],
-      // Fragments of 0.5 s (and at every keyframe): a viewer starts once the first is on disk. delay_moov, not
+      // Fragments of 0.2 s (and at every keyframe): a viewer starts once the first is on disk. delay_moov, not
       // empty_moov: the moov then waits for the first fragment and carries the edit lists that keep each track's
       // start (audio after video); empty_moov shifts every track to 0.
       ...["-movflags", "frag_keyframe+delay_moov+default_base_moof", "-frag_duration", "200000"],
@@ -398,10 +399,9 @@ function keyOf(req: PrepareRequest): string {
     .digest("hex");
 }
 
-/** Same form as LocalFile.identity. */
 async function identityOf(p: string): Promise<string | undefined> {
   const st = await fs.stat(p).catch(() => undefined);
-  return st ? `${st.size}-${st.mtimeMs}-${st.ino}` : undefined;
+  return st ? fileIdentity(st) : undefined;
 }
 
 async function isFile(p: string): Promise<boolean> {

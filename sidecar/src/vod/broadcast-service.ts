@@ -128,9 +128,9 @@ export class BroadcastService {
         ),
       );
       const live = new LiveSource(source, startedAt, this.scheduler);
-      // A copy still being prepared has no known length yet: the source file's stands in for it.
-      const periodSec = source.periodSec > 0 ? source.periodSec : media.durationSec;
-      return { live, media, durationMs: Math.round(periodSec * 1000) };
+      // The source file's length: the deferred source knows its tracks only later, and a copy still being prepared
+      // has no known length until it is finished.
+      return { live, media, durationMs: Math.round(media.durationSec * 1000) };
     } catch (err) {
       await media.close();
       throw err;

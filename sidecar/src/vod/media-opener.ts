@@ -78,15 +78,16 @@ export class MediaOpener {
     try {
       const { index, classification: c } = await this.indexes.get(file);
       if (c.plan.audio === "none" && c.audio) console.warn(`vod: ${name}: ${c.reasons.join(", ")}; playing without sound`);
-      const opened: OpenedMedia = { close, durationSec: index.durationSec, have: NOTHING, tracks: Promise.resolve({}) };
+      let have: OpenedMedia["have"];
+      let tracks: Promise<Tracks>;
       const byOrientation = opts.orientation === true && onlyRotated(c);
       const plan: Classification["plan"] = byOrientation ? { ...c.plan, video: "as-is" } : c.plan;
       const prep = prepareFor(plan);
       if (prep?.kind === "video") {
         // Picture and sound come from one prepared copy, so they share its timeline.
         const copy = await this.prepared(name, file, "video", prep.withAudio, files);
-        opened.have = copy.have;
-        opened.tracks = copy.tracks.then((t) => {
+        have = copy.have;
+        tracks = copy.tracks.then((t) => {
           if (!t.video) throw new MediaError(Info.PREPARE_FAILED, `${name}: the prepared copy has no video`);
           return t;
         });
@@ -94,9 +95,9 @@ export class MediaOpener {
         const own: Tracks = {};
         if (index.video && plan.video === "as-is") own.video = { file, track: index.video };
         if (index.audio && plan.audio === "as-is") own.audio = { file, track: index.audio };
-        opened.have = { video: !!own.video, audio: !!own.audio, profileIdc: own.video?.track.avc?.profileIdc };
-        if (byOrientation && own.video) opened.have.clockwise = clockwiseTurn(own.video.track.rotation);
-        opened.tracks = Promise.resolve(own);
+        have = haveOf(own);
+        if (byOrientation && own.video) have.clockwise = clockwiseTurn(own.video.track.rotation);
+        tracks = Promise.resolve(own);
         if (prep?.kind === "audio") {
           // Picture without sound beats no playback at all; an audio-only file has nothing else to play.
           const soundless = (err: unknown): Tracks => {
@@ -106,17 +107,17 @@ export class MediaOpener {
           };
           try {
             const copy = await this.prepared(name, file, "audio", true, files);
-            opened.have = { ...opened.have, audio: copy.have.audio };
-            opened.tracks = copy.tracks.then((t) => (t.audio ? { ...own, audio: t.audio } : own), soundless);
+            have.audio = copy.have.audio;
+            tracks = copy.tracks.then((t) => (t.audio ? { ...own, audio: t.audio } : own), soundless);
           } catch (err) {
             soundless(err);
           }
         }
       }
-      if (!opened.have.video && !opened.have.audio) throw new MediaError(Info.FILE_HAS_WRONG_FORMAT, "no playable track");
+      if (!have.video && !have.audio) throw new MediaError(Info.FILE_HAS_WRONG_FORMAT, "no playable track");
       // Nobody may be waiting on it yet: a rejection is handled by whoever awaits it, never unhandled.
-      opened.tracks.catch(() => undefined);
-      return opened;
+      tracks.catch(() => undefined);
+      return { have, tracks, durationSec: index.durationSec, close };
     } catch (err) {
       await close();
       throw err;
@@ -146,10 +147,7 @@ export class MediaOpener {
       ...(index.video ? { video: { file: copy, track: index.video } } : {}),
       ...(index.audio ? { audio: { file: copy, track: index.audio } } : {}),
     };
-    return {
-      have: { video: !!tracks.video, audio: !!tracks.audio, profileIdc: tracks.video?.track.avc?.profileIdc },
-      tracks: Promise.resolve(tracks),
-    };
+    return { have: haveOf(tracks), tracks: Promise.resolve(tracks) };
   }
 
   private growing(job: PrepareJob, files: RandomAccessFile[]): Promise<Tracks> {
@@ -164,4 +162,6 @@ export class MediaOpener {
   }
 }
 
-const NOTHING: OpenedMedia["have"] = { video: false, audio: false, profileIdc: undefined };
+function haveOf(tracks: Tracks): OpenedMedia["have"] {
+  return { video: !!tracks.video, audio: !!tracks.audio, profileIdc: tracks.video?.track.avc?.profileIdc };
+}
