@@ -9,6 +9,7 @@ import { SIDECAR_PATHS } from "@edge-vod/shared";
 import { makeBenchFile } from "./bench-file.ts";
 import { measureProcess } from "../test/helpers/proc-stats.ts";
 import { startSidecar, type SidecarProcess } from "../test/helpers/sidecar-process.ts";
+import { signedFetch } from "../test/helpers/signed-fetch.ts";
 import { createWeriftPublisher } from "../test/helpers/werift-publisher.ts";
 import { isMain } from "./is-main.ts";
 
@@ -33,9 +34,8 @@ export async function measureRecording(windowMs = 10_000): Promise<RecordingResu
       rows.push(["idle sidecar", await measure(sidecar)]);
       for (const record of [false, true]) {
         const pub = await createWeriftPublisher(source);
-        const res = await fetch(sidecar.url + SIDECAR_PATHS.publish, {
+        const res = await signedFetch(secret, sidecar.url + SIDECAR_PATHS.publish, {
           method: "POST",
-          headers: { "content-type": "application/json", authorization: `Bearer ${secret}` },
           body: JSON.stringify({
             sessionRef: "bench",
             eventsUrl: "http://127.0.0.1:9/events",

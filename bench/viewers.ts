@@ -10,6 +10,7 @@ import os from "node:os";
 import { cpuMs, rssMb } from "../test/helpers/proc-stats.ts";
 import { makeFixture } from "../test/helpers/fixtures.ts";
 import { startSidecar } from "../test/helpers/sidecar-process.ts";
+import { signedFetch } from "../test/helpers/signed-fetch.ts";
 import { makeBenchFile } from "./bench-file.ts";
 import type { CountingViewer, WindowStats } from "./load/counting-viewer.ts";
 import { ensureDebianPackages } from "./debian.ts";
@@ -210,7 +211,7 @@ export async function measureViewers(opts: { dir: string; windowMs?: number; ste
           ? sidecarViewers(sidecar, "vod://bench-long.mp4")
           : sidecarViewers(sidecar, "vod-live://bench.mp4", { startedAt: Date.now(), loop: true });
       const gcMs = async () => {
-        const res = await fetch(`${sidecar.url}/v1/health`, { headers: { authorization: `Bearer ${sidecar.secret}` } });
+        const res = await signedFetch(sidecar.secret, `${sidecar.url}/v1/health`);
         return ((await res.json()) as { gcMs: number }).gcMs;
       };
       steps.push(...(await climb(system, factory, sidecar.pid, climbOpts, gcMs)));

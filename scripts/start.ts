@@ -9,6 +9,8 @@ const SIDECAR_PORT = Number(process.env.SIDECAR_PORT ?? 8790);
 const HOST = "127.0.0.1";
 const secret = process.env.SIDECAR_SECRET ?? randomBytes(24).toString("base64url");
 const sidecarUrl = process.env.SIDECAR_URL ?? `http://${HOST}:${SIDECAR_PORT}`;
+// The REST API's key: REST_API_KEY from the environment, or one made for this run and printed below.
+const restApiKey = process.env.REST_API_KEY ?? randomBytes(18).toString("base64url");
 
 await prepareAssets();
 
@@ -43,6 +45,7 @@ run("edge", process.execPath, [
   "--port", String(EDGE_PORT),
   "--var", `SIDECAR_SECRET:${secret}`,
   "--var", `SIDECAR_URL:${sidecarUrl}`,
+  "--var", `REST_API_KEY:${restApiKey}`,
   // Pin where the sidecar posts events (with the secret) instead of trusting the Host header of the upgrade.
   "--var", `EDGE_EVENTS_ORIGIN:http://${HOST}:${EDGE_PORT}`,
   "--show-interactive-dev-session=false",
@@ -65,4 +68,4 @@ async function waitFor(url: string, init?: RequestInit): Promise<void> {
 }
 await waitFor(`${sidecarUrl}/v1/health`);
 await waitFor(`http://${HOST}:${EDGE_PORT}/player.html`);
-console.log(`\nedge-vod is up.\n  Player:    http://${HOST}:${EDGE_PORT}/player.html?stream=vod://sample.mp4\n  Recording: http://${HOST}:${EDGE_PORT}/recording.html\n  Signalling: ws://${HOST}:${EDGE_PORT}\n  Ctrl-C stops both.\n`);
+console.log(`\nedge-vod is up.\n  Player:    http://${HOST}:${EDGE_PORT}/player.html?stream=vod://sample.mp4\n  Recording: http://${HOST}:${EDGE_PORT}/recording.html\n  Signalling: ws://${HOST}:${EDGE_PORT}\n  REST API:  export REST_API_KEY=${restApiKey}\n             curl -X POST -H "Authorization: Bearer $REST_API_KEY" http://${HOST}:${EDGE_PORT}/rest-api/stream/find_all\n  Ctrl-C stops both.\n`);

@@ -3,6 +3,7 @@
 import { randomUUID } from "node:crypto";
 import { SIDECAR_PATHS, type PlayRequest, type PlayResponse, type StopRequest } from "@edge-vod/shared";
 import type { SidecarProcess } from "../../test/helpers/sidecar-process.ts";
+import { signedFetch } from "../../test/helpers/signed-fetch.ts";
 import { offerAesCmOnly, testPeer, withoutCandidates } from "../../test/helpers/werift-viewer.ts";
 import { CountingViewer } from "./counting-viewer.ts";
 import type { JanusClient } from "./janus.ts";
@@ -27,9 +28,8 @@ export function sidecarViewers(sidecar: SidecarProcess, name: string, broadcast?
       sdp: withoutCandidates(pc.localDescription!.sdp),
       ...(broadcast ? { broadcast } : {}),
     };
-    const res = await fetch(sidecar.url + SIDECAR_PATHS.play, {
+    const res = await signedFetch(sidecar.secret, sidecar.url + SIDECAR_PATHS.play, {
       method: "POST",
-      headers: { "content-type": "application/json", authorization: `Bearer ${sidecar.secret}` },
       body: JSON.stringify(body),
     });
     const answer = (await res.json()) as PlayResponse;
@@ -40,9 +40,8 @@ export function sidecarViewers(sidecar: SidecarProcess, name: string, broadcast?
     return {
       viewer,
       hangup: async () => {
-        await fetch(sidecar.url + SIDECAR_PATHS.stop, {
+        await signedFetch(sidecar.secret, sidecar.url + SIDECAR_PATHS.stop, {
           method: "POST",
-          headers: { "content-type": "application/json", authorization: `Bearer ${sidecar.secret}` },
           body: JSON.stringify({ sessionRef: body.sessionRef, mediaSessionId: body.mediaSessionId } satisfies StopRequest),
         }).catch(() => {});
         await viewer.close();

@@ -2,15 +2,20 @@ import type { SessionObject } from "./session-object.ts";
 import type { BroadcastObject } from "./broadcast-object.ts";
 import type { StreamObject } from "./stream-object.ts";
 import type { SidecarRegistry } from "./sidecar-registry.ts";
+import type { VodCatalog } from "./vod-catalog.ts";
+import { FRAME_LIMITS } from "@edge-vod/shared";
 
 export interface Env {
   SESSIONS: DurableObjectNamespace<SessionObject>;
   STREAMS: DurableObjectNamespace<StreamObject>;
   BROADCASTS: DurableObjectNamespace<BroadcastObject>;
   SIDECARS: DurableObjectNamespace<SidecarRegistry>;
+  VODS: DurableObjectNamespace<VodCatalog>;
   ASSETS: Fetcher;
   SIDECAR_URL?: string;
   SIDECAR_SECRET?: string;
+  /** Bearer key of the REST API (`/rest-api/...`); without it the API answers 401 to everyone. A secret. */
+  REST_API_KEY?: string;
   /**
    * Origin the sidecar should POST stream events to. By default it is the origin of the WebSocket upgrade, which
    * on Cloudflare is always a host routed to this Worker; behind `wrangler dev` the Host header is whatever the
@@ -18,6 +23,21 @@ export interface Env {
    * by others.
    */
   EDGE_EVENTS_ORIGIN?: string;
+  /** Secret of the session tokens (shared/src/auth-token.ts); when set, `connection` must carry a valid authToken. */
+  AUTH_TOKEN_SECRET?: string;
+  /** The operator's backend: POST <url>/<method> for connect, publishStream, playStream, stopStream, ... */
+  REST_HOOK_URL?: string;
+  /** Signs the hook POSTs (X-Edge-Vod-Signature) when set. */
+  REST_HOOK_SECRET?: string;
+  /** How long an authorizing hook may take before the action is refused, ms (default 3000). */
+  REST_HOOK_TIMEOUT_MS?: string;
+  /** Largest accepted client frame (default 262144; the runtime itself takes no more than 32 MiB). */
+  MAX_FRAME_BYTES?: string;
+  /** Sustained client frames per second per socket (default 100) and the burst above it (default 200). */
+  MAX_FRAMES_PER_SECOND?: string;
+  MAX_FRAMES_BURST?: string;
+  /** Concurrent streams in one session (default 16). */
+  MAX_STREAMS_PER_SESSION?: string;
   KEEPALIVE_INTERVAL_MS?: string;
   KEEPALIVE_PROBES?: string;
   STREAM_START_TIMEOUT_MS?: string;
@@ -29,6 +49,8 @@ export interface Env {
   VOD_LIVE_START_LEAD_MS?: string;
   /** A registered sidecar silent for this long is down (default 6000: three missed 2 s heartbeats). */
   SIDECAR_DEAD_AFTER_MS?: string;
+  /** Keep-alive ticks in a row on which SIDECAR_URL's sidecar does not answer its health check before its streams are lost (default 2). */
+  SIDECAR_HEALTH_MISSES?: string;
 }
 
 /** WCS defaults: keep_alive.server_interval=5000, and 10 unanswered pings end the connection. */
@@ -83,6 +105,62 @@ export function vodLiveLoops(env: Env, file: string): boolean {
     .includes(file);
 }
 
+/** See SIDECAR_HEALTH_MISSES: one miss is a blip (a GC pause, a dropped connection), two in a row a dead process. */
+export function sidecarHealthMisses(env: Env): number {
+  return intVar(env.SIDECAR_HEALTH_MISSES, 2, 1, 1000);
+}
+
 export function sidecarDeadAfterMs(env: Env): number {
   return intVar(env.SIDECAR_DEAD_AFTER_MS, 6000, 100, 600_000);
+}
+
+export interface RestHookConfig {
+  /** Without a trailing slash; a method's URL is `${url}/${method}`. */
+  url: string;
+  secret?: string;
+  timeoutMs: number;
+}
+
+/** REST_HOOK_URL's hooks, or undefined when none is configured (or it is not an http(s) URL: logged, hooks off). */
+export function restHookConfig(env: Env): RestHookConfig | undefined {
+  const raw = env.REST_HOOK_URL?.trim();
+  if (!raw) return undefined;
+  let url: URL | undefined;
+  try {
+    url = new URL(raw);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== "http:" && url.protocol !== "https:")) {
+    console.error(`REST_HOOK_URL is not an http(s) URL (${raw}); hooks are off`);
+    return undefined;
+  }
+  return {
+    url: url.href.replace(/\/+$/, ""),
+    ...(env.REST_HOOK_SECRET ? { secret: env.REST_HOOK_SECRET } : {}),
+    timeoutMs: intVar(env.REST_HOOK_TIMEOUT_MS, 3000, 50, 60_000),
+  };
+}
+
+/**
+ * workerd closes a socket whose message is over 32 MiB itself (measured with wrangler 4.86: close 1009 "Message is
+ * too large: <n> > 33554432", the object gets webSocketError), so a larger limit could never apply.
+ */
+const RUNTIME_MAX_FRAME_BYTES = 32 * 1024 * 1024;
+
+export interface FrameLimits {
+  maxFrameBytes: number;
+  framesPerSecond: number;
+  burst: number;
+  maxStreams: number;
+}
+
+export function frameLimits(env: Env): FrameLimits {
+  const framesPerSecond = intVar(env.MAX_FRAMES_PER_SECOND, 100, 1, 100_000);
+  return {
+    maxFrameBytes: intVar(env.MAX_FRAME_BYTES, FRAME_LIMITS.maxFrameBytes, 1024, RUNTIME_MAX_FRAME_BYTES),
+    framesPerSecond,
+    burst: Math.max(framesPerSecond, intVar(env.MAX_FRAMES_BURST, 200, 1, 1_000_000)),
+    maxStreams: intVar(env.MAX_STREAMS_PER_SESSION, MAX_STREAMS_PER_SESSION, 1, 10_000),
+  };
 }

@@ -1,17 +1,19 @@
 // The edge Worker: WebSocket signalling for the Web SDK (any path), the sidecar's event intake, and the Player.
 import { Hono, type Context } from "hono";
 import type { z } from "zod";
-import { EDGE_EVENTS_PATH, EDGE_SIDECARS_PATH, RECORDS_PUBLIC_PATH, SidecarHeartbeat, StreamEvent, bearerOk, type ErrorBody } from "@edge-vod/shared";
+import { EDGE_EVENTS_PATH, EDGE_SIDECARS_PATH, RECORDS_PUBLIC_PATH, REST_API_BASE, SidecarHeartbeat, StreamEvent, bearerOk, verifyRequest, type ErrorBody } from "@edge-vod/shared";
 import type { Env } from "./config.ts";
 import { recordsProxy } from "./records-proxy.ts";
+import { restApi } from "./rest-api.ts";
 
 export { SessionObject } from "./session-object.ts";
 export { StreamObject } from "./stream-object.ts";
 export { BroadcastObject } from "./broadcast-object.ts";
 export { SidecarRegistry } from "./sidecar-registry.ts";
+export { VodCatalog } from "./vod-catalog.ts";
 
-/** A StreamEvent or a heartbeat is well under 2 KB; this only bounds what an authorized but broken sidecar can make us read. */
-const MAX_EVENT_BODY_CHARS = 16 * 1024;
+/** A StreamEvent or a heartbeat is well under 2 KB; this only bounds what a broken or hostile caller can make us read. */
+const MAX_EVENT_BODY_BYTES = 16 * 1024;
 
 const app = new Hono<{ Bindings: Env }>();
 
@@ -25,16 +27,25 @@ app.use("*", async (c, next) => {
   return stub.fetch(c.req.raw);
 });
 
-/** A sidecar's request: the shared secret, a bounded body, valid JSON of `schema`; else the error response. */
+/**
+ * A sidecar's request: a bounded body, signed with the shared secret within the signature window, valid JSON of
+ * `schema`; else the error response.
+ *
+ * No nonce store here (a Worker is stateless; a Durable Object per request would cost more than it guards): a
+ * request captured on the wire can be replayed within the 30 s window, and that is harmless. Events are idempotent
+ * per stream: a terminal status deletes the stream, so a replayed one finds nothing, and a replayed PLAYING or
+ * PUBLISHING repeats what the client already heard. A replayed heartbeat re-registers what was just registered.
+ */
 async function sidecarBody<T extends z.ZodType>(c: Context<{ Bindings: Env }>, schema: T, what: string): Promise<{ ok: true; value: z.infer<T> } | { ok: false; res: Response }> {
   const fail = (message: string, status: 400 | 401 | 413) => ({ ok: false as const, res: c.json(error(message), status) });
-  if (!bearerOk(c.req.header("authorization"), c.env.SIDECAR_SECRET ?? "")) return fail("Unauthorized", 401);
-  if (Number(c.req.header("content-length") ?? "0") > MAX_EVENT_BODY_CHARS) return fail("Body too large", 413);
-  const text = await c.req.text();
-  if (text.length > MAX_EVENT_BODY_CHARS) return fail("Body too large", 413);
+  if (Number(c.req.header("content-length") ?? "0") > MAX_EVENT_BODY_BYTES) return fail("Body too large", 413);
+  const bytes = await c.req.arrayBuffer();
+  if (bytes.byteLength > MAX_EVENT_BODY_BYTES) return fail("Body too large", 413);
+  const signed = await verifyRequest(c.env.SIDECAR_SECRET ?? "", { method: c.req.method, url: c.req.url, headers: c.req.raw.headers, body: bytes });
+  if (!signed.ok) return fail(signed.reason, 401);
   let json: unknown;
   try {
-    json = JSON.parse(text);
+    json = JSON.parse(new TextDecoder().decode(bytes));
   } catch {
     return fail("Body is not valid JSON", 400);
   }
@@ -82,6 +93,8 @@ app.get(EDGE_SIDECARS_PATH, async (c) => {
   return c.json({ sidecars: await registry(c.env).list() });
 });
 app.all(EDGE_SIDECARS_PATH, (c) => c.json(error("Method not allowed"), 405));
+
+app.route(REST_API_BASE, restApi);
 
 app.get("/", (c) => c.redirect(`/player.html${new URL(c.req.url).search}`, 302));
 

@@ -1,8 +1,8 @@
 // `GET|HEAD /client/records/<name>`: recordings for browsers, where WCS's recording demo links to them. The name is
-// checked here first, then the request goes to the sidecar (`/v1/records/<name>`, bearer secret) and its answer is
+// checked here first, then the request goes to the sidecar (`/v1/records/<name>`, signed) and its answer is
 // streamed back as it comes, ranges and revalidation included, as a download (Content-Disposition: attachment).
 import type { Context } from "hono";
-import { SIDECAR_PATHS, checkRecordName, type ErrorBody } from "@edge-vod/shared";
+import { SIDECAR_PATHS, checkRecordName, signRequest, type ErrorBody } from "@edge-vod/shared";
 import type { Env } from "./config.ts";
 import { sidecarBaseUrl } from "./sidecar-client.ts";
 
@@ -41,7 +41,9 @@ export async function recordsProxy(c: Context<{ Bindings: Env }>): Promise<Respo
   }
 
   const method = c.req.method === "HEAD" ? "HEAD" : "GET";
-  const headers = new Headers({ authorization: `Bearer ${secret}` });
+  const url = `${base}${SIDECAR_PATHS.records}/${encodeURIComponent(name)}`;
+  // The signature covers method, path and time, not the forwarded headers: a Range is the browser's to choose.
+  const headers = new Headers(await signRequest(secret, { method, url }));
   for (const h of FORWARDED_REQUEST_HEADERS) {
     const v = c.req.header(h);
     if (v !== undefined) headers.set(h, v);
@@ -50,7 +52,7 @@ export async function recordsProxy(c: Context<{ Bindings: Env }>): Promise<Respo
   const timer = setTimeout(() => abort.abort(new Error("timed out")), HEADERS_TIMEOUT_MS);
   let upstream: Response;
   try {
-    upstream = await fetch(`${base}${SIDECAR_PATHS.records}/${encodeURIComponent(name)}`, {
+    upstream = await fetch(url, {
       method,
       headers,
       signal: abort.signal,

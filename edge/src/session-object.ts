@@ -5,6 +5,7 @@
 //   "meta"              SessionMeta: where the sidecar posts events, and the session id once `connection` came
 //   "missedPings"       number of server pings sent since the client's last frame
 //   "stream:<msid>"     StoredStream for every stream that is not over yet (terminal streams are deleted)
+//   "healthMisses"      SIDECAR_URL sidecars (by URL) that missed health checks in a row, while streams run there
 //   alarm               the keep-alive tick, which also fails streams stuck in PENDING
 // All of it is removed when the socket ends. A published stream also holds its name in the name's StreamObject, and a
 // `vod-live://` viewer is counted in the broadcast's BroadcastObject; both are let go when the stream ends, however
@@ -21,22 +22,29 @@ import {
   parseClientFrame,
   parseStreamName,
   serverFrames,
+  RestHookMethod,
+  verifyAuthToken,
   type ConnectionData,
   type ParseResult,
   type PlayStreamData,
   type StopStreamData,
   type StreamEvent,
   type StreamStatusEvent,
+  type StreamHookBody,
 } from "@edge-vod/shared";
-import { MAX_STREAMS_PER_SESSION, keepAliveConfig, streamStartTimeoutMs, vodLiveLoops, type Env } from "./config.ts";
+import { frameLimits, keepAliveConfig, restHookConfig, sidecarHealthMisses, streamStartTimeoutMs, vodLiveLoops, type Env } from "./config.ts";
 import type { BroadcastObject, Joined } from "./broadcast-object.ts";
+import { FrameLimiter } from "./frame-limiter.ts";
+import { authorize, notify } from "./rest-hooks.ts";
+import { REFUSED_CLOSE_CODE, refuseSession } from "./session-refusal.ts";
 import { SidecarClient, type OfferResult } from "./sidecar-client.ts";
 import { STATIC_SIDECAR_ID, type Placement, type SidecarRegistry } from "./sidecar-registry.ts";
-import type { StreamObject } from "./stream-object.ts";
+import type { RestVodEntry, StreamObject } from "./stream-object.ts";
 
 const META_KEY = "meta";
 const MISSED_PINGS_KEY = "missedPings";
 const STREAM_PREFIX = "stream:";
+const HEALTH_MISSES_KEY = "healthMisses";
 
 /** 1001 "going away": the server gives up on this connection; not 1011, nothing went wrong on our side. */
 const KEEPALIVE_CLOSE_CODE = 1001;
@@ -45,6 +53,10 @@ interface SessionMeta {
   eventsUrl: string;
   /** Set by the client's `connection`; until then the session is not ESTABLISHED. */
   sessionId?: string;
+  /** `connection`'s appKey, for the REST hooks. */
+  appKey?: string;
+  /** Host of the WebSocket upgrade: the REST hooks' nodeId. */
+  nodeId?: string;
 }
 
 interface StoredStream {
@@ -97,13 +109,16 @@ export class SessionObject extends DurableObject<Env> {
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     this.ctx.acceptWebSocket(server);
-    const meta: SessionMeta = { eventsUrl: eventsOrigin(this.env, request.url) + EDGE_EVENTS_PATH };
+    const meta: SessionMeta = { eventsUrl: eventsOrigin(this.env, request.url) + EDGE_EVENTS_PATH, nodeId: new URL(request.url).host };
     await this.ctx.storage.put(META_KEY, meta);
     await this.ctx.storage.setAlarm(Date.now() + keepAliveConfig(this.env).intervalMs);
     return new Response(null, { status: 101, webSocket: client });
   }
 
-  async webSocketMessage(_ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+  async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    // Closing (refused, or over its rate): what it still sent is not read.
+    if (ws.readyState !== WebSocket.OPEN) return;
+    if (!this.frameLimiter().take()) return this.closeOverRate(ws);
     try {
       await this.onFrame(message);
     } catch (err) {
@@ -184,7 +199,7 @@ export class SessionObject extends DurableObject<Env> {
       this.send(serverFrames.fail("Binary frames are not supported"));
       return;
     }
-    const parsed = parseClientFrame(message);
+    const parsed = parseClientFrame(message, frameLimits(this.env).maxFrameBytes);
     if (!parsed.ok) {
       await this.onBadFrame(parsed);
       return;
@@ -209,6 +224,10 @@ export class SessionObject extends DurableObject<Env> {
   }
 
   private async onBadFrame(parsed: Extract<ParseResult, { ok: false }>): Promise<void> {
+    // A token that is not even a string is as bad as a forged one.
+    if (parsed.message === "connection" && this.env.AUTH_TOKEN_SECRET && !(await this.getMeta())?.sessionId) {
+      return this.refuse(Info.AUTH_TOKEN_INVALID);
+    }
     this.send(serverFrames.fail(parsed.reason));
     const isStreamRequest = parsed.message === "playStream" || parsed.message === "publishStream";
     const id = parsed.id;
@@ -230,8 +249,15 @@ export class SessionObject extends DurableObject<Env> {
     if (!meta) return;
     let sessionId = meta.sessionId;
     if (!sessionId) {
-      sessionId = crypto.randomUUID();
-      await this.ctx.storage.put(META_KEY, { ...meta, sessionId } satisfies SessionMeta);
+      const candidate = crypto.randomUUID();
+      const appKey = data.appKey ?? "defaultApp";
+      const refusal = await this.admission(data, { ...meta, sessionId: candidate, appKey });
+      if (refusal !== undefined) return this.refuse(refusal);
+      // Read again: the session may have ended, or another `connection` been admitted, while the backend answered.
+      const now = await this.getMeta();
+      if (!now) return;
+      sessionId = now.sessionId ?? candidate;
+      await this.ctx.storage.put(META_KEY, { ...now, sessionId, appKey } satisfies SessionMeta);
     }
     const echo: Record<string, unknown> = {};
     for (const key of ECHOED_CONNECTION_FIELDS) if (data[key] !== undefined) echo[key] = data[key];
@@ -263,20 +289,32 @@ export class SessionObject extends DurableObject<Env> {
     const meta = await this.getMeta();
     if (!meta?.sessionId) return fail(Info.SESSION_NOT_READY);
     if (await this.getStream(id)) return fail(Info.MEDIASESSION_ID_ALREADY_IN_USE);
-    if ((await this.listStreams()).size >= MAX_STREAMS_PER_SESSION) return fail(Info.TOO_MANY_STREAMS);
+    if ((await this.listStreams()).size >= frameLimits(this.env).maxStreams) return fail(Info.TOO_MANY_STREAMS);
 
     const target = parseStreamName(data.name);
     // A published name is played where its publisher sends (media is not relayed between sidecars).
     let publisherAt: Placement | undefined;
+    // A name started by /rest-api/vod/startup: its players get that file's broadcast, on its clock, on any sidecar.
+    let restVod: RestVodEntry | undefined;
     if (published) {
       if (checkPublishName(data.name) !== null) return fail(Info.BAD_URI);
     } else if (target.kind === "live") {
       if (checkPublishName(data.name) !== null) return fail(Info.BAD_URI);
-      const publisher = await this.streamName(data.name).publisher();
-      if (!publisher) return fail(Info.STREAM_NOT_FOUND);
-      publisherAt = publisher.sidecar ?? this.staticSidecar();
+      const source = await this.streamName(data.name).source();
+      if (!source) return fail(Info.STREAM_NOT_FOUND);
+      if ("vod" in source) restVod = source.vod;
+      else publisherAt = source.publisher.sidecar ?? this.staticSidecar();
     } else if (checkFileName(target.file) !== null) {
       return fail(Info.BAD_URI);
+    }
+    const hooks = restHookConfig(this.env);
+    if (hooks) {
+      const asked = { mediaSessionId: id, name: data.name, published, status: StreamStatus.PENDING, record, hasVideo: data.hasVideo, hasAudio: data.hasAudio, custom: data.custom };
+      const verdict = await authorize(hooks, published ? RestHookMethod.publishStream : RestHookMethod.playStream, this.hookBody(meta, asked));
+      if (!verdict.ok) return fail(verdict.info);
+      // The backend took its time: the session may have ended, or the id been taken, meanwhile.
+      if (!(await this.getMeta())?.sessionId) return;
+      if (await this.getStream(id)) return fail(Info.MEDIASESSION_ID_ALREADY_IN_USE);
     }
 
     const tried: string[] = [];
@@ -291,7 +329,7 @@ export class SessionObject extends DurableObject<Env> {
       await this.deleteStream(id);
       return fail(Info.STREAM_NAME_ALREADY_IN_USE);
     }
-    let broadcast: Joined | undefined;
+    let broadcast: Joined | undefined = restVod ? { startedAt: restVod.startTime, loop: restVod.loop } : undefined;
     const join = (file: string, sidecar: Placement) =>
       this.broadcast(file).join({ sessionRef: this.sessionRef, mediaSessionId: id }, vodLiveLoops(this.env, file), sidecar.id);
     if (target.kind === "vod-live") {
@@ -303,7 +341,13 @@ export class SessionObject extends DurableObject<Env> {
         return fail(Info.FAILED_BY_ERROR);
       }
     }
-    const common = { sessionRef: this.sessionRef, eventsUrl: meta.eventsUrl, mediaSessionId: id, name: data.name, sdp: data.sdp };
+    const common = {
+      sessionRef: this.sessionRef,
+      eventsUrl: meta.eventsUrl,
+      mediaSessionId: id,
+      sdp: data.sdp,
+      ...(restVod ? { name: restVod.uri, alias: data.name } : { name: data.name }),
+    };
     let answer: OfferResult;
     for (;;) {
       const sidecar = this.sidecarClient(placement);
@@ -341,8 +385,11 @@ export class SessionObject extends DurableObject<Env> {
       await this.streamGone(id, stored);
       return fail(answer.info);
     }
+    // The run that holds the stream: the keep-alive tick fails it once that sidecar answers as another run.
+    if (answer.instance) await this.putStream(id, { ...current, sidecar: { ...placement, instance: answer.instance } });
     // Still PENDING: the sidecar reports PLAYING / PUBLISHING once ICE and DTLS are up (and, publishing, media flows).
     this.send(serverFrames.setRemoteSDP(id, answer.sdp));
+    this.report(RestHookMethod.StreamStatusEvent, { mediaSessionId: id, name: data.name, published, status: StreamStatus.PENDING, ...(record ? { record: true } : {}) });
   }
 
   private async onStop(data: StopStreamData): Promise<void> {
@@ -352,6 +399,13 @@ export class SessionObject extends DurableObject<Env> {
     if (!stream) return;
     // Deleted first: the sidecar's own events for this stream (it is being torn down) must not reach the client.
     await this.deleteStream(id);
+    this.report(stream.published ? RestHookMethod.unPublishStream : RestHookMethod.stopStream, {
+      mediaSessionId: id,
+      name: stream.name,
+      published: stream.published,
+      status: stream.status,
+      ...(stream.record ? { record: true } : {}),
+    });
     if (!stream.published) {
       this.sendStatus({ mediaSessionId: id, name: stream.name, published: false, status: StreamStatus.STOPPED, info: Info.STOPPED_BY_USER });
       await this.sidecarOf(stream).stop({ sessionRef: this.sessionRef, mediaSessionId: id });
@@ -370,6 +424,76 @@ export class SessionObject extends DurableObject<Env> {
       ...(stream.record ? { record: true } : {}),
       ...(res?.recordName !== undefined ? { recordName: res.recordName } : {}),
     });
+  }
+
+  // ---- admission, REST hooks, limits
+
+  /** Why this `connection` is refused (AUTH_TOKEN_SECRET, then REST_HOOK_URL's connect), or undefined to admit it. */
+  private async admission(data: ConnectionData, meta: SessionMeta & { sessionId: string; appKey: string }): Promise<string | undefined> {
+    if (this.env.AUTH_TOKEN_SECRET) {
+      const token = await verifyAuthToken(this.env.AUTH_TOKEN_SECRET, data.authToken);
+      if (!token.ok) return token.info;
+    }
+    const hooks = restHookConfig(this.env);
+    if (!hooks) return undefined;
+    const verdict = await authorize(hooks, RestHookMethod.connect, {
+      nodeId: meta.nodeId ?? "edge-vod",
+      appKey: meta.appKey,
+      sessionId: meta.sessionId,
+      ...(data.authToken !== undefined ? { authToken: data.authToken } : {}),
+      clientVersion: data.clientVersion,
+      clientOSVersion: typeof data.clientOSVersion === "string" ? data.clientOSVersion : undefined,
+      clientBrowserVersion: typeof data.clientBrowserVersion === "string" ? data.clientBrowserVersion : undefined,
+      mediaProviders: data.mediaProviders,
+      custom: data.custom,
+      status: "PENDING",
+    });
+    return verdict.ok ? undefined : verdict.info;
+  }
+
+  /** The SDK reports SESSION_STATUS.FAILED (see session-refusal.ts), the socket closes with `info`. */
+  private async refuse(info: string): Promise<void> {
+    console.warn(`session ${this.sessionRef}: refused: ${info}`);
+    refuseSession(this.ctx.getWebSockets(), info);
+    await this.endSession();
+  }
+
+  private limiter?: FrameLimiter;
+
+  private frameLimiter(): FrameLimiter {
+    if (!this.limiter) {
+      const { framesPerSecond, burst } = frameLimits(this.env);
+      this.limiter = new FrameLimiter(framesPerSecond, burst);
+    }
+    return this.limiter;
+  }
+
+  /** A socket over MAX_FRAMES_PER_SECOND: closed 1008, its streams released; other sessions never notice. */
+  private async closeOverRate(ws: WebSocket): Promise<void> {
+    console.warn(`session ${this.sessionRef}: over ${frameLimits(this.env).framesPerSecond} frames/s, closing`);
+    try {
+      ws.close(REFUSED_CLOSE_CODE, Info.TOO_MANY_FRAMES);
+    } catch {
+      /* already closing */
+    }
+    await this.endSession();
+  }
+
+  private hookBody(meta: SessionMeta, event: StreamStatusEvent & Partial<Pick<StreamHookBody, "hasVideo" | "hasAudio" | "custom">>): StreamHookBody {
+    const { record, ...rest } = event;
+    return { nodeId: meta.nodeId ?? "edge-vod", appKey: meta.appKey ?? "defaultApp", sessionId: meta.sessionId ?? "", ...rest, record: record === true, mediaProvider: "WebRTC" };
+  }
+
+  /** Tells REST_HOOK_URL without making anyone wait; nothing before the session is ESTABLISHED or after it ended. */
+  private report(method: RestHookMethod, event: StreamStatusEvent): void {
+    const hooks = restHookConfig(this.env);
+    if (!hooks) return;
+    this.ctx.waitUntil(
+      (async () => {
+        const meta = await this.getMeta();
+        if (meta?.sessionId) await notify(hooks, method, this.hookBody(meta, event));
+      })().catch((err) => console.warn(`session ${this.sessionRef}: REST hook ${method}: ${String(err)}`)),
+    );
   }
 
   // ---- keep-alive and teardown
@@ -401,21 +525,58 @@ export class SessionObject extends DurableObject<Env> {
     await this.failLostStreams();
   }
 
-  /** Streams whose sidecar went down (silent, leaving, refusing): FAILED, so the player can play again elsewhere. */
+  /**
+   * Streams whose sidecar is gone, FAILED so the player can play again: a registered one the registry calls down or
+   * that beats as another run, SIDECAR_URL's one that answers its health as another run (it restarted: the streams
+   * lived in the old process) or does not answer SIDECAR_HEALTH_MISSES ticks in a row.
+   * Cost: only sessions with streams check, on the tick that already wakes them for the ping; one registry call for
+   * all registered sidecars and one health GET per distinct SIDECAR_URL sidecar (a few in-memory counters there), so
+   * the sidecar sees (sessions with streams) / KEEPALIVE_INTERVAL_MS cheap requests, not one per stream.
+   */
   private async failLostStreams(): Promise<void> {
-    const streams = [...(await this.listStreams())].filter(([, s]) => s.sidecar && s.sidecar.id !== STATIC_SIDECAR_ID);
-    if (streams.length === 0) return;
-    let down: Set<string>;
-    try {
-      down = new Set(await this.registry().down([...new Set(streams.map(([, s]) => s.sidecar!.id))]));
-    } catch (err) {
-      // Unknown is not down: streams are only failed on the registry's word.
-      console.warn(`session ${this.sessionRef}: sidecar registry unavailable: ${String(err)}`);
-      return;
+    const streams = [...(await this.listStreams())].flatMap(([key, s]) => {
+      const at = this.placementOf(s);
+      return at ? [{ id: key.slice(STREAM_PREFIX.length), stream: s, at }] : [];
+    });
+    const lost = new Set<string>();
+    const registered = streams.filter((s) => s.at.id !== STATIC_SIDECAR_ID);
+    if (registered.length > 0) {
+      try {
+        const verdicts = await this.registry().lost(registered.map((s) => s.at));
+        registered.forEach((s, i) => verdicts[i] && lost.add(s.id));
+      } catch (err) {
+        // Unknown is not down: streams are only failed on the registry's word.
+        console.warn(`session ${this.sessionRef}: sidecar registry unavailable: ${String(err)}`);
+      }
     }
-    for (const [key, stream] of streams) {
-      if (down.has(stream.sidecar!.id)) await this.failStream(key.slice(STREAM_PREFIX.length), stream, Info.MEDIA_SERVER_LOST);
+    for (const id of await this.lostOnStaticSidecars(streams.filter((s) => s.at.id === STATIC_SIDECAR_ID))) lost.add(id);
+    for (const s of streams) if (lost.has(s.id)) await this.failStream(s.id, s.stream, Info.MEDIA_SERVER_LOST);
+  }
+
+  /** The ids of `streams` (all on SIDECAR_URL sidecars) whose sidecar restarted or stopped answering. */
+  private async lostOnStaticSidecars(streams: readonly { id: string; at: Placement }[]): Promise<string[]> {
+    const before = (await this.ctx.storage.get<Record<string, number>>(HEALTH_MISSES_KEY)) ?? {};
+    const misses: Record<string, number> = {};
+    const lost: string[] = [];
+    for (const url of new Set(streams.map((s) => s.at.url))) {
+      const on = streams.filter((s) => s.at.url === url);
+      const health = await new SidecarClient(url, this.env.SIDECAR_SECRET).health();
+      if (!health.reachable) {
+        misses[url] = (before[url] ?? 0) + 1;
+        if (misses[url] >= sidecarHealthMisses(this.env)) {
+          lost.push(...on.map((s) => s.id));
+          delete misses[url];
+        }
+        continue;
+      }
+      for (const s of on) if (s.at.instance && health.instance && s.at.instance !== health.instance) lost.push(s.id);
     }
+    // Written only when it changed: a healthy tick costs no storage write.
+    if (JSON.stringify(misses) !== JSON.stringify(before)) {
+      if (Object.keys(misses).length > 0) await this.ctx.storage.put(HEALTH_MISSES_KEY, misses);
+      else await this.ctx.storage.delete(HEALTH_MISSES_KEY);
+    }
+    return lost;
   }
 
   /** Ends a stream from the server's side: forgotten here, let go outside, FAILED to the client. */
@@ -544,6 +705,7 @@ export class SessionObject extends DurableObject<Env> {
 
   private sendStatus(event: StreamStatusEvent): void {
     this.send(serverFrames.streamStatus(event));
+    this.report(RestHookMethod.StreamStatusEvent, event);
   }
 
   private getMeta(): Promise<SessionMeta | undefined> {

@@ -1,10 +1,12 @@
 // The edge's side of the control channel to the media sidecar. Nothing here throws: a sidecar that is down,
 // slow, misconfigured or answering garbage must end as a FAILED stream, never as a broken session.
 import {
+  HealthResponse,
   Info,
   PlayResponse,
   SIDECAR_PATHS,
   StopResponse,
+  signRequest,
   type PlayRequest,
   type PublishRequest,
   type ReleaseRequest,
@@ -16,12 +18,18 @@ const PLAY_TIMEOUT_MS = 15_000;
 const CONTROL_TIMEOUT_MS = 5_000;
 /** Stopping a recording waits for the file to be finalized (a remux, ~10 ms per second recorded), up to a cap. */
 const STOP_RECORDING_TIMEOUT_MS = 20_000;
+/** A health check runs on every keep-alive tick; an answer slower than this is as good as none. */
+const HEALTH_TIMEOUT_MS = 2_000;
 /** An SDP answer is a few KB; anything near this is not one. */
 const MAX_RESPONSE_CHARS = 512 * 1024;
+/** Listings (every stream or recording of a sidecar) are larger: about 300 bytes per entry. */
+const MAX_LISTING_CHARS = 16 * 1024 * 1024;
 
 class SidecarError extends Error {}
 /** fetch() rejected before any response: refused, reset, DNS; not a timeout. */
 class UnreachableError extends SidecarError {}
+
+export type SidecarHealth = { reachable: false } | { reachable: true; instance?: string };
 
 /** The sidecar's answer, or why there is none; `unreachable` when no connection could be made at all. */
 export type OfferResult = PlayResponse | { ok: false; info: string; unreachable?: boolean };
@@ -93,6 +101,24 @@ export class SidecarClient {
     return this.bestEffort(SIDECAR_PATHS.release, req);
   }
 
+  /**
+   * Whether the sidecar answers, and which run of it (SidecarInstance) does. Any HTTP answer counts as reachable:
+   * only a sidecar that cannot be reached at all (refused, reset, timed out) may be taken for gone; one that answers
+   * without an instance (an older sidecar, an error page) is alive but cannot tell its runs apart.
+   */
+  async health(timeoutMs = HEALTH_TIMEOUT_MS): Promise<SidecarHealth> {
+    try {
+      const parsed = HealthResponse.safeParse(await this.request("GET", SIDECAR_PATHS.health, undefined, timeoutMs));
+      return { reachable: true, ...(parsed.success && parsed.data.instance ? { instance: parsed.data.instance } : {}) };
+    } catch (err) {
+      if (err instanceof UnreachableError || (err instanceof Error && err.name === "TimeoutError")) {
+        console.warn(`sidecar ${SIDECAR_PATHS.health}: ${describe(err)}`);
+        return { reachable: false };
+      }
+      return { reachable: true };
+    }
+  }
+
   private async bestEffort(path: string, body: unknown): Promise<boolean> {
     try {
       await this.post(path, body, CONTROL_TIMEOUT_MS);
@@ -103,15 +129,50 @@ export class SidecarClient {
     }
   }
 
-  private async post(path: string, body: unknown, timeoutMs: number): Promise<unknown> {
+  private post(path: string, body: unknown, timeoutMs: number): Promise<unknown> {
+    return this.request("POST", path, body, timeoutMs);
+  }
+
+  /**
+   * An operator's call (the REST API): the sidecar's status and JSON body as they are, 4xx included, for the
+   * caller to pass on; `unreachable` when there was no usable answer at all.
+   */
+  async operate(method: "GET" | "POST" | "DELETE", path: string, body?: unknown): Promise<{ status: number; body: unknown } | { unreachable: string }> {
+    try {
+      const { status, text } = await this.exchange(method, path, body, CONTROL_TIMEOUT_MS, MAX_LISTING_CHARS);
+      return { status, body: parseJson(text) };
+    } catch (err) {
+      console.warn(`sidecar ${method} ${path}: ${describe(err)}`);
+      return { unreachable: describe(err) };
+    }
+  }
+
+  /** `body` is sent as JSON with POST; a GET has none. */
+  private async request(method: "GET" | "POST", path: string, body: unknown, timeoutMs: number): Promise<unknown> {
+    const { status, text } = await this.exchange(method, path, body, timeoutMs);
+    if (status < 200 || status > 299) throw new SidecarError(`HTTP ${status}: ${text.slice(0, 200)}`);
+    return parseJson(text);
+  }
+
+  private async exchange(
+    method: "GET" | "POST" | "DELETE",
+    path: string,
+    body: unknown,
+    timeoutMs: number,
+    maxChars = MAX_RESPONSE_CHARS,
+  ): Promise<{ status: number; text: string }> {
     if (!this.base) throw new SidecarError("SIDECAR_URL is missing or not an http(s) URL");
     if (!this.secret) throw new SidecarError("SIDECAR_SECRET is not set");
+    const url = this.base + path;
+    const payload = method === "POST" ? JSON.stringify(body) : null;
+    // Signed, not the secret itself: a captured request cannot be altered or replayed (shared/src/signing.ts).
+    const signature = await signRequest(this.secret, { method, url, body: payload });
     let res: Response;
     try {
-      res = await fetch(this.base + path, {
-        method: "POST",
-        headers: { "content-type": "application/json", authorization: `Bearer ${this.secret}` },
-        body: JSON.stringify(body),
+      res = await fetch(url, {
+        method,
+        headers: { "content-type": "application/json", ...signature },
+        body: payload,
         signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (err) {
@@ -119,13 +180,16 @@ export class SidecarClient {
       throw new UnreachableError(err instanceof Error ? err.message : String(err));
     }
     const text = await res.text();
-    if (!res.ok) throw new SidecarError(`HTTP ${res.status}: ${text.slice(0, 200)}`);
-    if (text.length > MAX_RESPONSE_CHARS) throw new SidecarError("response too large");
-    try {
-      return JSON.parse(text) as unknown;
-    } catch {
-      throw new SidecarError("response is not JSON");
-    }
+    if (text.length > maxChars) throw new SidecarError("response too large");
+    return { status: res.status, text };
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new SidecarError("response is not JSON");
   }
 }
 

@@ -14,6 +14,8 @@ const PREFIX = "sidecar:";
 export interface Placement {
   id: string;
   url: string;
+  /** The run of the sidecar that answered the stream's play/publish (SidecarInstance), when it said. */
+  instance?: string;
 }
 
 /** The sidecar named by SIDECAR_URL: used when none is registered, never reported dead. */
@@ -31,6 +33,8 @@ interface Entry {
   placed: number;
   /** Said it is leaving, or refused a connection: down until it beats again. */
   down: boolean;
+  /** The run that sent the last heartbeat. */
+  instance?: string;
 }
 
 export interface SidecarInfo extends Omit<Entry, "placed"> {
@@ -48,6 +52,7 @@ export class SidecarRegistry extends DurableObject<Env> {
       lastSeen: Date.now(),
       placed: 0,
       down: hb.leaving === true,
+      ...(hb.instance ? { instance: hb.instance } : {}),
     };
     await this.ctx.storage.put(PREFIX + hb.id, entry);
   }
@@ -71,13 +76,17 @@ export class SidecarRegistry extends DurableObject<Env> {
     return { id: best.id, url: best.url };
   }
 
-  /** Which of these sidecars are down (silent, leaving, refused, or unknown). */
-  async down(ids: readonly string[]): Promise<string[]> {
+  /**
+   * For each placement, whether its streams are gone: its sidecar is down (silent, leaving, refused, or unknown), or
+   * beats now as another run than the one that took the stream (it restarted between two checks).
+   */
+  async lost(placements: readonly Placement[]): Promise<boolean[]> {
     const now = Date.now();
     const entries = await this.entries();
-    return ids.filter((id) => {
-      const entry = entries.get(PREFIX + id);
-      return !entry || !this.healthy(entry, now);
+    return placements.map((p) => {
+      const entry = entries.get(PREFIX + p.id);
+      if (!entry || !this.healthy(entry, now)) return true;
+      return p.instance !== undefined && entry.instance !== undefined && p.instance !== entry.instance;
     });
   }
 

@@ -1,7 +1,7 @@
 // The Web SDK's WebSocket frames: `{message, data: [...]}` both ways. Ground truth: @flashphoner/websdk 2.0.276
 // src/flashphoner-core.js (send() ~808, onmessage switch ~651, play ~2100, publish ~2177, stop ~2376).
 import { z } from "zod";
-import { StreamStatus } from "./status.ts";
+import { Info, StreamStatus } from "./status.ts";
 
 /** Limits on what a client may send; a frame over them is refused before JSON.parse. */
 export const FRAME_LIMITS = {
@@ -70,9 +70,12 @@ export type ParseResult =
       field?: string;
     };
 
-/** Parses and validates one text frame from a client. Never throws. */
-export function parseClientFrame(text: string): ParseResult {
-  if (text.length > FRAME_LIMITS.maxFrameBytes) return { ok: false, reason: "Frame too large" };
+/**
+ * Parses and validates one text frame from a client. Never throws. `maxFrameBytes` is checked against the UTF-16
+ * length, which never exceeds the UTF-8 byte count: an oversize frame is caught before anything is decoded.
+ */
+export function parseClientFrame(text: string, maxFrameBytes: number = FRAME_LIMITS.maxFrameBytes): ParseResult {
+  if (text.length > maxFrameBytes) return { ok: false, reason: Info.FRAME_TOO_LARGE };
   let json: unknown;
   try {
     json = JSON.parse(text);

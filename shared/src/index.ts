@@ -2,3 +2,8 @@ export * from "./status.ts";
 export * from "./frames.ts";
 export * from "./stream-name.ts";
 export * from "./sidecar-api.ts";
+export * from "./operator-api.ts";
+export * from "./signing.ts";
+export * from "./hook-signature.ts";
+export * from "./auth-token.ts";
+export * from "./rest-hooks.ts";

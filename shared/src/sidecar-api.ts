@@ -1,6 +1,6 @@
 // The control channel between the edge (Durable Objects) and a media sidecar. The edge calls the sidecar's HTTP
-// API; the sidecar reports stream events back to the edge's events URL. Both directions carry
-// `Authorization: Bearer <shared secret>`; anything else gets 401.
+// API; the sidecar reports stream events back to the edge's events URL. Both directions are signed with the shared
+// secret (signing.ts), which never travels itself; anything else gets 401.
 import { z } from "zod";
 import { FRAME_LIMITS } from "./frames.ts";
 import { StreamStatus } from "./status.ts";
@@ -22,10 +22,17 @@ export const RECORDS_PUBLIC_PATH = "/client/records";
 export const EDGE_EVENTS_PATH = "/internal/v1/sidecar-events";
 
 /**
- * Path on the edge where sidecars register: POST a SidecarHeartbeat every few seconds (bearer secret); GET lists
- * the registered sidecars (bearer secret) for operators.
+ * Path on the edge where sidecars register: POST a SidecarHeartbeat every few seconds (signed, see signing.ts); GET
+ * lists the registered sidecars (bearer secret, for operators' curl).
  */
 export const EDGE_SIDECARS_PATH = "/internal/v1/sidecars";
+
+/**
+ * A random id a sidecar takes at start and reports in its health, heartbeats and play/publish answers: its streams
+ * live in its memory, so the same URL answering with another instance means it restarted and they are gone.
+ * Optional everywhere, so answers of sidecars that predate it still parse.
+ */
+export const SidecarInstance = z.string().min(1).max(128);
 
 export const SidecarHeartbeat = z.object({
   /** Stable name of this sidecar (a host name, a pod name); its entry is replaced by a heartbeat with the same id. */
@@ -37,6 +44,8 @@ export const SidecarHeartbeat = z.object({
   maxViewers: z.number().int().positive(),
   /** Sent once on a clean shutdown: place nothing more here. */
   leaving: z.boolean().optional(),
+  /** This run of the sidecar: a new one means the streams of the last one are gone. */
+  instance: SidecarInstance.optional(),
 });
 export type SidecarHeartbeat = z.infer<typeof SidecarHeartbeat>;
 
@@ -49,6 +58,11 @@ export const PlayRequest = z.object({
   eventsUrl: z.url(),
   mediaSessionId,
   name: z.string().max(FRAME_LIMITS.maxNameBytes),
+  /**
+   * The name the client asked for when it differs from `name`: a broadcast started by `/rest-api/vod/startup` is
+   * played as `vod-live://<file>` under its `localStreamName`. Only listed back (`/v1/streams`), never opened.
+   */
+  alias: z.string().max(FRAME_LIMITS.maxNameBytes).optional(),
   sdp: z.string().min(1).max(FRAME_LIMITS.maxSdpBytes),
   /** Required for `vod-live://`: the shared broadcast this viewer joins, as the edge holds it. */
   broadcast: z
@@ -81,10 +95,21 @@ export const PlayResponse = z.discriminatedUnion("ok", [
     sdp: z.string(),
     /** `vod-live://`: length of one pass over the file, so the edge knows when a broadcast without loop is over. */
     durationMs: z.number().nonnegative().optional(),
+    /** The sidecar run that holds the stream, kept by the edge to notice a restart. */
+    instance: SidecarInstance.optional(),
   }),
   z.object({ ok: z.literal(false), info: z.string() }),
 ]);
 export type PlayResponse = z.infer<typeof PlayResponse>;
+
+/** `GET /v1/health`, as far as the edge reads it (the sidecar adds counters for operators). */
+export const HealthResponse = z.object({
+  ok: z.literal(true),
+  instance: SidecarInstance.optional(),
+  viewers: z.number().int().nonnegative(),
+  publishers: z.number().int().nonnegative(),
+});
+export type HealthResponse = z.infer<typeof HealthResponse>;
 
 export const StopRequest = z.object({ sessionRef, mediaSessionId });
 export type StopRequest = z.infer<typeof StopRequest>;

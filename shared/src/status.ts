@@ -44,6 +44,8 @@ export const Info = {
   STOPPED_BY_PUBLISHER_STOP: "Stopped by publisher stop",
   FAILED_BY_RTP_ACTIVITY: "Failed by RTP activity",
   TERMINATED_BY_KEEP_ALIVE: "Terminated by keep-alive",
+  /** WCS's words for a stream ended by the REST API's `/stream/terminate` (and our `/vod/terminate`). */
+  STOPPED_BY_REST_TERMINATE: "Stopped by rest /terminate",
   // Not in the SDK's list: WCS answers these cases with free text too. Kept short and stable.
   SDP_INVALID: "Invalid SDP offer",
   MEDIA_SERVER_UNAVAILABLE: "Media server unavailable",
@@ -57,6 +59,16 @@ export const Info = {
   PREPARE_FAILED: "Failed to prepare file",
   /** Our addition: a video codec nothing here can decode. */
   UNSUPPORTED_VIDEO_CODEC: "Unsupported video codec",
+  // Session refusals (AUTH_TOKEN_SECRET, the REST hooks' `connect`): the `fail` frame's info and the close reason.
+  AUTH_TOKEN_MISSING: "Auth token required",
+  AUTH_TOKEN_INVALID: "Invalid auth token",
+  AUTH_TOKEN_EXPIRED: "Auth token expired",
+  /** REST_HOOK_URL did not answer in time or at all: the action is refused (fail closed). "Restricted access" is the refusal. */
+  AUTH_BACKEND_UNAVAILABLE: "Authorization backend unavailable",
+  /** Close reason of a socket over MAX_FRAMES_PER_SECOND. */
+  TOO_MANY_FRAMES: "Too many frames",
+  /** A frame over MAX_FRAME_BYTES. */
+  FRAME_TOO_LARGE: "Frame too large",
 } as const;
 export type Info = (typeof Info)[keyof typeof Info];
 

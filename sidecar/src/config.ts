@@ -34,6 +34,8 @@ export interface SidecarConfig {
   rtpActivityTimeoutMs: number;
   /** Registration at the edge (many sidecars behind one edge); undefined = the edge's SIDECAR_URL names this one. */
   registry: { edgeUrl: string; id: string; publicUrl: string; intervalMs: number } | undefined;
+  /** Bearer token GET /metrics requires; undefined = /metrics is open (it holds counts, nothing secret). */
+  metricsToken: string | undefined;
 }
 
 export class ConfigError extends Error {}
@@ -102,5 +104,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SidecarConfig 
     recordHookUrl,
     rtpActivityTimeoutMs: int(env, "RTP_ACTIVITY_TIMEOUT_MS", 10000, 1000, 600000),
     registry,
+    metricsToken: env.METRICS_TOKEN || undefined,
   };
 }

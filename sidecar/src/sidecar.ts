@@ -1,9 +1,12 @@
 // Wires the sidecar's parts together; main.ts and the tests both start it from here.
+import { randomUUID } from "node:crypto";
 import fs from "node:fs/promises";
 import type { SidecarConfig } from "./config.ts";
 import { controlApi, totalViewers } from "./api/control.ts";
+import { SidecarMetrics } from "./api/metrics.ts";
 import { startGcStats } from "./runtime/gc-stats.ts";
 import { recordsRoutes } from "./api/records.ts";
+import { operationsRoutes } from "./api/operations.ts";
 import { PrepareCache } from "./prepare/prepare-cache.ts";
 import { findFfmpeg } from "./tools/ffmpeg.ts";
 import { EdgeNotifier } from "./events/edge-notifier.ts";
@@ -35,7 +38,8 @@ export async function createSidecar(cfg: SidecarConfig) {
   const opener = new MediaOpener(media, new LocalDiskAccess(cfg.cacheDir), prepare);
   startGcStats();
   const scheduler = new Scheduler(cfg.tickMs);
-  const notifier = new EdgeNotifier(cfg.secret);
+  const metrics = new SidecarMetrics(cfg.metricsToken);
+  const notifier = new EdgeNotifier(cfg.secret, (event) => metrics.event(event));
   const makePeer = peerFactory(cfg);
   const vod = new VodService(opener, makePeer, scheduler, notifier.send, {
     publicIp: cfg.publicIp,
@@ -58,8 +62,12 @@ export async function createSidecar(cfg: SidecarConfig) {
     },
   });
   const live = new LiveService(publish, makePeer, notifier.send, { publicIp: cfg.publicIp, iceTimeoutMs: cfg.iceTimeoutMs });
-  const app = controlApi(cfg.secret, { vod, live, publish, broadcasts, prepare }, { maxViewers: cfg.maxViewers });
+  // Streams live in this process only: a new id per run lets the edge tell a restart from the run it placed them on.
+  const instance = randomUUID();
+  metrics.observe({ vod, live, publish, broadcasts, prepare });
+  const app = controlApi(cfg.secret, { vod, live, publish, broadcasts, prepare, metrics }, { maxViewers: cfg.maxViewers }, instance);
   recordsRoutes(app, cfg.recordDir);
+  operationsRoutes(app, { vod, live, publish, broadcasts, prepare }, { opener, recordDir: cfg.recordDir });
   const registry = cfg.registry;
   const heartbeat = registry
     ? new Heartbeat({
@@ -72,12 +80,14 @@ export async function createSidecar(cfg: SidecarConfig) {
           viewers: totalViewers({ vod, live, broadcasts }),
           publishers: publish.publisherCount,
           maxViewers: cfg.maxViewers,
+          instance,
         }),
       })
     : undefined;
   heartbeat?.start();
   return {
     app,
+    instance,
     vod,
     broadcasts,
     async close() {

@@ -12,9 +12,12 @@ import path from "node:path";
 import { serve } from "@hono/node-server";
 import { Hono } from "hono";
 import type { Page } from "playwright-core";
-import { Info, SIDECAR_PATHS, bearerOk } from "@edge-vod/shared";
+import { Info, SIDECAR_PATHS } from "@edge-vod/shared";
 import { recordsRoutes } from "../../sidecar/src/api/records.ts";
+import { ReplayCache } from "../../sidecar/src/api/replay-cache.ts";
+import { signedAuth } from "../../sidecar/src/api/signed-auth.ts";
 import { launchChromium } from "../helpers/chromium.ts";
+import { signedFetch } from "../helpers/signed-fetch.ts";
 import { startWrangler, type WranglerDev } from "../helpers/wrangler.ts";
 
 const SECRET = randomBytes(24).toString("hex");
@@ -41,10 +44,7 @@ before(async () => {
   tmp = await fs.mkdtemp(path.join(os.tmpdir(), "recording-page-"));
   await fs.writeFile(path.join(tmp, RECORD_NAME), RECORD_BYTES);
   const app = new Hono();
-  app.use("*", async (c, next) => {
-    if (!bearerOk(c.req.header("authorization"), SECRET)) return c.json({ error: "Unauthorized" }, 401);
-    await next();
-  });
+  app.use("*", signedAuth(SECRET, { replay: new ReplayCache(), maxBodyBytes: 256 * 1024 }));
   app.post(SIDECAR_PATHS.publish, async (c) => {
     const body = (await c.req.json()) as Publish;
     publishes.push(body);
@@ -111,9 +111,8 @@ test("Start publishes with record:true; Stop ends with UNPUBLISHED and links to 
   assert.equal(pub.record, true);
   await page.waitForFunction(() => document.querySelector("#localVideo video") !== null, undefined, { timeout: 10_000 });
   // What the sidecar says once media flows.
-  const res = await fetch(pub.eventsUrl, {
+  const res = await signedFetch(SECRET, pub.eventsUrl, {
     method: "POST",
-    headers: { "content-type": "application/json", authorization: `Bearer ${SECRET}` },
     body: JSON.stringify({ sessionRef: pub.sessionRef, mediaSessionId: pub.mediaSessionId, status: "PUBLISHING" }),
   });
   assert.equal(res.status, 200);

@@ -5,6 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import type { PrepareStats } from "../../sidecar/src/prepare/prepare-cache.ts";
 import { freePort } from "./ports.ts";
+import { signedFetch } from "./signed-fetch.ts";
 
 export interface SidecarProcess {
   url: string;
@@ -28,8 +29,10 @@ export async function startSidecar(opts: {
   nodeArgs?: string[];
   /** Runs the sidecar through `sh -c` with this prefix, e.g. `ulimit -f 800;` to limit file sizes. */
   shellPrefix?: string;
+  /** Listen on this port instead of a free one (e.g. to restart a sidecar where the edge expects it). */
+  port?: number;
 }): Promise<SidecarProcess> {
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const cacheDir = await fs.mkdtemp(path.join(os.tmpdir(), "edge-vod-cache-"));
   let out = "";
   const argv = [process.execPath, ...(opts.nodeArgs ?? []), "--import", "tsx", "sidecar/src/main.ts"];
@@ -54,7 +57,7 @@ export async function startSidecar(opts: {
   for (let i = 0; ; i++) {
     if (child.exitCode !== null) throw new Error(`sidecar exited early:\n${out}`);
     try {
-      const res = await fetch(`${url}/v1/health`, { headers: { authorization: `Bearer ${opts.secret}` } });
+      const res = await signedFetch(opts.secret, `${url}/v1/health`);
       if (res.ok) break;
     } catch {
       /* not up yet */
@@ -69,7 +72,7 @@ export async function startSidecar(opts: {
     cacheDir,
     output: () => out,
     async prepareStats() {
-      const res = await fetch(`${url}/v1/health`, { headers: { authorization: `Bearer ${opts.secret}` } });
+      const res = await signedFetch(opts.secret, `${url}/v1/health`);
       const body = (await res.json()) as { prepare?: PrepareStats };
       if (!body.prepare) throw new Error(`health has no prepare stats: ${JSON.stringify(body)}`);
       return body.prepare;

@@ -25,6 +25,11 @@ export interface WranglerOptions {
   startTimeoutMs?: number;
   /** Listen on this port instead of a free one (e.g. to put it in a var beforehand). */
   port?: number;
+  /**
+   * Keep the Durable Objects' storage (and their alarms) in this folder, kept after stop(), so a later start on the
+   * same folder finds them: what an edge restart or an evicted object looks like. Default: a temporary folder.
+   */
+  persistTo?: string;
 }
 
 export interface WranglerDev {
@@ -56,7 +61,7 @@ export async function startWrangler(opts: WranglerOptions): Promise<WranglerDev>
     "--ip", "127.0.0.1",
     "--port", String(port),
     "--inspector-port", String(inspectorPort),
-    "--persist-to", path.join(tmp, "state"),
+    "--persist-to", opts.persistTo ?? path.join(tmp, "state"),
     "--env-file", envFile,
     "--log-level", opts.logLevel ?? "info",
     "--show-interactive-dev-session=false",

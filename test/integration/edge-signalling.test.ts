@@ -7,10 +7,11 @@ import fs from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { serve, type ServerType } from "@hono/node-server";
 import { Hono } from "hono";
-import { EDGE_EVENTS_PATH, Info, SIDECAR_PATHS, bearerOk, type StreamEvent } from "@edge-vod/shared";
+import { EDGE_EVENTS_PATH, Info, SIDECAR_PATHS, verifyRequest, type StreamEvent } from "@edge-vod/shared";
 import { SdkClient, statusEventOf } from "../helpers/sdk-client.ts";
 import { freePort } from "../helpers/ports.ts";
 import { startWrangler, type WranglerDev } from "../helpers/wrangler.ts";
+import { signedFetch, signedHeaders } from "../helpers/signed-fetch.ts";
 import { SDK_BUNDLE_SOURCE } from "../../scripts/prepare-assets.ts";
 
 const SECRET = randomBytes(24).toString("hex");
@@ -22,7 +23,7 @@ interface Call {
   body: Record<string, unknown>;
 }
 
-/** Stands in for the media sidecar: records every authorized call, answers /v1/play by stream name. */
+/** Stands in for the media sidecar: records every call signed by the edge, answers /v1/play by stream name. */
 class FakeSidecar {
   readonly calls: Call[] = [];
   unauthorized = 0;
@@ -32,9 +33,12 @@ class FakeSidecar {
   async start(): Promise<void> {
     const app = new Hono();
     app.use("*", async (c, next) => {
-      if (!bearerOk(c.req.header("authorization"), SECRET)) {
+      // The edge's signature covers the body bytes: a request it altered or signed wrongly never reaches the routes.
+      const body = c.req.method === "POST" ? await c.req.arrayBuffer() : undefined;
+      const signed = await verifyRequest(SECRET, { method: c.req.method, url: c.req.url, headers: c.req.raw.headers, body });
+      if (!signed.ok) {
         this.unauthorized++;
-        return c.json({ error: "Unauthorized" }, 401);
+        return c.json({ error: signed.reason }, 401);
       }
       await next();
     });
@@ -103,13 +107,9 @@ class FakeSidecar {
   }
 
   /** What the real sidecar does to report a stream's status. */
-  async postEvent(mediaSessionId: string, event: Partial<StreamEvent>, auth = `Bearer ${SECRET}`): Promise<Response> {
+  async postEvent(mediaSessionId: string, event: Partial<StreamEvent>): Promise<Response> {
     const { eventsUrl, sessionRef } = this.playOf(mediaSessionId);
-    return fetch(eventsUrl, {
-      method: "POST",
-      headers: { "content-type": "application/json", authorization: auth },
-      body: JSON.stringify({ sessionRef, mediaSessionId, ...event }),
-    });
+    return signedFetch(SECRET, eventsUrl, { method: "POST", body: JSON.stringify({ sessionRef, mediaSessionId, ...event }) });
   }
 }
 
@@ -473,31 +473,49 @@ describe("bad input", () => {
 });
 
 describe("sidecar events endpoint", () => {
+  const eventsUrl = () => `${edge.url}${EDGE_EVENTS_PATH}`;
+  const text = (body: unknown) => (typeof body === "string" ? body : JSON.stringify(body));
   const post = (body: unknown, auth?: string) =>
-    fetch(`${edge.url}${EDGE_EVENTS_PATH}`, {
+    fetch(eventsUrl(), {
       method: "POST",
       headers: { "content-type": "application/json", ...(auth ? { authorization: auth } : {}) },
-      body: typeof body === "string" ? body : JSON.stringify(body),
+      body: text(body),
     });
+  const signedPost = (body: unknown, secret = SECRET, signedAt?: number) =>
+    signedFetch(secret, eventsUrl(), { method: "POST", body: text(body), ...(signedAt !== undefined ? { signedAt } : {}) });
+  const event = { sessionRef: "0".repeat(64), mediaSessionId: "m1", status: "PLAYING" };
 
-  test("without or with a wrong bearer: 401 JSON", async () => {
-    const event = { sessionRef: "0".repeat(64), mediaSessionId: "m1", status: "PLAYING" };
-    for (const auth of [undefined, "Bearer wrong-secret", `Basic ${SECRET}`, `Bearer ${SECRET}x`]) {
+  test("unsigned (no header, any bearer, even the secret itself): 401 JSON", async () => {
+    for (const auth of [undefined, "Bearer wrong-secret", `Basic ${SECRET}`, `Bearer ${SECRET}`]) {
       const res = await post(event, auth);
       assert.equal(res.status, 401, String(auth));
       assert.match(res.headers.get("content-type") ?? "", /application\/json/);
-      assert.deepEqual(await res.json(), { error: "Unauthorized" });
+      assert.deepEqual(await res.json(), { error: "Unsigned request" });
     }
   });
 
+  test("signed with another secret, altered after signing, or stale: 401 with the reason", async () => {
+    let res = await signedPost(event, "another-secret-another-secret");
+    assert.equal(res.status, 401);
+    assert.deepEqual(await res.json(), { error: "Bad signature" });
+
+    const headers = await signedHeaders(SECRET, eventsUrl(), { method: "POST", body: text(event), headers: { "content-type": "application/json" } });
+    res = await fetch(eventsUrl(), { method: "POST", headers, body: text({ ...event, status: "FAILED" }) });
+    assert.equal(res.status, 401);
+    assert.deepEqual(await res.json(), { error: "Bad signature" });
+
+    res = await signedPost(event, SECRET, Date.now() - 31_000);
+    assert.equal(res.status, 401);
+    assert.deepEqual(await res.json(), { error: "Stale request" });
+  });
+
   test("bad bodies and malformed session refs: 400 JSON", async () => {
-    const auth = `Bearer ${SECRET}`;
     for (const body of ["{", { sessionRef: "x" }, { sessionRef: "abc", mediaSessionId: "m", status: "BOGUS" }]) {
-      const res = await post(body, auth);
+      const res = await signedPost(body);
       assert.equal(res.status, 400, JSON.stringify(body));
       assert.equal(typeof ((await res.json()) as { error: unknown }).error, "string");
     }
-    const res = await post({ sessionRef: "not-a-durable-object-id", mediaSessionId: "m", status: "PLAYING" }, auth);
+    const res = await signedPost({ sessionRef: "not-a-durable-object-id", mediaSessionId: "m", status: "PLAYING" });
     assert.equal(res.status, 400);
     assert.deepEqual(await res.json(), { error: "Malformed sessionRef" });
   });

@@ -8,6 +8,7 @@ import { EDGE_SIDECARS_PATH } from "@edge-vod/shared";
 import { startSidecar, type SidecarProcess } from "../helpers/sidecar-process.ts";
 import { joinViewer, mediaZeroAt, type JoinedViewer } from "../helpers/vod-live-viewer.ts";
 import { startWrangler, type WranglerDev } from "../helpers/wrangler.ts";
+import { signedFetch } from "../helpers/signed-fetch.ts";
 
 const FRAME_MS = 1000 / 30;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -47,7 +48,7 @@ async function registered(): Promise<Listed[]> {
 }
 
 async function viewersOn(s: SidecarProcess): Promise<number> {
-  const res = await fetch(`${s.url}/v1/health`, { headers: { authorization: `Bearer ${secret}` } });
+  const res = await signedFetch(secret, `${s.url}/v1/health`);
   return ((await res.json()) as { viewers: number }).viewers;
 }
 
@@ -56,18 +57,28 @@ function spread(viewers: readonly JoinedViewer[], fromFrames: readonly number[] 
   return Math.max(...zeros) - Math.min(...zeros);
 }
 
-test("the registry refuses heartbeats without the secret and lists registered sidecars to operators only", async () => {
+test("the registry refuses heartbeats not signed with the secret and lists registered sidecars to operators only", async () => {
   const anon = await fetch(edge.url + EDGE_SIDECARS_PATH);
   assert.equal(anon.status, 401);
-  const forged = await fetch(edge.url + EDGE_SIDECARS_PATH, {
-    method: "POST",
-    headers: { "content-type": "application/json", authorization: "Bearer wrong-secret-wrong-secret" },
-    body: JSON.stringify({ id: "evil", url: "http://127.0.0.1:1", viewers: 0, publishers: 0, maxViewers: 1 }),
-  });
+  const evil = JSON.stringify({ id: "evil", url: "http://127.0.0.1:1", viewers: 0, publishers: 0, maxViewers: 1 });
+  // Heartbeats must be signed: even the right secret as a bearer is refused (it would travel on the wire).
+  for (const authorization of ["Bearer wrong-secret-wrong-secret", `Bearer ${secret}`]) {
+    const res = await fetch(edge.url + EDGE_SIDECARS_PATH, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization },
+      body: evil,
+    });
+    assert.equal(res.status, 401, authorization);
+    assert.deepEqual(await res.json(), { error: "Unsigned request" });
+  }
+  const forged = await signedFetch("wrong-secret-wrong-secret", edge.url + EDGE_SIDECARS_PATH, { method: "POST", body: evil });
   assert.equal(forged.status, 401);
-  const bad = await fetch(edge.url + EDGE_SIDECARS_PATH, {
+  assert.deepEqual(await forged.json(), { error: "Bad signature" });
+  const stale = await signedFetch(secret, edge.url + EDGE_SIDECARS_PATH, { method: "POST", body: evil, signedAt: Date.now() - 60_000 });
+  assert.equal(stale.status, 401);
+  assert.deepEqual(await stale.json(), { error: "Stale request" });
+  const bad = await signedFetch(secret, edge.url + EDGE_SIDECARS_PATH, {
     method: "POST",
-    headers: { "content-type": "application/json", authorization: `Bearer ${secret}` },
     body: JSON.stringify({ id: "x", url: "file:///etc/passwd", viewers: 0, publishers: 0, maxViewers: 1 }),
   });
   assert.equal(bad.status, 400);
@@ -140,9 +151,8 @@ test("a registered sidecar that refuses connections is skipped: the stream is pl
   const first = await joinViewer(edge.wsUrl, "vod://sample.mp4");
   // Until b's heartbeat reports that viewer, b and the ghost would tie at no load.
   for (let i = 0; i < 50 && !(await registered()).some((e) => e.id === "b" && e.viewers > 0); i++) await sleep(100);
-  const res = await fetch(edge.url + EDGE_SIDECARS_PATH, {
+  const res = await signedFetch(secret, edge.url + EDGE_SIDECARS_PATH, {
     method: "POST",
-    headers: { "content-type": "application/json", authorization: `Bearer ${secret}` },
     body: JSON.stringify({ id: "ghost", url: "http://127.0.0.1:9", viewers: 0, publishers: 0, maxViewers: 100000 }),
   });
   assert.equal(res.status, 200);

@@ -17,6 +17,7 @@ import { startSidecar, type SidecarProcess } from "../helpers/sidecar-process.ts
 import { startWrangler, type WranglerDev } from "../helpers/wrangler.ts";
 import { createWeriftPublisher } from "../helpers/werift-publisher.ts";
 import { createWeriftViewer } from "../helpers/werift-viewer.ts";
+import { signedFetch } from "../helpers/signed-fetch.ts";
 
 const run = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -203,9 +204,8 @@ describe("through the edge", () => {
 
 /** Publishes straight to a sidecar's control API, as the edge would; events go to `eventsUrl`. */
 async function publishDirect(sidecar: SidecarProcess, secret: string, offerSdp: string, eventsUrl: string) {
-  const res = await fetch(sidecar.url + SIDECAR_PATHS.publish, {
+  const res = await signedFetch(secret, sidecar.url + SIDECAR_PATHS.publish, {
     method: "POST",
-    headers: { "content-type": "application/json", authorization: `Bearer ${secret}` },
     body: JSON.stringify({ sessionRef: "direct", eventsUrl, mediaSessionId: randomUUID(), name: `direct-${randomUUID()}`, sdp: offerSdp, record: true }),
   });
   const answer = (await res.json()) as { ok: boolean; sdp: string; info?: string };
@@ -244,7 +244,7 @@ describe("the sidecar alone", () => {
       const p = await probe(path.join(recordDir, String(failed.recordName)));
       assert.ok(Number(p.streams.find((s) => s.codec_type === "video")?.nb_read_frames) > 0, "the frames before the failure are readable");
       // Nothing else is affected: the sidecar still answers.
-      const health = await fetch(`${sidecar.url}/v1/health`, { headers: { authorization: `Bearer ${secret}` } });
+      const health = await signedFetch(secret, `${sidecar.url}/v1/health`);
       assert.equal(health.status, 200);
     } finally {
       await pub.close();

@@ -1,6 +1,6 @@
 // Record downloads through the edge under `wrangler dev`: /client/records/<name> → the sidecar's /v1/records/<name>.
-// The sidecar here is a small hono server with the real records routes (recordsRoutes) behind the bearer check,
-// serving a temporary records folder.
+// The sidecar here is a small hono server with the real records routes (recordsRoutes) behind the sidecar's real
+// signature check (signedAuth), serving a temporary records folder.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -11,8 +11,10 @@ import os from "node:os";
 import path from "node:path";
 import { serve } from "@hono/node-server";
 import { Hono } from "hono";
-import { RECORDS_PUBLIC_PATH, SIDECAR_PATHS, bearerOk } from "@edge-vod/shared";
+import { RECORDS_PUBLIC_PATH, SIDECAR_PATHS } from "@edge-vod/shared";
 import { recordsRoutes } from "../../sidecar/src/api/records.ts";
+import { ReplayCache } from "../../sidecar/src/api/replay-cache.ts";
+import { signedAuth } from "../../sidecar/src/api/signed-auth.ts";
 import { startWrangler, type WranglerDev } from "../helpers/wrangler.ts";
 
 const SECRET = randomBytes(24).toString("hex");
@@ -39,13 +41,10 @@ before(async () => {
   await fs.symlink("../secret.mp4", path.join(dir, "escape.mp4"));
 
   const app = new Hono();
+  const auth = signedAuth(SECRET, { replay: new ReplayCache(), maxBodyBytes: 1024, onRefused: () => unauthorized++ });
   app.use("*", async (c, next) => {
     seen.push(new URL(c.req.url).pathname);
-    if (!bearerOk(c.req.header("authorization"), SECRET)) {
-      unauthorized++;
-      return c.json({ error: "Unauthorized" }, 401);
-    }
-    await next();
+    return auth(c, next);
   });
   app.notFound((c) => c.json({ error: "Not found" }, 404));
   recordsRoutes(app, dir);

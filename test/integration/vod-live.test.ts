@@ -12,6 +12,7 @@ import { measureProcess, rssMb } from "../helpers/proc-stats.ts";
 import { startSidecar, type SidecarProcess } from "../helpers/sidecar-process.ts";
 import { joinViewer, mediaZeroAt, type JoinedViewer } from "../helpers/vod-live-viewer.ts";
 import { startWrangler, type WranglerDev } from "../helpers/wrangler.ts";
+import { signedFetch } from "../helpers/signed-fetch.ts";
 
 const FRAME_MS = 1000 / 30;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -48,7 +49,7 @@ after(async () => {
 });
 
 async function health(): Promise<{ viewers: number; broadcasts: number }> {
-  const res = await fetch(`${sidecar.url}/v1/health`, { headers: { authorization: `Bearer ${sidecar.secret}` } });
+  const res = await signedFetch(sidecar.secret, `${sidecar.url}/v1/health`);
   return (await res.json()) as { viewers: number; broadcasts: number };
 }
 

@@ -71,6 +71,12 @@ test("directories and FIFOs are refused without blocking", { timeout: 5000 }, as
   await refused("pipe.mp4", Info.RESTRICTED_ACCESS);
 });
 
+test("device files are refused without being read, even inside the folder", { timeout: 5000 }, async () => {
+  // A media folder that holds devices (here /dev itself): /dev/zero would never end, /dev/urandom is no file.
+  const devices = new LocalDiskAccess("/dev");
+  for (const name of ["zero", "null", "urandom"]) await refused(name, Info.RESTRICTED_ACCESS, devices);
+});
+
 test("missing files are not found", async () => {
   await refused("missing.mp4", Info.FILE_NOT_FOUND);
   await refused("missing/dir.mp4", Info.FILE_NOT_FOUND);

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { shapeOffer, finishAnswer, OfferError } from "../../sidecar/src/webrtc/offer.ts";
+import { shapeOffer, finishAnswer, OfferError, withoutRemoteSsrcs } from "../../sidecar/src/webrtc/offer.ts";
 
 // The codec part of a Chromium recvonly offer as the Web SDK sends it (no candidates).
 const offer = [
@@ -49,4 +49,9 @@ test("the answer gets a public address on host candidates, loopback kept", () =>
   assert.match(out, / 203\.0\.113\.7 40000 typ host/);
   assert.match(out, / 127\.0\.0\.1 40001 typ host/);
   assert.equal(finishAnswer(answer, undefined).includes("192.0.2.2"), true);
+});
+
+test("a viewer's own SSRC lines are dropped from its offer, nothing else (its PLIs must reach our sender)", () => {
+  const firefoxLike = ["v=0", "m=video 9 UDP/TLS/RTP/SAVPF 97", "a=recvonly", "a=ssrc:173995847 cname:{x}", "a=ssrc-group:FID 1 2", "a=rtcp-fb:97 nack pli", ""].join("\r\n");
+  assert.equal(withoutRemoteSsrcs(firefoxLike), ["v=0", "m=video 9 UDP/TLS/RTP/SAVPF 97", "a=recvonly", "a=rtcp-fb:97 nack pli", ""].join("\r\n"));
 });

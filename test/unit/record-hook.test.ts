@@ -78,7 +78,7 @@ test("POSTs the event as JSON, signed with the secret, which is never sent itsel
   assert.match(ts, /^\d{13}$/);
   const expected = `sha256=${createHmac("sha256", SECRET).update(`${ts}.${r!.body}`).digest("hex")}`;
   assert.equal(r!.headers[RECORD_HOOK_HEADERS.signature], expected);
-  assert.equal(signRecordHook(SECRET, ts, r!.body), expected);
+  assert.equal(await signRecordHook(SECRET, ts, r!.body), expected);
   assert.match(String(r!.headers[RECORD_HOOK_HEADERS.delivery]), /^[0-9a-f-]{36}$/);
   assert.equal(r!.headers.authorization, undefined);
   for (const value of Object.values(r!.headers)) assert.ok(!String(value).includes(SECRET));
@@ -96,7 +96,7 @@ test("a 500 is retried, with the same delivery id and a fresh signature", async 
   assert.equal(new Set(received.map((r) => r.headers[RECORD_HOOK_HEADERS.delivery])).size, 1);
   for (const r of received) {
     const ts = String(r.headers[RECORD_HOOK_HEADERS.timestamp]);
-    assert.equal(r.headers[RECORD_HOOK_HEADERS.signature], signRecordHook(SECRET, ts, r.body));
+    assert.equal(r.headers[RECORD_HOOK_HEADERS.signature], await signRecordHook(SECRET, ts, r.body));
   }
   assert.equal(warn.length, 2);
   assert.match(warn[0]!, /HTTP 500/);

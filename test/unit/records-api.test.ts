@@ -1,5 +1,5 @@
-// The sidecar's record downloads (`/v1/records/<name>`), through a hono app set up as the control API is: bearer
-// check first, JSON 404 for unknown routes, then the routes added by recordsRoutes().
+// The sidecar's record downloads (`/v1/records/<name>`), through a hono app set up as the control API is: the
+// signature check first (signedAuth), JSON 404 for unknown routes, then the routes added by recordsRoutes().
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
@@ -9,12 +9,14 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { Hono } from "hono";
-import { SIDECAR_PATHS, bearerOk } from "@edge-vod/shared";
+import { SIDECAR_PATHS } from "@edge-vod/shared";
 import { checkRecordName } from "@edge-vod/shared";
 import { parseRange, recordsRoutes } from "../../sidecar/src/api/records.ts";
+import { ReplayCache } from "../../sidecar/src/api/replay-cache.ts";
+import { signedAuth } from "../../sidecar/src/api/signed-auth.ts";
+import { signedHeaders } from "../helpers/signed-fetch.ts";
 
 const SECRET = "records-test-secret-0123456789";
-const AUTH = { authorization: `Bearer ${SECRET}` };
 
 let tmp: string;
 let dir: string;
@@ -41,10 +43,7 @@ before(async () => {
   await promisify(execFile)("mkfifo", [path.join(dir, "pipe.mp4")]);
 
   app = new Hono();
-  app.use("*", async (c, next) => {
-    if (!bearerOk(c.req.header("authorization"), SECRET)) return c.json({ error: "Unauthorized" }, 401);
-    await next();
-  });
+  app.use("*", signedAuth(SECRET, { replay: new ReplayCache(), maxBodyBytes: 1024 }));
   app.notFound((c) => c.json({ error: "Not found" }, 404));
   recordsRoutes(app, dir);
 });
@@ -56,7 +55,7 @@ after(async () => {
 const url = (rawName: string) => `http://sidecar${SIDECAR_PATHS.records}/${rawName}`;
 
 async function get(rawName: string, headers: Record<string, string> = {}, method = "GET"): Promise<Response> {
-  return app.request(url(rawName), { method, headers: { ...AUTH, ...headers } });
+  return app.request(url(rawName), { method, headers: await signedHeaders(SECRET, url(rawName), { method, headers }) });
 }
 
 async function bodyOf(res: Response): Promise<Buffer> {
@@ -292,12 +291,29 @@ describe("confinement", () => {
   });
 });
 
-test("without the bearer secret → 401 before anything is looked up", async () => {
-  const attempts: Array<Record<string, string>> = [{}, { authorization: "Bearer wrong-secret-wrong-secret" }, { authorization: SECRET }];
-  for (const headers of attempts) {
-    const res = await app.request(url("good.mp4"), { headers });
-    assert.equal(res.status, 401);
-    assert.deepEqual(await res.json(), { error: "Unauthorized" });
+test("not signed with the secret, or a signed request sent again → 401 before anything is looked up", async () => {
+  const u = url("good.mp4");
+  const attempts: Array<[HeadersInit, string]> = [
+    [{}, "Unsigned request"],
+    [{ authorization: "Bearer wrong-secret-wrong-secret" }, "Unsigned request"],
+    [{ authorization: `Bearer ${SECRET}` }, "Unsigned request"],
+    [{ authorization: SECRET }, "Unsigned request"],
+    [await signedHeaders("wrong-secret-wrong-secret", u), "Bad signature"],
+    // Signed for another file: the path is part of the signature.
+    [await signedHeaders(SECRET, url("empty.mp4")), "Bad signature"],
+    [await signedHeaders(SECRET, u, { signedAt: Date.now() - 31_000 }), "Stale request"],
+  ];
+  for (const [headers, error] of attempts) {
+    const res = await app.request(u, { headers });
+    assert.equal(res.status, 401, error);
+    assert.deepEqual(await res.json(), { error });
   }
+  // The second time the same signed request (same nonce) comes, it is refused.
+  const missing = url("missing.mp4");
+  const once = await signedHeaders(SECRET, missing);
+  assert.equal((await app.request(missing, { headers: once })).status, 404);
+  const again = await app.request(missing, { headers: once });
+  assert.equal(again.status, 401);
+  assert.deepEqual(await again.json(), { error: "Replayed request" });
   assert.equal(await openCount(path.join(dir, "good.mp4")), 0);
 });

@@ -1,4 +1,5 @@
-// The control API the edge calls. Only the edge holds the shared secret; every other caller gets 401.
+// The control API the edge calls. Only the edge holds the shared secret: every request must be signed with it
+// (api/signed-auth.ts), else 401. `GET /metrics` is the exception, with its own optional token (api/metrics.ts).
 import { Hono, type Context } from "hono";
 import type { z } from "zod";
 import {
@@ -8,7 +9,6 @@ import {
   ReleaseRequest,
   SIDECAR_PATHS,
   StopRequest,
-  bearerOk,
   parseStreamName,
   type PlayResponse,
   type StopResponse,
@@ -19,6 +19,9 @@ import type { BroadcastService } from "../vod/broadcast-service.ts";
 import type { VodService } from "../vod/vod-service.ts";
 import type { PrepareCache } from "../prepare/prepare-cache.ts";
 import { gcTotalMs } from "../runtime/gc-stats.ts";
+import { METRICS_PATH, type SidecarMetrics } from "./metrics.ts";
+import { ReplayCache } from "./replay-cache.ts";
+import { BODY_TOO_LARGE, signedAuth } from "./signed-auth.ts";
 
 export interface Services {
   vod: VodService;
@@ -27,6 +30,8 @@ export interface Services {
   broadcasts: BroadcastService;
   /** Its cache hits, prepares and failures show in health. */
   prepare?: PrepareCache;
+  /** Served at GET /metrics; plays and refusals are counted into it. */
+  metrics?: SidecarMetrics;
 }
 
 export interface Limits {
@@ -36,13 +41,14 @@ export interface Limits {
 
 const MAX_BODY_BYTES = 256 * 1024;
 
-async function body<T extends z.ZodType>(c: Context, schema: T): Promise<{ ok: true; value: z.infer<T> } | { ok: false; res: Response }> {
+/** The request's JSON body validated by `schema`, or the 4xx to answer with. Every control route reads its body here. */
+export async function body<T extends z.ZodType>(c: Context, schema: T): Promise<{ ok: true; value: z.infer<T> } | { ok: false; res: Response }> {
   const len = Number(c.req.header("content-length") ?? "0");
-  if (len > MAX_BODY_BYTES) return { ok: false, res: c.json({ error: "Request body too large" }, 413) };
+  if (len > MAX_BODY_BYTES) return { ok: false, res: c.json({ error: BODY_TOO_LARGE }, 413) };
   let json: unknown;
   try {
     const text = await c.req.text();
-    if (text.length > MAX_BODY_BYTES) return { ok: false, res: c.json({ error: "Request body too large" }, 413) };
+    if (text.length > MAX_BODY_BYTES) return { ok: false, res: c.json({ error: BODY_TOO_LARGE }, 413) };
     json = JSON.parse(text);
   } catch {
     return { ok: false, res: c.json({ error: "Body is not valid JSON" }, 400) };
@@ -60,17 +66,30 @@ export function totalViewers({ vod, live, broadcasts }: Pick<Services, "vod" | "
   return vod.viewerCount + live.viewerCount + broadcasts.viewerCount;
 }
 
-export function controlApi(secret: string, services: Services, limits: Limits): Hono {
+/**
+ * `instance`: this run's random id (SidecarInstance), in health and in every stream answer, so the edge can tell a
+ * restarted sidecar on the same URL from the one that holds its streams.
+ */
+function withInstance(answer: PlayResponse, instance: string): PlayResponse {
+  return answer.ok ? { ...answer, instance } : answer;
+}
+
+export function controlApi(secret: string, services: Services, limits: Limits, instance: string): Hono {
   const { vod, live, publish, broadcasts } = services;
   const viewerCount = () => totalViewers(services);
   const app = new Hono();
-  app.use("*", async (c, next) => {
-    if (!bearerOk(c.req.header("authorization"), secret)) return c.json({ error: "Unauthorized" }, 401);
-    await next();
+  const metrics = services.metrics;
+  const auth = signedAuth(secret, {
+    replay: new ReplayCache(),
+    maxBodyBytes: MAX_BODY_BYTES,
+    ...(metrics ? { onRefused: (reason: string) => metrics.controlRefused(reason) } : {}),
   });
+  app.use("*", (c, next) => (c.req.path === METRICS_PATH ? next() : auth(c, next)));
+  if (metrics) app.get(METRICS_PATH, metrics.route);
   app.get(SIDECAR_PATHS.health, (c) =>
     c.json({
       ok: true,
+      instance,
       viewers: viewerCount(),
       publishers: publish.publisherCount,
       broadcasts: broadcasts.broadcastCount,
@@ -81,15 +100,17 @@ export function controlApi(secret: string, services: Services, limits: Limits): 
   app.post(SIDECAR_PATHS.play, async (c) => {
     const req = await body(c, PlayRequest);
     if (!req.ok) return req.res;
-    if (viewerCount() >= limits.maxViewers) return c.json({ ok: false, info: Info.SERVER_OVERLOADED } satisfies PlayResponse);
     const kind = parseStreamName(req.value.name).kind;
     const service = kind === "live" ? live : kind === "vod-live" ? broadcasts : vod;
-    return c.json(await service.play(req.value));
+    const answer: PlayResponse =
+      viewerCount() >= limits.maxViewers ? { ok: false, info: Info.SERVER_OVERLOADED } : await service.play(req.value);
+    metrics?.playAnswered(kind, answer);
+    return c.json(withInstance(answer, instance));
   });
   app.post(SIDECAR_PATHS.publish, async (c) => {
     const req = await body(c, PublishRequest);
     if (!req.ok) return req.res;
-    return c.json(await publish.publish(req.value));
+    return c.json(withInstance(await publish.publish(req.value), instance));
   });
   app.post(SIDECAR_PATHS.stop, async (c) => {
     const req = await body(c, StopRequest);

@@ -5,7 +5,7 @@
 //
 // Statuses: 400 a malformed name, 403 a name that tries to leave the folder (separators, a symlink out of it) or is
 // not a regular file, 404 no such file, 416 a range past the end; errors are `{error}` JSON. The caller's app
-// checks the bearer secret before these routes run.
+// checks the request's signature (api/signed-auth.ts) before these routes run.
 import type { Hono } from "hono";
 import { Info, SIDECAR_PATHS, checkRecordName, type ErrorBody } from "@edge-vod/shared";
 import { MediaError } from "../files/file-access.ts";

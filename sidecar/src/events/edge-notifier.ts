@@ -1,7 +1,7 @@
 // Delivers stream events to the edge. Events of one stream must arrive in order (PLAYING before STOPPED), so each
 // stream has a promise chain; a failed POST is retried a few times because a lost STOPPED or FAILED would leave the
 // browser's stream hanging.
-import type { StreamEvent } from "@edge-vod/shared";
+import { signRequest, type StreamEvent } from "@edge-vod/shared";
 
 const RETRY_DELAYS_MS = [200, 1000, 3000];
 
@@ -10,9 +10,14 @@ export type EventSink = (eventsUrl: string, event: StreamEvent) => void;
 export class EdgeNotifier {
   private readonly chains = new Map<string, Promise<void>>();
 
-  constructor(private readonly secret: string) {}
+  constructor(
+    private readonly secret: string,
+    /** Sees every event as it is queued (the metrics count failures). */
+    private readonly observe?: (event: StreamEvent) => void,
+  ) {}
 
   readonly send: EventSink = (eventsUrl, event) => {
+    this.observe?.(event);
     const key = `${event.sessionRef}\u0000${event.mediaSessionId}`;
     const prev = this.chains.get(key) ?? Promise.resolve();
     const next = prev.then(() => this.post(eventsUrl, event));
@@ -25,10 +30,13 @@ export class EdgeNotifier {
   private async post(url: string, event: StreamEvent): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
+        const body = JSON.stringify(event);
+        // Signed afresh on every attempt: a retry is a new request within the edge's time window.
+        const signature = await signRequest(this.secret, { method: "POST", url, body });
         const res = await fetch(url, {
           method: "POST",
-          headers: { "content-type": "application/json", authorization: `Bearer ${this.secret}` },
-          body: JSON.stringify(event),
+          headers: { "content-type": "application/json", ...signature },
+          body,
           signal: AbortSignal.timeout(5000),
         });
         await res.body?.cancel();

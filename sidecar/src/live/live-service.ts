@@ -2,7 +2,7 @@
 import { Info, type PlayRequest, type PlayResponse } from "@edge-vod/shared";
 import type { EventSink } from "../events/edge-notifier.ts";
 import type { PublishService } from "../publish/publish-service.ts";
-import { StreamRegistry } from "../streams/registry.ts";
+import { StreamRegistry, streamMeta } from "../streams/registry.ts";
 import { viewerEvents } from "../streams/viewer-events.ts";
 import { answerAsSender, answerFailureInfo } from "../webrtc/answer.ts";
 import type { PeerFactory } from "../webrtc/peer-factory.ts";
@@ -41,7 +41,7 @@ export class LiveService {
         viewerEvents(this.notify, req, () => this.viewers.forget(req.sessionRef, req.mediaSessionId, viewer)),
         this.opts.iceTimeoutMs,
       );
-      this.viewers.add(req.sessionRef, req.mediaSessionId, viewer);
+      this.viewers.add(req.sessionRef, req.mediaSessionId, viewer, streamMeta(req));
       return { ok: true, sdp: answer.sdp };
     } catch (err) {
       await pc.close().catch(() => {});

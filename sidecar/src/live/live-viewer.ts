@@ -53,8 +53,8 @@ export class LiveViewer extends PeerViewer implements LiveSink {
     out.rtp.sendAs((rtp.header.sequenceNumber + out.seqOffset) & 0xffff, rtp.header.timestamp, rtp.header.marker, rtp.payload);
   }
 
-  publisherEnded(): void {
-    this.end(StreamStatus.STOPPED, Info.STOPPED_BY_PUBLISHER_STOP);
+  publisherEnded(info: string = Info.STOPPED_BY_PUBLISHER_STOP): void {
+    this.end(StreamStatus.STOPPED, info);
   }
 
   protected async releaseFeed(): Promise<void> {

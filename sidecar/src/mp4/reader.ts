@@ -4,12 +4,15 @@
 import { Info } from "@edge-vod/shared";
 import { AudioSampleEntry, createFile, MP4BoxBuffer, VisualSampleEntry, type ISOFile, type Sample, type SampleEntry } from "mp4box";
 import { MediaError, type RandomAccessFile } from "../files/file-access.ts";
+import { IndexGuard } from "./index-guard.ts";
 import type { AudioTrack, AvcConfig, Mp4Index, Rotation, SampleTable, VideoTrack } from "./types.ts";
 
 /** Read size while looking for the moov (and for a fragmented file's first moof). */
 const CHUNK = 1 << 20;
 /** Read size after jumping over a fragment's mdat: the moof that follows is a few KB (mp4box asks for more if not). */
 const FRAGMENT_CHUNK = 16 << 10;
+/** Largest sample: far above any real frame, far below what a viewer should ever allocate for one. */
+export const MAX_SAMPLE_BYTES = 64 << 20;
 
 export async function openMp4(file: RandomAccessFile): Promise<Mp4Index> {
   const parser = new IndexParser(file);
@@ -77,8 +80,10 @@ export class IndexParser {
   private parseError: string | undefined;
   private pos = 0;
   private length = CHUNK;
+  private readonly guard: IndexGuard;
 
   constructor(private readonly file: RandomAccessFile) {
+    this.guard = new IndexGuard(file.name);
     this.iso.onError = (module, message) => {
       this.parseError ??= `${module}: ${message}`;
     };
@@ -103,13 +108,20 @@ export class IndexParser {
         throw err instanceof MediaError ? err : new MediaError(Info.FAILED_TO_READ_FILE, `${file.name}: ${text(err)}`);
       }
       if (n !== want) throw new MediaError(Info.FAILED_TO_READ_FILE, `${file.name}: file shrank while reading`);
+      // Before mp4box sees them: it trusts every count and size it reads (see index-guard.ts).
+      const stop = this.guard.see(new Uint8Array(buf), pos, size, final);
       let next: number | undefined;
       try {
-        next = iso.appendBuffer(buf, final && pos + n >= size);
+        next = iso.appendBuffer(buf, final && (pos + n >= size || stop !== undefined));
       } catch (err) {
         this.parseError ??= text(err);
       }
       if (this.parseError) throw new MediaError(Info.FILE_HAS_WRONG_FORMAT, `${file.name}: ${this.parseError}`);
+      if (stop !== undefined) {
+        // A box that cannot end inside the file: nothing after it can be parsed.
+        this.pos = size;
+        break;
+      }
       const moov = this.moov;
       // A plain MP4 is fully described by its moov; a fragmented one needs every moof, up to the end of the file.
       if (moov && !moov.mvex) {
@@ -232,6 +244,20 @@ export function editShiftOf(trak: Trak, movieTimescale: number): number {
 function avcConfig(entry: VisualSampleEntry): AvcConfig | undefined {
   const c = entry.avcC;
   if (!c) return undefined;
+  const corrupt = (why: string) => new MediaError(Info.FILE_HAS_WRONG_FORMAT, `avcC: ${why}`);
+  // ISO 14496-15 defines version 1 only; anything else is not a record we can read.
+  if (c.configurationVersion !== 1) throw corrupt(`version ${c.configurationVersion}`);
+  // A 3-byte NAL length does not exist: every sample would be cut up wrongly.
+  if (c.lengthSizeMinusOne === 2) throw corrupt("NAL length size 3");
+  // mp4box reads each parameter set by its length without looking at the box's end: one longer than the box has
+  // read the bytes after it.
+  const used = 7 + [...c.SPS, ...c.PPS].reduce((n, p) => n + 2 + p.data.length, 0);
+  const room = c.size - (c.hdr_size ?? 8);
+  if (used > room) throw corrupt(`parameter sets need ${used} bytes, the box has ${room}`);
+  // avc1 keeps its parameter sets here only (avc3 may send them in band): without both nothing can be decoded.
+  if (entry.type === "avc1" && (c.SPS.length === 0 || c.PPS.length === 0)) throw corrupt(`${c.SPS.length} SPS, ${c.PPS.length} PPS`);
+  const wrongType = (list: typeof c.SPS, type: number) => list.some((p) => p.data.length === 0 || (p.data[0]! & 0x1f) !== type);
+  if (wrongType(c.SPS, 7) || wrongType(c.PPS, 8)) throw corrupt("a parameter set of the wrong NAL type");
   // Copies: mp4box's NAL views point into its 1 MiB read buffers, which would otherwise stay alive with the index.
   return {
     nalLengthSize: c.lengthSizeMinusOne + 1,
@@ -263,6 +289,14 @@ function sampleTable(list: readonly Sample[], file: RandomAccessFile, fragmented
   for (let i = 0; i < count; i++) {
     const s = list[i]!;
     if (end(s) > file.size) throw new MediaError(Info.FILE_HAS_WRONG_FORMAT, `${file.name}: sample ${i} past the end`);
+    // A table shorter than stsz (stco, stts, ctts) leaves mp4box adding undefined: a NaN offset passes the check
+    // above and makes an impossible read; a NaN time is never due, so the playback would never end.
+    if (!(s.offset >= 0) || !Number.isFinite(s.dts) || !Number.isFinite(s.cts) || !(s.duration >= 0)) {
+      throw new MediaError(Info.FILE_HAS_WRONG_FORMAT, `${file.name}: sample ${i} has no place or time in the tables`);
+    }
+    // Each viewer reads a sample whole into memory: a size no real frame has (an 8K intra frame is a few MB) would
+    // let one file make every viewer allocate that much.
+    if (s.size > MAX_SAMPLE_BYTES) throw new MediaError(Info.FILE_HAS_WRONG_FORMAT, `${file.name}: sample ${i} of ${s.size} bytes`);
     putSample(t, i, s);
   }
   return t;

@@ -1,8 +1,16 @@
 // Publishes on this sidecar, keyed by the edge session (sessionRef) and the SDK's mediaSessionId, and by stream
 // name for the viewers of the live stream. The edge guarantees one publisher per name; the map here re-checks it.
-import { Info, StreamStatus, checkPublishName, type PlayResponse, type PublishRequest, type StreamEvent } from "@edge-vod/shared";
+import {
+  Info,
+  StreamStatus,
+  checkPublishName,
+  type PlayResponse,
+  type PublishRequest,
+  type RecorderStartResponse,
+  type StreamEvent,
+} from "@edge-vod/shared";
 import type { EventSink } from "../events/edge-notifier.ts";
-import { StreamRegistry } from "../streams/registry.ts";
+import { StreamRegistry, streamMeta, type RegistryEntry } from "../streams/registry.ts";
 import { answerAsReceiver, answerFailureInfo } from "../webrtc/answer.ts";
 import type { PeerFactory } from "../webrtc/peer-factory.ts";
 import { Publisher } from "./publisher.ts";
@@ -81,11 +89,12 @@ export class PublishService {
         {
           publishing: () => event(StreamStatus.PUBLISHING),
           failed: (info, recordName) => event(StreamStatus.FAILED, info, recordName),
+          unpublished: (info, recordName) => event(StreamStatus.UNPUBLISHED, info, recordName),
           closed: () => this.forget(req.sessionRef, req.mediaSessionId, publisher),
         },
         this.opts.iceTimeoutMs,
       );
-      this.publishers.add(req.sessionRef, req.mediaSessionId, publisher);
+      this.publishers.add(req.sessionRef, req.mediaSessionId, publisher, { ...streamMeta(req), login: req.login });
       this.byName.set(req.name, publisher);
       return { ok: true, sdp: answer.sdp };
     } catch (err) {
@@ -104,6 +113,50 @@ export class PublishService {
     if (!publisher) return { found: false };
     const recordName = await publisher.stop();
     return recordName !== undefined ? { found: true, recordName } : { found: true };
+  }
+
+  entries(): IterableIterator<RegistryEntry<Publisher>> {
+    return this.publishers.entries();
+  }
+
+  /** Ends a publish on an operator's request; the client hears UNPUBLISHED with `info` (and the record name). */
+  async terminate(sessionRef: string, mediaSessionId: string, info: string): Promise<boolean> {
+    const publisher = this.publishers.get(sessionRef, mediaSessionId)?.stream;
+    if (!publisher) return false;
+    await publisher.terminate(info);
+    return true;
+  }
+
+  /**
+   * Records a running publish on demand into a file named by `fileTemplate` (else RECORD_TEMPLATE). Returns the
+   * file's name while it records, or why not.
+   */
+  async startRecording(sessionRef: string, mediaSessionId: string, fileTemplate: string | undefined): Promise<RecorderStartResponse | null> {
+    const entry = this.publishers.get(sessionRef, mediaSessionId);
+    if (!entry || !entry.stream.live) return null;
+    const publisher = entry.stream;
+    let recording: Recording;
+    try {
+      recording = await Recording.start(
+        fileTemplate !== undefined ? { ...this.opts.recording, template: fileTemplate } : this.opts.recording,
+        { streamName: publisher.name, mediaSessionId, login: entry.meta.login ?? "" },
+        { video: true, audio: publisher.hasAudio ? { channels: 2 } : undefined },
+      );
+    } catch (err) {
+      console.error(`publish ${mediaSessionId}: cannot create the record file:`, err);
+      return { ok: false, error: Info.RECORD_WRITE_FAILED };
+    }
+    try {
+      await publisher.startRecording(recording);
+    } catch {
+      return null;
+    }
+    return { ok: true, fileName: recording.fileName };
+  }
+
+  async stopRecording(sessionRef: string, mediaSessionId: string): Promise<{ found: boolean; recordName?: string }> {
+    const publisher = this.publishers.get(sessionRef, mediaSessionId)?.stream;
+    return publisher ? publisher.stopRecording() : { found: false };
   }
 
   /** Publishers of a session that is gone: their recordings are finished and announced to the hook as usual. */

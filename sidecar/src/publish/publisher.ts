@@ -1,15 +1,15 @@
 // One browser publishing a stream: a werift peer connection that receives H.264 + Opus, feeds the recording (when
 // `record: true`) and the viewers of the live name, and asks the browser for keyframes when either needs one.
 import { RtcpSrPacket, type RTCPeerConnection, type RtpPacket } from "werift";
-import { Info } from "@edge-vod/shared";
+import { Info, StreamStatus } from "@edge-vod/shared";
 import type { ReceiveAnswer } from "../webrtc/answer.ts";
 import type { Recording } from "./recording.ts";
 
 /** A viewer of the live stream. Called per packet: no allocation the sink does not need itself. */
 export interface LiveSink {
   forward(kind: "video" | "audio", rtp: RtpPacket): void;
-  /** The publisher is gone (stopped or failed); the sink ends its viewer. */
-  publisherEnded(): void;
+  /** The publisher is gone (stopped or failed); the sink ends its viewer, with `info` when an operator ended it. */
+  publisherEnded(info?: string): void;
 }
 
 export interface PublisherEvents {
@@ -17,6 +17,8 @@ export interface PublisherEvents {
   publishing(): void;
   /** The sidecar ended the publish (ICE, RTP inactivity, disk). The recording is already finished. */
   failed(info: string, recordName: string | undefined): void;
+  /** An operator ended the publish (REST terminate). The recording is already finished. */
+  unpublished(info: string, recordName: string | undefined): void;
   /** The publish ended, however it ended (once, at the start of the teardown). */
   closed(): void;
 }
@@ -38,7 +40,7 @@ export class Publisher {
     readonly name: string,
     private readonly pc: RTCPeerConnection,
     private readonly media: ReceiveAnswer,
-    private readonly recording: Recording | undefined,
+    private recording: Recording | undefined,
     private readonly events: PublisherEvents,
     iceTimeoutMs: number,
   ) {
@@ -53,14 +55,7 @@ export class Publisher {
         void this.fail(Info.FAILED_BY_ICE_ERROR);
       }
     });
-    const rec = recording?.recorder;
-    if (rec) {
-      rec.onKeyframeNeeded = () => this.requestKeyframe();
-      rec.onError = (err) => {
-        console.error(`publish ${name}: recording failed: ${err.message}`);
-        void this.fail(Info.RECORD_WRITE_FAILED);
-      };
-    }
+    if (recording) this.wire(recording);
     const video = media.video;
     if (video) {
       // The receiver's track exists from setRemoteDescription on (werift fires its onTrack events inside that
@@ -70,14 +65,14 @@ export class Publisher {
         this.onRtp("video", rtp);
       });
       video.receiver.onRtcp.subscribe((p) => {
-        if (p instanceof RtcpSrPacket) rec?.senderReport("video", p.senderInfo.ntpTimestamp, p.senderInfo.rtpTimestamp);
+        if (p instanceof RtcpSrPacket) this.recording?.recorder.senderReport("video", p.senderInfo.ntpTimestamp, p.senderInfo.rtpTimestamp);
       });
     }
     const audio = media.audio;
     if (audio) {
       audio.receiver.track.onReceiveRtp.subscribe((rtp) => this.onRtp("audio", rtp));
       audio.receiver.onRtcp.subscribe((p) => {
-        if (p instanceof RtcpSrPacket) rec?.senderReport("audio", p.senderInfo.ntpTimestamp, p.senderInfo.rtpTimestamp);
+        if (p instanceof RtcpSrPacket) this.recording?.recorder.senderReport("audio", p.senderInfo.ntpTimestamp, p.senderInfo.rtpTimestamp);
       });
     }
   }
@@ -93,6 +88,52 @@ export class Publisher {
 
   get hasAudio(): boolean {
     return this.media.audio !== undefined;
+  }
+
+  get status(): typeof StreamStatus.PENDING | typeof StreamStatus.PUBLISHING {
+    return this.state === "publishing" ? StreamStatus.PUBLISHING : StreamStatus.PENDING;
+  }
+
+  /** The file being recorded now, if any (named as far as known before the end). */
+  get recordFile(): string | undefined {
+    return this.recording?.fileName;
+  }
+
+  private wire(recording: Recording): void {
+    const rec = recording.recorder;
+    rec.onKeyframeNeeded = () => this.requestKeyframe();
+    rec.onError = (err) => {
+      // A recording that is no longer this publish's (stopped on demand, replaced) cannot fail it.
+      if (this.recording !== recording) return;
+      console.error(`publish ${this.name}: recording failed: ${err.message}`);
+      void this.fail(Info.RECORD_WRITE_FAILED);
+    };
+  }
+
+  /**
+   * Records from now on into `recording` (REST recorder/startup); a recording already running is finished first,
+   * as WCS does. Returns the finished one's name. The new file starts at the next keyframe, asked for at once.
+   */
+  async startRecording(recording: Recording): Promise<string | undefined> {
+    if (this.state === "closed") {
+      await recording.finish();
+      throw new Error("the publish is over");
+    }
+    const previous = this.recording;
+    this.recording = recording;
+    this.wire(recording);
+    this.lastPliMs = -Infinity;
+    this.requestKeyframe();
+    return previous ? (await previous.finish()).recordName : undefined;
+  }
+
+  /** Finishes the recording running now, if any (REST recorder/terminate); the publish goes on. */
+  async stopRecording(): Promise<{ found: boolean; recordName?: string }> {
+    const recording = this.recording;
+    if (!recording || this.state === "closed") return { found: false };
+    this.recording = undefined;
+    const { recordName } = await recording.finish();
+    return recordName !== undefined ? { found: true, recordName } : { found: true };
   }
 
   private onRtp(kind: "video" | "audio", rtp: RtpPacket): void {
@@ -144,17 +185,24 @@ export class Publisher {
     this.events.failed(info, recordName);
   }
 
+  /** Ends the publish on an operator's request: its viewers get `info`, the client UNPUBLISHED with it. */
+  async terminate(info: string): Promise<void> {
+    if (this.state === "closed") return;
+    const recordName = await this.stop(info);
+    this.events.unpublished(info, recordName);
+  }
+
   async close(): Promise<void> {
     await this.stop();
   }
 
   /** Ends the publish: viewers stop, the recording is finished. Resolves to the record name. Idempotent. */
-  stop(): Promise<string | undefined> {
+  stop(viewerInfo?: string): Promise<string | undefined> {
     this.ended ??= (async () => {
       this.state = "closed";
       this.events.closed();
       clearTimeout(this.iceTimer);
-      for (const sink of this.sinks) sink.publisherEnded();
+      for (const sink of this.sinks) sink.publisherEnded(viewerInfo);
       this.sinks.clear();
       await this.pc.close().catch(() => {});
       return (await this.recording?.finish())?.recordName;

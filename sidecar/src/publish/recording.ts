@@ -7,6 +7,7 @@ import { createFmp4Recorder } from "../record/fmp4-recorder.ts";
 import { renderRecordName, reserveRecordPath } from "../record/record-name.ts";
 import type { RecordHook } from "../record/record-hook.ts";
 import type { Recorder, RecorderTracks } from "../record/types.ts";
+import { mediaCounters } from "../runtime/media-counters.ts";
 
 export interface RecordingConfig {
   dir: string;
@@ -40,16 +41,23 @@ export class Recording {
     private readonly provisionalName: string,
   ) {}
 
+  /** The file's name while it is recorded (end-time placeholders still empty), as recorder/find_all lists it. */
+  get fileName(): string {
+    return this.provisionalName;
+  }
+
   static async start(cfg: RecordingConfig, fields: RecordingFields, tracks: RecorderTracks): Promise<Recording> {
     const startTimeMs = Date.now();
     const name = renderRecordName(cfg.template, { ...fields, startTimeMs, videoCodec: "H264", audioCodec: tracks.audio ? "opus" : "" });
     const reserved = await reserveRecordPath(cfg.dir, name);
     const recorder = createFmp4Recorder({ path: reserved.path, tracks });
+    mediaCounters.recordingsActive++;
     return new Recording(recorder, cfg, fields, reserved.path, reserved.name);
   }
 
   /** Closes, names, finalizes and announces the file. Idempotent; never throws. */
   finish(): Promise<RecordingResult> {
+    if (!this.finishing) mediaCounters.recordingsActive--;
     this.finishing ??= this.doFinish().catch((err: unknown) => {
       console.error(`record ${this.provisionalName}: finishing failed; the fragmented file stays:`, err);
       return { recordName: this.provisionalName };

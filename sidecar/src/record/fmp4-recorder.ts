@@ -39,6 +39,7 @@ import {
 } from "./h264-depacketizer.ts";
 import { RtpClock, TrackTimeline, type SyncSource } from "./rtp-clock.ts";
 import type { Recorder, RecorderTracks, RecordFileInfo, RecordStats } from "./types.ts";
+import { mediaCounters } from "../runtime/media-counters.ts";
 
 const VIDEO_RATE = 90_000;
 const AUDIO_RATE = 48_000;
@@ -628,6 +629,7 @@ class Fmp4RecorderImpl implements Fmp4Recorder {
         const { bytesWritten } = await h.write(data, done, data.byteLength - done, position + done);
         if (!(bytesWritten > 0)) throw new Error(`${this.path}: write made no progress`);
         done += bytesWritten;
+        mediaCounters.recordBytes += bytesWritten;
       }
       this.goodEnd = Math.max(this.goodEnd, position + data.byteLength);
       this.countFragments(data);

@@ -1,16 +1,16 @@
 // The operator's record hook (RECORD_HOOK_URL), this project's counterpart of WCS's on_record_hook_script: one
 // JSON POST per finished recording.
 //
-// Authentication: the body is signed, the secret itself is never sent. Every request carries
-//   X-Edge-Vod-Timestamp: <ms since epoch when this attempt was sent>
-//   X-Edge-Vod-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<raw body>")>
+// Authentication: the body is signed as every hook of this project is (shared/src/hook-signature.ts), the secret
+// itself is never sent: X-Edge-Vod-Timestamp and X-Edge-Vod-Signature, plus
 //   X-Edge-Vod-Delivery: <uuid, the same on every retry of one event, for de-duplication>
 // so a receiver that knows the secret can check where the call came from, and one that does not care, or anyone on
 // a plain-http path, learns nothing that would let them drive the sidecar.
 //
 // Delivery: a failed attempt (network error, timeout, 408, 429, 5xx) is retried with exponential backoff; other
 // statuses are final. Failures are logged; the hook never throws and never makes its caller wait.
-import { createHmac, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
+import { HOOK_HEADERS, hookHeaders, signHookBody } from "@edge-vod/shared";
 
 export interface RecordHookEvent {
   streamName: string;
@@ -41,16 +41,10 @@ export interface RecordHookSender extends RecordHook {
   idle(): Promise<void>;
 }
 
-export const RECORD_HOOK_HEADERS = {
-  timestamp: "x-edge-vod-timestamp",
-  signature: "x-edge-vod-signature",
-  delivery: "x-edge-vod-delivery",
-} as const;
+export const RECORD_HOOK_HEADERS = HOOK_HEADERS;
 
 /** The signature a receiver should compare (in constant time) with `X-Edge-Vod-Signature`. */
-export function signRecordHook(secret: string, timestamp: string, body: string): string {
-  return `sha256=${createHmac("sha256", secret).update(`${timestamp}.${body}`).digest("hex")}`;
-}
+export const signRecordHook = signHookBody;
 
 /** `url` undefined gives a hook that does nothing. */
 export function createRecordHook(url: string | undefined, secret: string, opts: RecordHookOptions = {}): RecordHookSender {
@@ -68,13 +62,7 @@ export function createRecordHook(url: string | undefined, secret: string, opts: 
       let problem: string;
       let retriable = true;
       try {
-        const timestamp = String(Date.now());
-        const headers: Record<string, string> = {
-          "content-type": "application/json",
-          [RECORD_HOOK_HEADERS.timestamp]: timestamp,
-          [RECORD_HOOK_HEADERS.delivery]: delivery,
-        };
-        if (secret) headers[RECORD_HOOK_HEADERS.signature] = signRecordHook(secret, timestamp, body);
+        const headers = { ...(await hookHeaders(secret, body)), [HOOK_HEADERS.delivery]: delivery };
         const res = await fetch(url, { method: "POST", headers, body, signal: AbortSignal.timeout(timeoutMs) });
         // Drained so that the connection can be reused; what the receiver says is not used.
         await res.arrayBuffer().catch(() => undefined);

@@ -1,7 +1,7 @@
 // Keeps this sidecar registered at the edge (many sidecars behind one edge): a heartbeat with its control URL and
 // load every few seconds. The edge places new streams on the least loaded sidecar that beat recently and fails the
 // streams of one that went silent; on a clean shutdown the sidecar says it is leaving.
-import { EDGE_SIDECARS_PATH, type SidecarHeartbeat } from "@edge-vod/shared";
+import { EDGE_SIDECARS_PATH, signRequest, type SidecarHeartbeat } from "@edge-vod/shared";
 
 export interface HeartbeatOptions {
   edgeUrl: string;
@@ -42,10 +42,13 @@ export class Heartbeat {
   }
 
   private async post(body: SidecarHeartbeat): Promise<void> {
-    const res = await fetch(this.opts.edgeUrl + EDGE_SIDECARS_PATH, {
+    const url = this.opts.edgeUrl + EDGE_SIDECARS_PATH;
+    const json = JSON.stringify(body);
+    const signature = await signRequest(this.opts.secret, { method: "POST", url, body: json });
+    const res = await fetch(url, {
       method: "POST",
-      headers: { "content-type": "application/json", authorization: `Bearer ${this.opts.secret}` },
-      body: JSON.stringify(body),
+      headers: { "content-type": "application/json", ...signature },
+      body: json,
       signal: AbortSignal.timeout(Math.max(1000, this.opts.intervalMs)),
     });
     await res.body?.cancel();

@@ -52,6 +52,16 @@ export abstract class PeerViewer {
     void this.dispose();
   }
 
+  /** PLAYING from ICE + DTLS on, for the REST API's lists. */
+  get status(): typeof StreamStatus.PENDING | typeof StreamStatus.PLAYING {
+    return this.state === "playing" ? StreamStatus.PLAYING : StreamStatus.PENDING;
+  }
+
+  /** Ends the viewer on an operator's request: STOPPED with `info` to the client, like the end of the file. */
+  terminate(info: string): void {
+    this.end(StreamStatus.STOPPED, info);
+  }
+
   /** Ends the viewer without any event (the edge already told the client). */
   async close(): Promise<void> {
     this.state = "closed";

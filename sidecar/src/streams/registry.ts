@@ -5,8 +5,27 @@ export interface Closable {
   close(): Promise<unknown>;
 }
 
+/** What the REST API lists about a stream besides its state. */
+export interface StreamMeta {
+  /** What is served: `vod://f.mp4`, `vod-live://f.mp4`, a published name. */
+  name: string;
+  /** The name the client asked for, when another (see PlayRequest.alias). */
+  alias?: string;
+  /** ms since epoch of the request. */
+  startTime: number;
+  /** A publish's `{login}`, for recordings started later on demand. */
+  login?: string;
+}
+
+export interface RegistryEntry<T> {
+  readonly sessionRef: string;
+  readonly mediaSessionId: string;
+  readonly stream: T;
+  readonly meta: StreamMeta;
+}
+
 export class StreamRegistry<T extends Closable> {
-  private readonly map = new Map<string, T>();
+  private readonly map = new Map<string, RegistryEntry<T>>();
 
   private static key(sessionRef: string, mediaSessionId: string): string {
     return `${sessionRef}\u0000${mediaSessionId}`;
@@ -20,26 +39,34 @@ export class StreamRegistry<T extends Closable> {
     return this.map.has(StreamRegistry.key(sessionRef, mediaSessionId));
   }
 
-  values(): IterableIterator<T> {
+  *values(): IterableIterator<T> {
+    for (const e of this.map.values()) yield e.stream;
+  }
+
+  entries(): IterableIterator<RegistryEntry<T>> {
     return this.map.values();
   }
 
-  add(sessionRef: string, mediaSessionId: string, stream: T): void {
-    this.map.set(StreamRegistry.key(sessionRef, mediaSessionId), stream);
+  get(sessionRef: string, mediaSessionId: string): RegistryEntry<T> | undefined {
+    return this.map.get(StreamRegistry.key(sessionRef, mediaSessionId));
+  }
+
+  add(sessionRef: string, mediaSessionId: string, stream: T, meta: StreamMeta): void {
+    this.map.set(StreamRegistry.key(sessionRef, mediaSessionId), { sessionRef, mediaSessionId, stream, meta });
   }
 
   /** Removes the entry if it is still `stream` (a later stream may reuse the id). */
   forget(sessionRef: string, mediaSessionId: string, stream: T): void {
     const k = StreamRegistry.key(sessionRef, mediaSessionId);
-    if (this.map.get(k) === stream) this.map.delete(k);
+    if (this.map.get(k)?.stream === stream) this.map.delete(k);
   }
 
   /** Removes and returns the stream, for the caller to end. */
   take(sessionRef: string, mediaSessionId: string): T | undefined {
     const k = StreamRegistry.key(sessionRef, mediaSessionId);
-    const stream = this.map.get(k);
+    const entry = this.map.get(k);
     this.map.delete(k);
-    return stream;
+    return entry?.stream;
   }
 
   /** Ends a stream on the edge's request (no event: the edge tells the client). Returns whether it existed. */
@@ -55,13 +82,18 @@ export class StreamRegistry<T extends Closable> {
     const prefix = `${sessionRef}\u0000`;
     const mine = [...this.map.entries()].filter(([k]) => k.startsWith(prefix));
     for (const [k] of mine) this.map.delete(k);
-    await Promise.allSettled(mine.map(([, s]) => s.close()));
+    await Promise.allSettled(mine.map(([, e]) => e.stream.close()));
     return mine.length;
   }
 
   async closeAll(): Promise<void> {
     const all = [...this.map.values()];
     this.map.clear();
-    await Promise.allSettled(all.map((s) => s.close()));
+    await Promise.allSettled(all.map((e) => e.stream.close()));
   }
+}
+
+/** A new stream's meta from its request; `startTime` is now. */
+export function streamMeta(req: { name: string; alias?: string | undefined }): StreamMeta {
+  return { name: req.name, ...(req.alias !== undefined ? { alias: req.alias } : {}), startTime: Date.now() };
 }

@@ -12,6 +12,7 @@ import { RtpHeader, RtpPacket, type RTCRtpSender } from "werift";
 import { writeRtpHeader } from "../rtp/rtp-header.ts";
 import type { Orientation } from "../webrtc/answer.ts";
 import { installFastSrtp, type DtlsTransportWithSrtp, type SrtpProtector } from "../rtp/srtp-protect.ts";
+import { mediaCounters } from "../runtime/media-counters.ts";
 
 /** Packets kept for NACK: ~1.2 s of 1 Mbps video, as werift's own sender keeps. */
 const HISTORY = 128;
@@ -120,6 +121,8 @@ export class RtpOut {
         ...(cvo ? { extension: true, extensions: [{ id: cvo.id, payload: Buffer.from([cvo.byte]) }] } : {}),
       });
       void this.sender.sendRtp(new RtpPacket(header, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength))).catch(() => {});
+      mediaCounters.rtpPackets++;
+      mediaCounters.rtpBytes += header.serializeSize + payload.byteLength;
       return;
     }
     if (link === undefined) return;
@@ -135,6 +138,8 @@ export class RtpOut {
       // The socket closed under us (the viewer is going away): nothing left to send to.
       return;
     }
+    mediaCounters.rtpPackets++;
+    mediaCounters.rtpBytes += h.length + payload.byteLength;
     const s = this.sender as unknown as SenderInternals;
     s.rtpTimestamp = timestamp;
     s.packetCount = (s.packetCount + 1) >>> 0;

@@ -5,7 +5,7 @@
 import { Info, parseStreamName, type PlayRequest, type PlayResponse } from "@edge-vod/shared";
 import { MediaError } from "../files/file-access.ts";
 import type { EventSink } from "../events/edge-notifier.ts";
-import { StreamRegistry } from "../streams/registry.ts";
+import { StreamRegistry, streamMeta } from "../streams/registry.ts";
 import { RtpOut } from "../streams/rtp-out.ts";
 import { viewerEvents } from "../streams/viewer-events.ts";
 import { answerAsSender, answerFailureInfo } from "../webrtc/answer.ts";
@@ -104,7 +104,7 @@ export class BroadcastService {
         this.opts.iceTimeoutMs,
         release,
       );
-      this.viewers.add(req.sessionRef, req.mediaSessionId, viewer);
+      this.viewers.add(req.sessionRef, req.mediaSessionId, viewer, streamMeta(req));
       return { ok: true, sdp: answer.sdp, durationMs: broadcast.durationMs };
     } catch (err) {
       release();

@@ -2,7 +2,7 @@
 import { Info, parseStreamName, type PlayRequest, type PlayResponse } from "@edge-vod/shared";
 import { MediaError } from "../files/file-access.ts";
 import type { EventSink } from "../events/edge-notifier.ts";
-import { StreamRegistry } from "../streams/registry.ts";
+import { StreamRegistry, streamMeta } from "../streams/registry.ts";
 import { RtpOut } from "../streams/rtp-out.ts";
 import { viewerEvents } from "../streams/viewer-events.ts";
 import { answerAsSender, answerFailureInfo } from "../webrtc/answer.ts";
@@ -72,7 +72,7 @@ export class VodService {
         viewerEvents(this.notify, req, () => this.viewers.forget(req.sessionRef, req.mediaSessionId, viewer)),
         this.opts.iceTimeoutMs,
       );
-      this.viewers.add(req.sessionRef, req.mediaSessionId, viewer);
+      this.viewers.add(req.sessionRef, req.mediaSessionId, viewer, streamMeta(req));
       return { ok: true, sdp };
     } catch (err) {
       await Promise.allSettled([media.close(), pc.close()]);

@@ -3,7 +3,7 @@
 import { randomUUID } from "node:crypto";
 import type { RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver } from "werift";
 import { Info } from "@edge-vod/shared";
-import { CVO_URI, OfferError, finishAnswer, shapeOffer } from "./offer.ts";
+import { CVO_URI, OfferError, finishAnswer, shapeOffer, withoutRemoteSsrcs } from "./offer.ts";
 
 export interface SendAnswer {
   sdp: string;
@@ -40,7 +40,7 @@ export async function answerAsSender(
   const sendVideo = have.video && offer.h264Pt !== undefined;
   const sendAudio = have.audio && offer.opusPt !== undefined;
   if (!sendVideo && !sendAudio) throw new NoCommonCodecs();
-  await pc.setRemoteDescription({ type: "offer", sdp: offer.sdp });
+  await pc.setRemoteDescription({ type: "offer", sdp: withoutRemoteSsrcs(offer.sdp) });
   // Transceivers made from a recvonly offer default to inactive in werift until told they send.
   // One msid for both tracks: the SDK attaches `event.streams[0]` to its <video>, which needs a stream id.
   const streamId = `edge-vod-${randomUUID()}`;

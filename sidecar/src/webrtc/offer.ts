@@ -128,6 +128,16 @@ export function shapeOffer(sdp: string, fileProfileIdc: number | undefined): Off
 }
 
 /**
+ * A viewer's offer without its `a=ssrc` / `a=ssrc-group` lines. Firefox and werift list the SSRC they send RTCP from
+ * even in recvonly sections; werift then files that SSRC as a receiver and routes the viewer's PLIs (looked up by
+ * sender SSRC first) there instead of to our sender, so a keyframe request would never arrive. We receive nothing
+ * from a viewer, so its SSRCs mean nothing to us.
+ */
+export function withoutRemoteSsrcs(sdp: string): string {
+  return sdp.replace(/^a=ssrc(-group)?:[^\r\n]*\r?\n/gm, "");
+}
+
+/**
  * Final touches on werift's answer: sending sections get the discard port 9 instead of werift's 0 (port 0 in an
  * answer means "rejected" to strict parsers and to the SDK's MSE provider), and with a configured public address
  * (1:1 NAT) host candidates carry that address; loopback candidates stay as they are.

@@ -1,0 +1,177 @@
+// `GET /metrics`: Prometheus text for this sidecar. Its own prom-client Registry (not the global one, so two
+// sidecars in one test process do not share metrics), Node's default process metrics, and edge_vod_* metrics read
+// from the services at scrape time. Nothing here runs per packet: the media path bumps plain numbers
+// (runtime/media-counters.ts) that the collect() callbacks copy in.
+//
+// Auth: a bearer METRICS_TOKEN when configured, else open. Never the control API's signature: Prometheus cannot
+// sign, and nothing here is secret (counts, no stream names, no addresses).
+import type { Handler } from "hono";
+import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import { Info, StreamStatus, bearerOk, type ErrorBody, type StreamEvent, type StreamName } from "@edge-vod/shared";
+import type { LiveService } from "../live/live-service.ts";
+import type { PrepareCache } from "../prepare/prepare-cache.ts";
+import type { PublishService } from "../publish/publish-service.ts";
+import { mediaCounters } from "../runtime/media-counters.ts";
+import type { BroadcastService } from "../vod/broadcast-service.ts";
+import type { VodService } from "../vod/vod-service.ts";
+
+export const METRICS_PATH = "/metrics";
+
+type StreamKind = StreamName["kind"];
+
+export interface MetricsSources {
+  vod: VodService;
+  live: LiveService;
+  broadcasts: BroadcastService;
+  publish: PublishService;
+  prepare?: PrepareCache;
+}
+
+const KNOWN_INFO: ReadonlySet<string> = new Set(Object.values(Info));
+
+/** A label value from the fixed Info list: a free-text info must not make a new time series per message. */
+function infoLabel(info: string | undefined): string {
+  return info !== undefined && KNOWN_INFO.has(info) ? info : "other";
+}
+
+/** A counter that mirrors a number kept elsewhere (it only ever grows there). */
+function mirroredCounter(registry: Registry, name: string, help: string, read: () => number): Counter {
+  return new Counter({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(read());
+    },
+  });
+}
+
+export class SidecarMetrics {
+  readonly registry = new Registry();
+  private sources: MetricsSources | undefined;
+  private readonly plays: Counter<"kind">;
+  private readonly refusals: Counter<"info">;
+  private readonly failures: Counter<"info">;
+  private readonly controlRefusals: Counter<"reason">;
+
+  constructor(private readonly token: string | undefined) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    const metrics = this;
+
+    new Gauge({
+      name: "edge_vod_viewers",
+      help: "Viewers on this sidecar by kind (vod://, vod-live://, a published stream).",
+      labelNames: ["kind"],
+      registers,
+      collect() {
+        const s = metrics.sources;
+        this.set({ kind: "vod" }, s?.vod.viewerCount ?? 0);
+        this.set({ kind: "vod-live" }, s?.broadcasts.viewerCount ?? 0);
+        this.set({ kind: "live" }, s?.live.viewerCount ?? 0);
+      },
+    });
+    new Gauge({
+      name: "edge_vod_publishers",
+      help: "Streams published to this sidecar.",
+      registers,
+      collect() {
+        this.set(metrics.sources?.publish.publisherCount ?? 0);
+      },
+    });
+    new Gauge({
+      name: "edge_vod_broadcasts",
+      help: "vod-live:// broadcasts with viewers on this sidecar (one file reader each).",
+      registers,
+      collect() {
+        this.set(metrics.sources?.broadcasts.broadcastCount ?? 0);
+      },
+    });
+    mirroredCounter(this.registry, "edge_vod_rtp_packets_sent_total", "RTP packets sent to viewers, retransmissions included.", () => mediaCounters.rtpPackets);
+    mirroredCounter(this.registry, "edge_vod_rtp_bytes_sent_total", "RTP header and payload bytes sent to viewers (before SRTP).", () => mediaCounters.rtpBytes);
+    new Gauge({
+      name: "edge_vod_recordings_active",
+      help: "Recordings being written.",
+      registers,
+      collect() {
+        this.set(mediaCounters.recordingsActive);
+      },
+    });
+    mirroredCounter(this.registry, "edge_vod_recording_bytes_written_total", "Bytes written to record files.", () => mediaCounters.recordBytes);
+
+    const prepare = () => metrics.sources?.prepare?.stats;
+    mirroredCounter(this.registry, "edge_vod_prepare_cache_hits_total", "Plays of a file whose prepared copy was already cached.", () => prepare()?.hits ?? 0);
+    mirroredCounter(this.registry, "edge_vod_prepares_total", "ffmpeg prepares started (files that needed a WebRTC-ready copy).", () => prepare()?.prepares ?? 0);
+    mirroredCounter(this.registry, "edge_vod_prepare_failures_total", "Prepares that failed.", () => prepare()?.failures ?? 0);
+    new Gauge({
+      name: "edge_vod_prepares_running",
+      help: "Prepares in flight (started, not finished; those waiting for a slot included).",
+      registers,
+      collect() {
+        this.set(prepare()?.running ?? 0);
+      },
+    });
+    new Gauge({
+      name: "edge_vod_prepares_waiting",
+      help: "Prepares waiting for a slot (PREPARE_CONCURRENCY).",
+      registers,
+      collect() {
+        this.set(prepare()?.waiting ?? 0);
+      },
+    });
+
+    this.plays = new Counter({
+      name: "edge_vod_plays_total",
+      help: "Plays this sidecar accepted (answered with SDP), by kind.",
+      labelNames: ["kind"],
+      registers,
+    });
+    this.refusals = new Counter({
+      name: "edge_vod_play_refusals_total",
+      help: "Plays this sidecar refused, by the info the client got.",
+      labelNames: ["info"],
+      registers,
+    });
+    this.failures = new Counter({
+      name: "edge_vod_stream_failures_total",
+      help: "Streams (plays and publishes) that ended FAILED after they started, by info.",
+      labelNames: ["info"],
+      registers,
+    });
+    this.controlRefusals = new Counter({
+      name: "edge_vod_control_refused_total",
+      help: "Control API requests refused before any route ran (unsigned, bad signature, stale, replayed), by reason.",
+      labelNames: ["reason"],
+      registers,
+    });
+    // Series at 0 from the first scrape, so rate() and alerts see them before the first event.
+    for (const kind of ["vod", "vod-live", "live"] satisfies StreamKind[]) this.plays.inc({ kind }, 0);
+  }
+
+  /** The services whose state the gauges read; until then they read 0. */
+  observe(sources: MetricsSources): void {
+    this.sources = sources;
+  }
+
+  playAnswered(kind: StreamKind, answer: { ok: true } | { ok: false; info: string }): void {
+    if (answer.ok) this.plays.inc({ kind });
+    else this.refusals.inc({ info: infoLabel(answer.info) });
+  }
+
+  /** Every event sent to the edge passes here; only failures are counted. */
+  event(event: StreamEvent): void {
+    if (event.status === StreamStatus.FAILED) this.failures.inc({ info: infoLabel(event.info) });
+  }
+
+  controlRefused(reason: string): void {
+    this.controlRefusals.inc({ reason });
+  }
+
+  readonly route: Handler = async (c) => {
+    if (this.token && !bearerOk(c.req.header("authorization"), this.token)) {
+      return c.json({ error: "Unauthorized" } satisfies ErrorBody, 401);
+    }
+    return c.body(await this.registry.metrics(), 200, { "content-type": this.registry.contentType });
+  };
+}

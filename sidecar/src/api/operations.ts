@@ -1,0 +1,208 @@
+// What the edge's REST API asks of a sidecar: the streams here, ending one, recording a publish on demand, probing
+// a file, and listing or deleting finished recordings. Mounted on the control API, behind its authentication.
+import fs from "node:fs/promises";
+import path from "node:path";
+import type { Hono } from "hono";
+import {
+  Info,
+  ProbeRequest,
+  RecorderStartRequest,
+  RecorderStopRequest,
+  SIDECAR_OPS_PATHS,
+  TerminateRequest,
+  checkFileName,
+  checkRecordName,
+  type ProbeResponse,
+  type RecordEntry,
+  type RecorderStopResponse,
+  type SidecarStream,
+  type SidecarStreamKind,
+  type StreamsResponse,
+  type TerminateResponse,
+} from "@edge-vod/shared";
+import { MediaError } from "../files/file-access.ts";
+import { LocalDiskAccess } from "../files/local-disk.ts";
+import { movieDurationMs } from "../mp4/movie-duration.ts";
+import type { RegistryEntry } from "../streams/registry.ts";
+import type { MediaOpener } from "../vod/media-opener.ts";
+import { body, type Services } from "./control.ts";
+
+/** Durations read from movie headers, by name + size + mtime; cleared whole when it grows past this. */
+const DURATION_CACHE_MAX = 10_000;
+
+export function operationsRoutes(app: Hono, services: Services, opts: { opener: MediaOpener; recordDir: string }): void {
+  const { vod, live, publish, broadcasts } = services;
+
+  app.get(SIDECAR_OPS_PATHS.streams, (c) => c.json({ streams: listStreams(services) } satisfies StreamsResponse));
+
+  app.post(SIDECAR_OPS_PATHS.terminate, async (c) => {
+    const req = await body(c, TerminateRequest);
+    if (!req.ok) return req.res;
+    const { sessionRef, mediaSessionId } = req.value;
+    const info = Info.STOPPED_BY_REST_TERMINATE;
+    for (const registry of [vod.viewers, broadcasts.viewers, live.viewers]) {
+      const viewer = registry.get(sessionRef, mediaSessionId)?.stream;
+      if (viewer) {
+        viewer.terminate(info);
+        return c.json({ ok: true, found: true } satisfies TerminateResponse);
+      }
+    }
+    const found = await publish.terminate(sessionRef, mediaSessionId, info);
+    return c.json({ ok: true, found } satisfies TerminateResponse);
+  });
+
+  app.post(SIDECAR_OPS_PATHS.recorderStart, async (c) => {
+    const req = await body(c, RecorderStartRequest);
+    if (!req.ok) return req.res;
+    const { sessionRef, mediaSessionId, fileTemplate } = req.value;
+    const res = await publish.startRecording(sessionRef, mediaSessionId, fileTemplate);
+    if (!res) return c.json({ error: "Stream not found" }, 404);
+    return c.json(res, res.ok ? 200 : 500);
+  });
+
+  app.post(SIDECAR_OPS_PATHS.recorderStop, async (c) => {
+    const req = await body(c, RecorderStopRequest);
+    if (!req.ok) return req.res;
+    const res = await publish.stopRecording(req.value.sessionRef, req.value.mediaSessionId);
+    return c.json({ ok: true, ...res } satisfies RecorderStopResponse);
+  });
+
+  app.post(SIDECAR_OPS_PATHS.probe, async (c) => {
+    const req = await body(c, ProbeRequest);
+    if (!req.ok) return req.res;
+    return c.json(await probe(opts.opener, req.value.file));
+  });
+
+  const records = new RecordsFolder(opts.recordDir, () => activeRecordFiles(services));
+  app.get(SIDECAR_OPS_PATHS.records, async (c) => c.json({ records: await records.list() }));
+  app.delete(`${SIDECAR_OPS_PATHS.records}/:name`, async (c) => {
+    const result = await records.remove(c.req.param("name"));
+    return result === "deleted" ? c.json({ ok: true }) : c.json({ error: result.error }, result.status);
+  });
+}
+
+function listStreams({ vod, live, publish, broadcasts }: Services): SidecarStream[] {
+  const out: SidecarStream[] = [];
+  // Viewers per served name: a publish's live viewers, a broadcast's viewers here.
+  const watching = new Map<string, number>();
+  for (const e of [...live.viewers.entries(), ...broadcasts.viewers.entries()]) {
+    watching.set(e.meta.name, (watching.get(e.meta.name) ?? 0) + 1);
+  }
+  const add = (e: RegistryEntry<{ status: SidecarStream["status"] }>, kind: SidecarStreamKind, extra: Partial<SidecarStream> = {}) =>
+    out.push({
+      sessionRef: e.sessionRef,
+      mediaSessionId: e.mediaSessionId,
+      name: e.meta.name,
+      ...(e.meta.alias !== undefined ? { alias: e.meta.alias } : {}),
+      published: kind === "publish",
+      kind,
+      status: e.stream.status,
+      startTime: e.meta.startTime,
+      viewers: 0,
+      recording: false,
+      ...extra,
+    });
+  for (const e of vod.viewers.entries()) add(e, "vod");
+  for (const e of broadcasts.viewers.entries()) add(e, "vod-live", { viewers: watching.get(e.meta.name) ?? 0 });
+  for (const e of live.viewers.entries()) add(e, "live");
+  for (const e of publish.entries()) {
+    if (!e.stream.live) continue;
+    const file = e.stream.recordFile;
+    add(e, "publish", { viewers: watching.get(e.meta.name) ?? 0, recording: file !== undefined, ...(file !== undefined ? { recordFile: file } : {}) });
+  }
+  return out;
+}
+
+function activeRecordFiles(services: Services): Set<string> {
+  const names = new Set<string>();
+  for (const e of services.publish.entries()) {
+    const file = e.stream.recordFile;
+    if (file !== undefined) names.add(file);
+  }
+  return names;
+}
+
+async function probe(opener: MediaOpener, file: string): Promise<ProbeResponse> {
+  if (checkFileName(file) !== null) return { ok: false, info: Info.BAD_URI };
+  try {
+    const media = await opener.open(file);
+    try {
+      return { ok: true, durationMs: Math.round(media.durationSec * 1000), hasVideo: media.have.video, hasAudio: media.have.audio };
+    } finally {
+      await media.close();
+    }
+  } catch (err) {
+    if (err instanceof MediaError) return { ok: false, info: err.info };
+    console.error(`probe ${file}:`, err);
+    return { ok: false, info: Info.FAILED_TO_READ_FILE };
+  }
+}
+
+type RemoveResult = "deleted" | { status: 400 | 403 | 404 | 409 | 500; error: string };
+
+/** The finished recordings: bare `*.mp4` regular files in the records folder, except those being recorded. */
+class RecordsFolder {
+  private readonly disk: LocalDiskAccess;
+  private readonly durations = new Map<string, number | undefined>();
+
+  constructor(
+    private readonly dir: string,
+    private readonly active: () => Set<string>,
+  ) {
+    this.disk = new LocalDiskAccess(dir);
+  }
+
+  async list(): Promise<RecordEntry[]> {
+    const active = this.active();
+    const dirents = await fs.readdir(this.dir, { withFileTypes: true });
+    const out: RecordEntry[] = [];
+    for (const d of dirents) {
+      // Symlinks are not listed: Dirent.isFile() is false for them, and a link is not a recording made here.
+      if (!d.isFile() || checkRecordName(d.name) !== null || active.has(d.name)) continue;
+      const st = await fs.stat(path.join(this.dir, d.name)).catch(() => undefined);
+      if (!st) continue;
+      const durationMs = await this.durationOf(d.name, st.size, st.mtimeMs);
+      out.push({ name: d.name, size: st.size, modified: Math.round(st.mtimeMs), ...(durationMs !== undefined ? { durationMs } : {}) });
+    }
+    return out.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async remove(name: string): Promise<RemoveResult> {
+    const bad = checkRecordName(name);
+    if (bad === "traversal") return { status: 403, error: "Restricted access" };
+    if (bad) return { status: 400, error: `Bad record name: ${bad}` };
+    if (this.active().has(name)) return { status: 409, error: "Record is being written" };
+    // A bare checked name joined to the folder stays in it; lstat so that a symlink is refused, not followed.
+    const full = path.join(this.dir, name);
+    const st = await fs.lstat(full).catch(() => undefined);
+    if (!st) return { status: 404, error: "Record not found" };
+    if (!st.isFile()) return { status: 403, error: "Restricted access" };
+    try {
+      await fs.unlink(full);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return { status: 404, error: "Record not found" };
+      console.error(`records: deleting ${name} failed:`, err);
+      return { status: 500, error: "Delete failed" };
+    }
+    return "deleted";
+  }
+
+  private async durationOf(name: string, size: number, mtimeMs: number): Promise<number | undefined> {
+    const key = `${name}\u0000${size}\u0000${mtimeMs}`;
+    if (this.durations.has(key)) return this.durations.get(key);
+    let durationMs: number | undefined;
+    try {
+      const file = await this.disk.open(name);
+      try {
+        durationMs = await movieDurationMs(file);
+      } finally {
+        await file.close();
+      }
+    } catch {
+      durationMs = undefined;
+    }
+    if (this.durations.size >= DURATION_CACHE_MAX) this.durations.clear();
+    this.durations.set(key, durationMs);
+    return durationMs;
+  }
+}

@@ -1,0 +1,12 @@
+// Plain numbers the media path bumps (every RTP packet sent, every recording write); the metrics read them at scrape
+// time. A prom-client call per packet would cost a label hash and a map lookup thousands of times a second.
+export const mediaCounters = {
+  /** RTP packets sent to viewers, retransmissions included. */
+  rtpPackets: 0,
+  /** Their RTP header and payload bytes (before SRTP). */
+  rtpBytes: 0,
+  /** Recordings being written now. */
+  recordingsActive: 0,
+  /** Bytes written to record files. */
+  recordBytes: 0,
+};
