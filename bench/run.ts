@@ -2,6 +2,8 @@
 // bench/results/<date>.json. Benchmarks are numbers with ratios against a baseline measured in the same run (Janus,
 // the idle server, the cheapest SRTP + send in Node); they assert nothing.
 //
+// BENCH_OUT=<file> writes the results there instead of bench/results/<date>.json. BENCH_PROFILE_VIEWERS (100) is the
+// step profiled for the per-stage cost of the media path (0: none).
 // BENCH_ONLY=viewers,ttff,floor,record,prepare picks parts (BENCH_PREPARE_SECONDS: the prepared file, default 600); BENCH_WINDOW_MS (default 30000) is each viewer step's window;
 // BENCH_STEPS=1,50,100 and BENCH_SYSTEMS=vod,vod-live,janus narrow the viewer climb; BENCH_JANUS_EVENT_LOOPS sets
 // Janus's event_loops (default 2, its best here; 0 = a thread per handle, its default).
@@ -75,6 +77,8 @@ async function main(): Promise<void> {
         steps: list(process.env.BENCH_STEPS)?.map(Number),
         systems: list(process.env.BENCH_SYSTEMS) as System[] | undefined,
         janusEventLoops: process.env.BENCH_JANUS_EVENT_LOOPS === undefined ? undefined : Number(process.env.BENCH_JANUS_EVENT_LOOPS),
+        // BENCH_PROFILE_VIEWERS (default 100, 0 = none): the step run under the CPU profiler for the stage breakdown.
+        profileViewers: Number(process.env.BENCH_PROFILE_VIEWERS ?? 100),
       });
       result.viewers = v;
       result.maxRealtimeViewersPerCore = v.maxRealtimeViewersPerCore;
@@ -108,7 +112,8 @@ async function main(): Promise<void> {
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }
-  const out = path.join(import.meta.dirname, "results", `${date}.json`);
+  // BENCH_OUT: somewhere else than the dated results file (a partial run must not replace a whole one).
+  const out = process.env.BENCH_OUT ? path.resolve(process.env.BENCH_OUT) : path.join(import.meta.dirname, "results", `${date}.json`);
   await fs.mkdir(path.dirname(out), { recursive: true });
   await fs.writeFile(out, JSON.stringify(result, null, 2) + "\n");
   console.log(`results written to ${path.relative(process.cwd(), out)}`);

@@ -5,9 +5,11 @@
 // against its due time (arrival minus media time, relative to the viewer's least delayed frame; on loopback this is
 // the server's send pacing plus this process's own delay, which is why its CPU is reported too).
 import { spawnSync } from "node:child_process";
+import fs from "node:fs/promises";
+import path from "node:path";
 import { randomBytes } from "node:crypto";
 import os from "node:os";
-import { cpuMs, rssMb } from "../test/helpers/proc-stats.ts";
+import { cpuSplitMs, rssMb } from "../test/helpers/proc-stats.ts";
 import { makeFixture } from "../test/helpers/fixtures.ts";
 import { startSidecar } from "../test/helpers/sidecar-process.ts";
 import { signedFetch } from "../test/helpers/signed-fetch.ts";
@@ -16,6 +18,7 @@ import type { CountingViewer, WindowStats } from "./load/counting-viewer.ts";
 import { ensureDebianPackages } from "./debian.ts";
 import { JanusClient, startJanus } from "./load/janus.ts";
 import { janusViewers, sidecarViewers, type ViewerFactory } from "./load/targets.ts";
+import { STAGE_ORDER, stagesOf, usPerPacket, type CpuProfile } from "./profile-stages.ts";
 
 export type System = "vod" | "vod-live" | "janus";
 
@@ -25,6 +28,8 @@ export interface StepResult {
   /** Viewers that connected; fewer than `viewers` means the server refused or failed some. */
   connected: number;
   serverCpuPct: number;
+  /** The part of serverCpuPct spent in the kernel (on loopback, a UDP send also runs the receiving side's stack). */
+  serverSystemCpuPct: number;
   cpuSecondsPerViewerSecond: number;
   rssMb: number;
   rssPerViewerKb: number;
@@ -36,6 +41,12 @@ export interface StepResult {
   /** Our sidecar only: GC pauses (perf_hooks "gc" entries; incremental marking steps are not among them) as a share
    * of its CPU time in the window. */
   gcPauseShareOfCpu?: number;
+  /** Our sidecar only: its event loop's lag over the window (prom-client's, sampled every 5 ms), ms. */
+  serverLoopLagMs?: { p99: number; max: number };
+  /** Our sidecar with BENCH_CPU_PROF_DIR: its CPU per packet sent in the window, µs, by stage of the media path. */
+  usPerPacketByStage?: Record<string, number>;
+  /** The window on CLOCK_MONOTONIC, µs: where the step lies in the sidecar's CPU profile. */
+  windowMonoUs?: { fromUs: number; toUs: number };
   realtime: boolean;
 }
 
@@ -44,6 +55,8 @@ export interface ViewersResult {
   janusEventLoops: number;
   steps: StepResult[];
   maxRealtimeViewersPerCore: Record<System, number>;
+  /** Steps run under the CPU profiler (not counted above): their usPerPacketByStage is the stage breakdown. */
+  profiledSteps?: StepResult[];
 }
 
 const FPS = 30;
@@ -109,8 +122,19 @@ async function openViewers(factory: ViewerFactory, n: number): Promise<{ open: A
 
 /** Cumulative GC milliseconds of the server, where it reports them. */
 type GcClock = (() => Promise<number>) | undefined;
+/** The server's event-loop lag since the last call (a scrape resets prom-client's histogram), where it reports it. */
+type LoopLag = (() => Promise<{ p99: number; max: number }>) | undefined;
 
-async function step(system: System, factory: ViewerFactory, n: number, serverPid: number, idleRss: number, windowMs: number, gcMs: GcClock): Promise<StepResult> {
+async function step(
+  system: System,
+  factory: ViewerFactory,
+  n: number,
+  serverPid: number,
+  idleRss: number,
+  windowMs: number,
+  gcMs: GcClock,
+  loopLag: LoopLag,
+): Promise<StepResult> {
   const { open, errors } = await openViewers(factory, n);
   try {
     if (errors.length) console.log(`    ${errors.length} of ${n} viewers failed to connect: ${errors[0]}`);
@@ -118,15 +142,21 @@ async function step(system: System, factory: ViewerFactory, n: number, serverPid
     const viewers: CountingViewer[] = open.map((o) => o.viewer);
     for (const v of viewers) v.startWindow();
     const gc0 = await gcMs?.();
-    const c0 = await cpuMs(serverPid);
+    await loopLag?.();
+    const c0 = await cpuSplitMs(serverPid);
     const tool0 = process.cpuUsage();
     const t0 = performance.now();
+    const mono0 = Number(process.hrtime.bigint() / 1000n);
     await new Promise((r) => setTimeout(r, windowMs));
+    const mono1 = Number(process.hrtime.bigint() / 1000n);
     const stats = viewers.map((v) => v.endWindow());
     const elapsed = performance.now() - t0;
-    const cpu = (await cpuMs(serverPid)) - c0;
+    const c1 = await cpuSplitMs(serverPid);
+    const cpu = c1.user + c1.system - (c0.user + c0.system);
+    const sys = c1.system - c0.system;
     const tool = process.cpuUsage(tool0);
     const gc = gc0 === undefined ? undefined : (await gcMs!()) - gc0;
+    const lag = await loopLag?.();
     const rss = await rssMb(serverPid);
     const s = summarize(system, n, stats, elapsed);
     const realtime = open.length === n && s.loss === 0 && s.latenessMs.p99 < REALTIME_P99_MS && s.slowestViewerFps >= FPS * 0.95;
@@ -134,11 +164,14 @@ async function step(system: System, factory: ViewerFactory, n: number, serverPid
       ...s,
       connected: open.length,
       serverCpuPct: (cpu / elapsed) * 100,
+      serverSystemCpuPct: (sys / elapsed) * 100,
       cpuSecondsPerViewerSecond: cpu / elapsed / n,
       rssMb: rss,
       rssPerViewerKb: ((rss - idleRss) * 1024) / n,
       toolCpuPct: ((tool.user + tool.system) / 1000 / elapsed) * 100,
       ...(gc === undefined ? {} : { gcPauseShareOfCpu: gc / cpu }),
+      ...(lag === undefined ? {} : { serverLoopLagMs: lag }),
+      windowMonoUs: { fromUs: mono0, toUs: mono1 },
       realtime,
     };
   } finally {
@@ -155,18 +188,20 @@ async function climb(
   serverPid: number,
   opts: { windowMs: number; steps: number[]; maxViewers: number },
   gcMs?: GcClock,
+  loopLag?: LoopLag,
 ): Promise<StepResult[]> {
   const idleRss = await rssMb(serverPid);
   const results: StepResult[] = [];
   const run = async (n: number) => {
-    const r = await step(system, factory, n, serverPid, idleRss, opts.windowMs, gcMs);
+    const r = await step(system, factory, n, serverPid, idleRss, opts.windowMs, gcMs, loopLag);
     results.push(r);
     console.log(
-      `  ${system.padEnd(8)} ${String(n).padStart(4)} viewers: server ${r.serverCpuPct.toFixed(1).padStart(5)} % CPU, ` +
+      `  ${system.padEnd(8)} ${String(n).padStart(4)} viewers: server ${r.serverCpuPct.toFixed(1).padStart(5)} % CPU (kernel ${r.serverSystemCpuPct.toFixed(1)} %), ` +
         `${(r.cpuSecondsPerViewerSecond * 1e6).toFixed(0).padStart(5)} µs CPU per viewer-second, RSS ${r.rssMb.toFixed(0)} MB, ` +
         `loss ${(r.loss * 100).toFixed(2)} %, lateness p50 ${r.latenessMs.p50.toFixed(1)} / p99 ${r.latenessMs.p99.toFixed(1)} ms, ` +
         `slowest ${r.slowestViewerFps.toFixed(1)} fps, tool ${r.toolCpuPct.toFixed(0)} %` +
-        `${r.gcPauseShareOfCpu === undefined ? "" : `, GC pauses ${(r.gcPauseShareOfCpu * 100).toFixed(1)} % of server CPU`}${r.realtime ? "" : "  (not real time)"}`,
+        `${r.gcPauseShareOfCpu === undefined ? "" : `, GC pauses ${(r.gcPauseShareOfCpu * 100).toFixed(1)} % of server CPU`}` +
+        `${r.serverLoopLagMs === undefined ? "" : `, loop lag p99 ${r.serverLoopLagMs.p99.toFixed(1)} / max ${r.serverLoopLagMs.max.toFixed(1)} ms`}${r.realtime ? "" : "  (not real time)"}`,
     );
     return r.realtime;
   };
@@ -184,7 +219,16 @@ async function climb(
   return results;
 }
 
-export async function measureViewers(opts: { dir: string; windowMs?: number; steps?: number[]; maxViewers?: number; systems?: System[]; janusEventLoops?: number }): Promise<ViewersResult> {
+export async function measureViewers(opts: {
+  dir: string;
+  windowMs?: number;
+  steps?: number[];
+  maxViewers?: number;
+  systems?: System[];
+  janusEventLoops?: number;
+  /** Run one more step of this many viewers per system of ours under the CPU profiler, for the stage breakdown. */
+  profileViewers?: number;
+}): Promise<ViewersResult> {
   const windowMs = opts.windowMs ?? 30_000;
   const janusEventLoops = opts.janusEventLoops ?? 2;
   const climbOpts = { windowMs, steps: opts.steps ?? [1, 50, 100, 200, 400], maxViewers: opts.maxViewers ?? 1200 };
@@ -194,17 +238,22 @@ export async function measureViewers(opts: { dir: string; windowMs?: number; ste
   // Personal viewers start at 0 and must not reach the end during a step: the same 10 s, ten times over.
   await makeFixture(opts.dir, "bench-long.mp4", ["-stream_loop", "9", "-i", file, "-c", "copy"]);
   const steps: StepResult[] = [];
-  // A fresh sidecar per system: what one left in its heap must not count against the next.
-  for (const system of ["vod", "vod-live"] as const) {
-    if (!systems.includes(system)) continue;
+  // A fresh sidecar per climb: what one left in its heap must not count against the next.
+  const sidecarClimb = async (system: "vod" | "vod-live", climbWith: typeof climbOpts, profileDir?: string): Promise<StepResult[]> => {
     const sidecar = await startSidecar({
       secret: randomBytes(24).toString("hex"),
       mediaDir: opts.dir,
       env: { MAX_VIEWERS: "100000" },
       shellPrefix: os.availableParallelism() > 1 ? `taskset -pc ${SERVER_CPU} $$ >/dev/null;` : undefined,
       // As a sidecar pinned to one core should run (README): V8's helper GC threads would preempt its only thread.
-      nodeArgs: ["--single-threaded-gc"],
+      // BENCH_SIDECAR_NODE_ARGS: more (e.g. --heap-prof), space-separated.
+      nodeArgs: [
+        "--single-threaded-gc",
+        ...(profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []),
+        ...(process.env.BENCH_SIDECAR_NODE_ARGS?.split(" ").filter(Boolean) ?? []),
+      ],
     });
+    let results: StepResult[];
     try {
       const factory =
         system === "vod"
@@ -214,9 +263,28 @@ export async function measureViewers(opts: { dir: string; windowMs?: number; ste
         const res = await signedFetch(sidecar.secret, `${sidecar.url}/v1/health`);
         return ((await res.json()) as { gcMs: number }).gcMs;
       };
-      steps.push(...(await climb(system, factory, sidecar.pid, climbOpts, gcMs)));
+      const loopLag = async () => {
+        const text = await (await fetch(`${sidecar.url}/metrics`)).text();
+        const read = (name: string) => Number(text.split("\n").find((l) => l.startsWith(`${name} `))?.split(" ")[1] ?? NaN) * 1000;
+        return { p99: read("nodejs_eventloop_lag_p99_seconds"), max: read("nodejs_eventloop_lag_max_seconds") };
+      };
+      results = await climb(system, factory, sidecar.pid, climbWith, gcMs, loopLag);
     } finally {
+      // A clean exit: the CPU profile is written then.
       await sidecar.stop();
+    }
+    if (profileDir) await stagesPerStep(profileDir, sidecar.pid, results);
+    return results;
+  };
+  const profiles: StepResult[] = [];
+  for (const system of ["vod", "vod-live"] as const) {
+    if (!systems.includes(system)) continue;
+    steps.push(...(await sidecarClimb(system, climbOpts)));
+    // The stage breakdown comes from a step of its own: the profiler's cost stays out of the measured climb.
+    if (opts.profileViewers) {
+      const dir = await fs.mkdtemp(path.join(opts.dir, "cpu-prof-"));
+      console.log(`  profiling the sidecar at ${opts.profileViewers} ${system} viewers`);
+      profiles.push(...(await sidecarClimb(system, { ...climbOpts, steps: [opts.profileViewers], maxViewers: opts.profileViewers }, dir)));
     }
   }
   if (systems.includes("janus")) {
@@ -232,5 +300,31 @@ export async function measureViewers(opts: { dir: string; windowMs?: number; ste
     }
   }
   const maxOf = (system: System) => Math.max(0, ...steps.filter((s) => s.system === system && s.realtime).map((s) => s.viewers));
-  return { windowMs, janusEventLoops, steps, maxRealtimeViewersPerCore: { vod: maxOf("vod"), "vod-live": maxOf("vod-live"), janus: maxOf("janus") } };
+  return {
+    windowMs,
+    janusEventLoops,
+    steps,
+    maxRealtimeViewersPerCore: { vod: maxOf("vod"), "vod-live": maxOf("vod-live"), janus: maxOf("janus") },
+    ...(profiles.length > 0 ? { profiledSteps: profiles } : {}),
+  };
+}
+
+/** Reads the sidecar's CPU profile (written at its exit) and puts each step's per-stage cost per packet in it. */
+async function stagesPerStep(dir: string, pid: number, steps: StepResult[]): Promise<void> {
+  const name = (await fs.readdir(dir)).find((f) => f.endsWith(`.${pid}.0.001.cpuprofile`) || f.includes(`.${pid}.`));
+  if (!name) {
+    console.log(`  (no CPU profile of process ${pid} in ${dir})`);
+    return;
+  }
+  const profile = JSON.parse(await fs.readFile(path.join(dir, name), "utf8")) as CpuProfile;
+  for (const step of steps) {
+    if (!step.windowMonoUs) continue;
+    const packets = step.packetsPerViewerPerSecond * step.connected * ((step.windowMonoUs.toUs - step.windowMonoUs.fromUs) / 1e6);
+    const us = usPerPacket(stagesOf(profile, step.windowMonoUs), packets);
+    step.usPerPacketByStage = us;
+    console.log(
+      `  ${step.system} ${step.viewers} viewers, µs of sidecar CPU per packet: ${us.total.toFixed(2)} = ` +
+        STAGE_ORDER.map((s) => `${s} ${us[s].toFixed(2)}`).join(", "),
+    );
+  }
 }

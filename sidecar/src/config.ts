@@ -22,6 +22,8 @@ export interface SidecarConfig {
   iceTimeoutMs: number;
   /** Scheduler tick; every viewer is served from this one timer. */
   tickMs: number;
+  /** A `vod-live://` broadcast's viewers are spread over this much time (see vod/live-source.ts). */
+  vodLiveSpreadMs: number;
   ffmpegPath: string | undefined;
   maxViewers: number;
   /** Where recordings are written; `vod://` looks here after mediaDir. Defaults to mediaDir. */
@@ -97,6 +99,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SidecarConfig 
     rtpPortRange,
     iceTimeoutMs: int(env, "ICE_TIMEOUT_MS", 15000, 1000, 120000),
     tickMs: int(env, "TICK_MS", 5, 1, 50),
+    vodLiveSpreadMs: int(env, "VOD_LIVE_SPREAD_MS", 60, 0, 500),
     ffmpegPath: env.FFMPEG_PATH || undefined,
     maxViewers: int(env, "MAX_VIEWERS", 500, 1, 100000),
     recordDir: env.RECORD_DIR ? path.resolve(env.RECORD_DIR) : mediaDir,

@@ -48,6 +48,7 @@ export async function createSidecar(cfg: SidecarConfig) {
   const broadcasts = new BroadcastService(opener, makePeer, scheduler, notifier.send, {
     publicIp: cfg.publicIp,
     iceTimeoutMs: cfg.iceTimeoutMs,
+    spreadTicks: Math.max(1, Math.round(cfg.vodLiveSpreadMs / cfg.tickMs)),
   });
   const publish = new PublishService(makePeer, notifier.send, {
     publicIp: cfg.publicIp,

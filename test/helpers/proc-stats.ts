@@ -7,9 +7,15 @@ const TICKS = 100;
 
 /** User + system CPU time the process has used so far, ms. */
 export async function cpuMs(pid: number): Promise<number> {
+  const { user, system } = await cpuSplitMs(pid);
+  return user + system;
+}
+
+/** User and system (kernel) CPU time the process has used so far, ms. */
+export async function cpuSplitMs(pid: number): Promise<{ user: number; system: number }> {
   const stat = await fs.readFile(`/proc/${pid}/stat`, "utf8");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS;
+  return { user: (Number(fields[11]) * 1000) / TICKS, system: (Number(fields[12]) * 1000) / TICKS };
 }
 
 export async function rssMb(pid: number): Promise<number> {

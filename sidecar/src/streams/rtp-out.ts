@@ -5,7 +5,7 @@
 // SRTP and the UDP send it wraps (a header object, extension arrays sorted per packet, three promises, a scan of its
 // sent-packet map per packet). werift keeps ICE, DTLS, the keys, RTCP in (PLI) and sender reports out; here each
 // packet is one 12-byte header rewrite in a preallocated buffer, SRTP by SrtpProtector straight into the datagram,
-// and one send on the ICE pair's socket. Retransmissions for NACKs come from a small history of this track. If the
+// and one send on the ICE pair's socket, connected to the peer. Retransmissions for NACKs come from a small history of this track. If the
 // fast path cannot be used (an SRTP profile other than AES-CM, a non-UDP pair), werift's sender does the work.
 import dgram from "node:dgram";
 import { RtpHeader, RtpPacket, type RTCRtpSender } from "werift";
@@ -13,6 +13,10 @@ import { writeRtpHeader } from "../rtp/rtp-header.ts";
 import type { Orientation } from "../webrtc/answer.ts";
 import { installFastSrtp, type DtlsTransportWithSrtp, type SrtpProtector } from "../rtp/srtp-protect.ts";
 import { mediaCounters } from "../runtime/media-counters.ts";
+import { connectedSender, type DatagramSend, type UdpTransportLike } from "../webrtc/connected-socket.ts";
+
+/** Room for any datagram this path writes: header, CVO block, a payload of up to 1400 bytes, the SRTP tag. */
+const DATAGRAM_BYTES = 1500;
 
 /** Packets kept for NACK: ~1.2 s of 1 Mbps video, as werift's own sender keeps. */
 const HISTORY = 128;
@@ -22,10 +26,11 @@ const NTP_UNIX_OFFSET_S = 2_208_988_800;
 
 interface Link {
   protector: SrtpProtector;
-  socket: dgram.Socket;
-  host: string;
-  port: number;
+  /** Sends one datagram to the pair's remote end (connected socket: see webrtc/connected-socket.ts). */
+  send: DatagramSend;
   pair: unknown;
+  /** Where the next datagram is written; replaced when a send had to keep it (a queued send). */
+  datagram: Buffer;
 }
 
 /** The parts of werift's sender and transports this path reads; checked at run time, typed loosely on purpose. */
@@ -33,7 +38,7 @@ interface SenderInternals {
   ssrc: number;
   dtlsTransport?: DtlsTransportWithSrtp & {
     state: string;
-    iceTransport: { connection: { nominated?: { protocol: { transport?: { socket?: unknown } }; remoteAddr: [string, number] } } };
+    iceTransport: { connection: { nominated?: { protocol: { transport?: Partial<UdpTransportLike> }; remoteAddr: [string, number] } } };
   };
   rtpTimestamp: number;
   packetCount: number;
@@ -129,15 +134,13 @@ export class RtpOut {
     const h = marker && this.cvoHeader ? this.cvoHeader : this.header;
     writeRtpHeader(h, this.payloadType, marker, seq, timestamp, this.sender.ssrc);
     if (h !== this.header) h[0] = 0x90; // version 2 with X: a header extension follows
-    // A datagram of its own per packet (from Node's pooled allocator): dgram may keep it queued after send returns.
-    const datagram = Buffer.allocUnsafe(h.length + payload.byteLength + SRTP_TAG);
+    const size = h.length + payload.byteLength + SRTP_TAG;
+    // One buffer per track, written over packet after packet: a datagram per packet was most of the sidecar's
+    // garbage. A send that had to queue keeps its buffer, and the next packet gets a new one.
+    const reuse = size <= DATAGRAM_BYTES;
+    const datagram = reuse ? link.datagram.subarray(0, size) : Buffer.allocUnsafe(size);
     link.protector.protectParts(h, payload, datagram, 0);
-    try {
-      link.socket.send(datagram, link.port, link.host);
-    } catch {
-      // The socket closed under us (the viewer is going away): nothing left to send to.
-      return;
-    }
+    if (!link.send(datagram) && reuse) link.datagram = Buffer.allocUnsafeSlow(DATAGRAM_BYTES);
     mediaCounters.rtpPackets++;
     mediaCounters.rtpBytes += h.length + payload.byteLength;
     const s = this.sender as unknown as SenderInternals;
@@ -153,13 +156,14 @@ export class RtpOut {
     if (!dtls || dtls.state !== "connected") return undefined;
     const pair = dtls.iceTransport.connection.nominated;
     if (this.link !== undefined && (this.link === null || this.link.pair === pair)) return this.link;
-    const socket = pair?.protocol.transport?.socket;
+    const transport = pair?.protocol.transport;
     const protector = installFastSrtp(dtls);
-    if (!pair || !(socket instanceof dgram.Socket) || !protector) {
+    if (!pair || !transport || !(transport.socket instanceof dgram.Socket) || typeof transport.send !== "function" || !protector) {
       this.link = null;
       return null;
     }
-    this.link = { protector, socket, host: pair.remoteAddr[0], port: pair.remoteAddr[1], pair };
+    const send = connectedSender(transport as UdpTransportLike, pair.remoteAddr[0], pair.remoteAddr[1]);
+    this.link = { protector, send, pair, datagram: Buffer.allocUnsafeSlow(DATAGRAM_BYTES) };
     // werift starts its sender reports from its own send path; this one never runs it.
     void s.runRtcp();
     return this.link;

@@ -20,6 +20,8 @@ import type { Scheduler } from "./scheduler.ts";
 export interface BroadcastServiceOptions {
   publicIp: string | undefined;
   iceTimeoutMs: number;
+  /** Scheduler ticks a broadcast's viewers are spread over (LiveSource); 1 sends to all in the same tick. */
+  spreadTicks?: number;
 }
 
 interface Broadcast {
@@ -127,7 +129,7 @@ export class BroadcastService {
           }),
         ),
       );
-      const live = new LiveSource(source, startedAt, this.scheduler);
+      const live = new LiveSource(source, startedAt, this.scheduler, this.opts.spreadTicks);
       // The source file's length: the deferred source knows its tracks only later, and a copy still being prepared
       // has no known length until it is finished.
       return { live, media, durationMs: Math.round(media.durationSec * 1000) };

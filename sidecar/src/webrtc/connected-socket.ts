@@ -1,0 +1,97 @@
+// Once ICE has nominated its pair, the pair's UDP socket is connect()ed to the remote end: every send then skips
+// Node's per-call address handling (the lookup step, the address conversion) and the kernel's route lookup, which
+// the media path pays per packet. werift keeps sending on that socket (STUN consent, DTLS, RTCP) with an explicit
+// address, which a connected socket refuses, so its transport's send is wrapped to drop the address of the peer
+// it is connected to. Written here rather than patched into werift: the wrapper only touches the transport's
+// public `send` and `socket`, and werift has no notion of a connected pair to patch.
+import dgram from "node:dgram";
+
+/** werift's UdpTransport, as far as this reads and wraps it. */
+export interface UdpTransportLike {
+  socket: dgram.Socket;
+  send: (data: Buffer, addr?: readonly [string, number]) => Promise<void> | void;
+}
+
+interface State {
+  host: string;
+  port: number;
+  connected: boolean;
+  /**
+   * Datagrams sent while connect() runs. They cannot go out addressed meanwhile: Node resolves the address of a
+   * send after the connect's, so it would reach a connected handle with an address, and the kernel refuses that.
+   */
+  pending: Uint8Array[] | undefined;
+}
+
+/** Connecting takes one turn of the event loop; more than this pending means it is not completing. */
+const MAX_PENDING = 512;
+
+const states = new WeakMap<dgram.Socket, State>();
+
+/**
+ * Sends one datagram; returns true when it went out at once, so the caller may write its next datagram into the
+ * same memory (false: Node or this module still holds it, in a send queue).
+ */
+export type DatagramSend = (datagram: Uint8Array) => boolean;
+
+/**
+ * A send function for datagrams to `host:port` on the transport's socket, connected to it when this is the first
+ * pair the socket is used for (else addressed as before).
+ */
+export function connectedSender(transport: UdpTransportLike, host: string, port: number): DatagramSend {
+  const socket = transport.socket;
+  let state = states.get(socket);
+  if (!state) {
+    const s: State = { host, port, connected: false, pending: [] };
+    state = s;
+    states.set(socket, s);
+    try {
+      socket.connect(port, host, () => {
+        s.connected = true;
+        const pending = s.pending ?? [];
+        s.pending = undefined;
+        for (const d of pending) send(socket, d);
+      });
+    } catch {
+      // Already connected by someone else, or closing: this socket stays unconnected, sends addressed.
+      states.set(socket, { host: "", port: 0, connected: false, pending: undefined });
+      return addressed(socket, host, port);
+    }
+    transport.send = (data, addr) => {
+      // After nomination ICE talks to its pair only; anything addressed elsewhere could not be sent any more.
+      if (addr && (addr[0] !== s.host || addr[1] !== s.port)) return;
+      queueOrSend(s, socket, data);
+    };
+  }
+  const s = state;
+  if (s.host !== host || s.port !== port) return addressed(socket, host, port);
+  return (d) => queueOrSend(s, socket, d);
+}
+
+function addressed(socket: dgram.Socket, host: string, port: number): DatagramSend {
+  return (d) => {
+    // The address is resolved a turn later: the datagram is held until then.
+    socket.send(d, port, host);
+    return false;
+  };
+}
+
+function queueOrSend(s: State, socket: dgram.Socket, d: Uint8Array): boolean {
+  if (s.connected) return send(socket, d);
+  if (s.pending && s.pending.length < MAX_PENDING) s.pending.push(d);
+  return false;
+}
+
+/**
+ * Node tries a connected send synchronously (uv_udp_try_send) and queues it, holding the buffer, only when the
+ * kernel's buffer is full: an empty send queue afterwards means the memory is free again.
+ */
+function send(socket: dgram.Socket, d: Uint8Array): boolean {
+  try {
+    socket.send(d);
+    return socket.getSendQueueCount() === 0;
+  } catch {
+    /* the socket is closing */
+    return false;
+  }
+}

@@ -1,0 +1,99 @@
+// The shared source of a vod-live broadcast spreads its viewers over scheduler ticks: each gets every packet, in
+// order, a fixed number of ticks late; the broadcast ends for everyone only once the last slot had the last packet.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import type { MediaPacket, PacketSource } from "../../sidecar/src/vod/packet-source.ts";
+import { LiveSource, type BroadcastSink } from "../../sidecar/src/vod/live-source.ts";
+import type { Paced, Scheduler } from "../../sidecar/src/vod/scheduler.ts";
+
+/** One video packet every 10 ms of media, `count` of them. */
+function fakeSource(count: number): PacketSource {
+  let next = 0;
+  return {
+    take(untilMs: number, out: MediaPacket[]): number {
+      let n = 0;
+      while (next < count && next * 10 <= untilMs) {
+        out.push({ kind: "video", timestamp: next * 900, marker: true, payload: new Uint8Array([next & 0xff]), dueMs: next * 10, keyframeStart: next % 10 === 0 });
+        next++;
+        n++;
+      }
+      return n;
+    },
+    get ended() {
+      return next >= count;
+    },
+    ready: () => Promise.resolve(),
+    skipVideoToNextKeyframe() {},
+    onError: undefined,
+    close: () => Promise.resolve(),
+  };
+}
+
+/** A scheduler the test ticks by hand; `members` is what is registered with it. */
+function manualScheduler(): Scheduler & { readonly registered: Set<Paced> } {
+  const registered = new Set<Paced>();
+  return { registered, add: (m: Paced) => void registered.add(m), remove: (m: Paced) => void registered.delete(m) } as unknown as Scheduler & {
+    readonly registered: Set<Paced>;
+  };
+}
+
+class RecordingSink implements BroadcastSink {
+  /** [tick, packet index] per delivered packet. */
+  readonly got: [number, number][] = [];
+  endedAt: number | undefined;
+  constructor(private readonly clock: { tick: number }) {}
+  deliver(packets: readonly MediaPacket[]): void {
+    for (const p of packets) this.got.push([this.clock.tick, p.timestamp / 900]);
+  }
+  sourceEnded(): void {
+    this.endedAt = this.clock.tick;
+  }
+}
+
+test("with spreadTicks 3, viewer k of the broadcast gets every packet (k mod 3) ticks after it was due, and all end after the last slot", () => {
+  const scheduler = manualScheduler();
+  // Started now: position = (tick index) * 10 ms when pumped at now + 10 ms steps.
+  const origin = performance.now();
+  const live = new LiveSource(fakeSource(20), Date.now(), scheduler, 3);
+  const clock = { tick: 0 };
+  const sinks = Array.from({ length: 6 }, () => new RecordingSink(clock));
+  for (const s of sinks) live.add(s);
+  assert.equal(live.sinkCount, 6);
+  for (clock.tick = 0; clock.tick < 40 && !live.ended; clock.tick++) live.pump(origin + clock.tick * 10 + 1);
+
+  sinks.forEach((s, k) => {
+    const lag = k % 3;
+    assert.deepEqual(
+      s.got.map(([, i]) => i),
+      Array.from({ length: 20 }, (_, i) => i),
+      `viewer ${k} gets every packet once, in order`,
+    );
+    for (const [tick, i] of s.got) assert.equal(tick - i, lag, `viewer ${k}: packet ${i} ${lag} ticks after it was due`);
+    // The last packet (19) was due at tick 19; the last slot has it at tick 21, and only then does it end for all.
+    assert.equal(s.endedAt, 21, `viewer ${k} hears the end once every slot had the last packet`);
+  });
+  assert.equal(scheduler.registered.size, 0, "an ended broadcast leaves the scheduler");
+});
+
+test("a viewer removed from its slot gets nothing more; one joining later takes the next slot in turn", () => {
+  const scheduler = manualScheduler();
+  const origin = performance.now();
+  const live = new LiveSource(fakeSource(100), Date.now(), scheduler, 4);
+  const clock = { tick: 0 };
+  const a = new RecordingSink(clock);
+  const b = new RecordingSink(clock);
+  live.add(a);
+  live.add(b);
+  for (; clock.tick < 10; clock.tick++) live.pump(origin + clock.tick * 10 + 1);
+  live.remove(a);
+  const gotA = a.got.length;
+  const c = new RecordingSink(clock);
+  live.add(c);
+  for (; clock.tick < 20; clock.tick++) live.pump(origin + clock.tick * 10 + 1);
+  assert.equal(a.got.length, gotA, "a removed viewer gets no more packets");
+  assert.equal(live.sinkCount, 2);
+  // c took slot 2 (a had 0, b 1): its packets arrive 2 ticks after they were due, from where the broadcast was.
+  assert.ok(c.got.length > 0);
+  for (const [tick, i] of c.got) assert.equal(tick - i, 2);
+  for (const [tick, i] of b.got) assert.equal(tick - i, 1);
+});
