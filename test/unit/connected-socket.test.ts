@@ -51,3 +51,23 @@ test("datagrams sent at once and while connecting all arrive in order; werift's 
     for (const s of [peer, stranger, ours]) s.close();
   }
 });
+
+test("a peer that goes away (ICMP port unreachable: ECONNREFUSED on the connected socket) does not bring the process down", async () => {
+  const peer = await bound();
+  const ours = await bound();
+  const transport: UdpTransportLike = { socket: ours, send: () => {} };
+  try {
+    const send = connectedSender(transport, "127.0.0.1", peer.address().port);
+    send(Buffer.from("hello"));
+    await new Promise((r) => setTimeout(r, 50));
+    await new Promise<void>((r) => peer.close(() => r()));
+    // Sends to the closed port come back as ICMP errors, which the connected socket reports as 'error' events.
+    for (let i = 0; i < 5; i++) {
+      send(Buffer.from(`after ${i}`));
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.ok(ours.listenerCount("error") > 0, "the socket has an error listener");
+  } finally {
+    ours.close();
+  }
+});

@@ -45,6 +45,12 @@ export function connectedSender(transport: UdpTransportLike, host: string, port:
     const s: State = { host, port, connected: false, pending: [] };
     state = s;
     states.set(socket, s);
+    // A connected UDP socket hears the ICMP "port unreachable" of a peer that went away as ECONNREFUSED on its next
+    // receive, which dgram emits as an 'error' event: without a listener that would end the whole process. The
+    // peer's end is werift's to notice (ICE consent fails); nothing to do here.
+    socket.on("error", (err: NodeJS.ErrnoException) => {
+      if (err.code !== "ECONNREFUSED") console.warn(`media socket to ${host}:${port}: ${err.message}`);
+    });
     try {
       socket.connect(port, host, () => {
         s.connected = true;
