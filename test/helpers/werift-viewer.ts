@@ -1,7 +1,10 @@
 // A browser stand-in built on werift: offers recvonly H.264 + Opus the way the Web SDK does (offer taken before
 // gathering, no candidates, none trickled) and records what arrives.
 import { ProtectionProfileAes128CmHmacSha1_80, RTCPeerConnection, RTCRtpCodecParameters, type RtpPacket } from "werift";
+import { randomUUID } from "node:crypto";
+import { SIDECAR_PATHS, type PlayRequest, type PlayResponse } from "@edge-vod/shared";
 import { disableImplicitStun } from "../../sidecar/src/webrtc/no-stun.ts";
+import { signedFetch } from "./signed-fetch.ts";
 
 export interface Received {
   /** RTP timestamps of the video packets that carry the marker bit: one per frame. */
@@ -107,4 +110,32 @@ export async function createWeriftViewer() {
       await pc.close();
     },
   };
+}
+
+/**
+ * Plays `name` on a sidecar straight through its control API (no edge), as a recvonly werift peer offering AES-CM
+ * like Chromium: the play request is signed, the answer applied. For load tests and tests of many viewers.
+ */
+export async function playOnSidecar(
+  sidecar: { url: string; secret: string },
+  pc: RTCPeerConnection,
+  name: string,
+  broadcast?: PlayRequest["broadcast"],
+): Promise<{ sessionRef: string; mediaSessionId: string; answerSdp: string }> {
+  await pc.setLocalDescription(await pc.createOffer());
+  offerAesCmOnly(pc);
+  const body: PlayRequest = {
+    sessionRef: "direct",
+    // Nobody listens: the sidecar's event posts fail quietly, which costs it next to nothing.
+    eventsUrl: "http://127.0.0.1:9/events",
+    mediaSessionId: randomUUID(),
+    name,
+    sdp: withoutCandidates(pc.localDescription!.sdp),
+    ...(broadcast ? { broadcast } : {}),
+  };
+  const res = await signedFetch(sidecar.secret, sidecar.url + SIDECAR_PATHS.play, { method: "POST", body: JSON.stringify(body) });
+  const answer = (await res.json()) as PlayResponse;
+  if (!answer.ok) throw new Error(`play refused: ${answer.info}`);
+  await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
+  return { sessionRef: body.sessionRef, mediaSessionId: body.mediaSessionId, answerSdp: answer.sdp };
 }

@@ -2,16 +2,14 @@
 // viewers spread over scheduler ticks): every viewer decrypts every packet it is sent, in order, without a gap.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { SIDECAR_PATHS, type PlayRequest, type PlayResponse } from "@edge-vod/shared";
 import type { RtpPacket } from "werift";
 import { makeFixture } from "../helpers/fixtures.ts";
 import { startSidecar, type SidecarProcess } from "../helpers/sidecar-process.ts";
-import { signedFetch } from "../helpers/signed-fetch.ts";
-import { offerAesCmOnly, testPeer, withoutCandidates } from "../helpers/werift-viewer.ts";
+import { playOnSidecar, testPeer } from "../helpers/werift-viewer.ts";
 
 const VIEWERS = 200;
 const WATCH_MS = 4000;
@@ -63,20 +61,7 @@ async function joinDirect(startedAt: number) {
     const t = track.kind === "video" ? tracks.video : tracks.audio;
     track.onReceiveRtp.subscribe((rtp: RtpPacket) => t.add(rtp.header.sequenceNumber));
   });
-  await pc.setLocalDescription(await pc.createOffer());
-  offerAesCmOnly(pc);
-  const body: PlayRequest = {
-    sessionRef: "many",
-    eventsUrl: "http://127.0.0.1:9/events",
-    mediaSessionId: randomUUID(),
-    name: "vod-live://light.mp4",
-    sdp: withoutCandidates(pc.localDescription!.sdp),
-    broadcast: { startedAt, loop: true },
-  };
-  const res = await signedFetch(sidecar.secret, sidecar.url + SIDECAR_PATHS.play, { method: "POST", body: JSON.stringify(body) });
-  const answer = (await res.json()) as PlayResponse;
-  if (!answer.ok) throw new Error(`play refused: ${answer.info}`);
-  await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
+  await playOnSidecar(sidecar, pc, "vod-live://light.mp4", { startedAt, loop: true });
   return { pc, tracks };
 }
 
