@@ -9,6 +9,7 @@ import fs from "node:fs/promises";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
 import os from "node:os";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { cpuSplitMs, rssMb } from "../test/helpers/proc-stats.ts";
 import { makeFixture } from "../test/helpers/fixtures.ts";
 import { startSidecar } from "../test/helpers/sidecar-process.ts";
@@ -38,6 +39,11 @@ export interface StepResult {
   slowestViewerFps: number;
   latenessMs: { p50: number; p99: number; max: number };
   toolCpuPct: number;
+  /**
+   * This process's (the viewers') event-loop delay over the window, ms: a packet's arrival is stamped when its
+   * message is handled, so the tool's own delays show up as lateness of every server alike.
+   */
+  toolLoopLagMs: { p99: number; max: number };
   /** Our sidecar only: GC pauses (perf_hooks "gc" entries; incremental marking steps are not among them) as a share
    * of its CPU time in the window. */
   gcPauseShareOfCpu?: number;
@@ -60,6 +66,9 @@ export interface ViewersResult {
 }
 
 const FPS = 30;
+/** The viewers' own event-loop delay, sampled every 5 ms (reset at each window's start). */
+const toolLag = monitorEventLoopDelay({ resolution: 5 });
+toolLag.enable();
 const REALTIME_P99_MS = 20;
 const SERVER_CPU = 0;
 const TOOL_CPU = 1;
@@ -145,6 +154,7 @@ async function step(
     await loopLag?.();
     const c0 = await cpuSplitMs(serverPid);
     const tool0 = process.cpuUsage();
+    toolLag.reset();
     const t0 = performance.now();
     const mono0 = Number(process.hrtime.bigint() / 1000n);
     await new Promise((r) => setTimeout(r, windowMs));
@@ -169,6 +179,7 @@ async function step(
       rssMb: rss,
       rssPerViewerKb: ((rss - idleRss) * 1024) / n,
       toolCpuPct: ((tool.user + tool.system) / 1000 / elapsed) * 100,
+      toolLoopLagMs: { p99: toolLag.percentile(99) / 1e6, max: toolLag.max / 1e6 },
       ...(gc === undefined ? {} : { gcPauseShareOfCpu: gc / cpu }),
       ...(lag === undefined ? {} : { serverLoopLagMs: lag }),
       windowMonoUs: { fromUs: mono0, toUs: mono1 },
@@ -199,7 +210,7 @@ async function climb(
       `  ${system.padEnd(8)} ${String(n).padStart(4)} viewers: server ${r.serverCpuPct.toFixed(1).padStart(5)} % CPU (kernel ${r.serverSystemCpuPct.toFixed(1)} %), ` +
         `${(r.cpuSecondsPerViewerSecond * 1e6).toFixed(0).padStart(5)} µs CPU per viewer-second, RSS ${r.rssMb.toFixed(0)} MB, ` +
         `loss ${(r.loss * 100).toFixed(2)} %, lateness p50 ${r.latenessMs.p50.toFixed(1)} / p99 ${r.latenessMs.p99.toFixed(1)} ms, ` +
-        `slowest ${r.slowestViewerFps.toFixed(1)} fps, tool ${r.toolCpuPct.toFixed(0)} %` +
+        `slowest ${r.slowestViewerFps.toFixed(1)} fps, tool ${r.toolCpuPct.toFixed(0)} % (loop lag p99 ${r.toolLoopLagMs.p99.toFixed(1)} / max ${r.toolLoopLagMs.max.toFixed(1)} ms)` +
         `${r.gcPauseShareOfCpu === undefined ? "" : `, GC pauses ${(r.gcPauseShareOfCpu * 100).toFixed(1)} % of server CPU`}` +
         `${r.serverLoopLagMs === undefined ? "" : `, loop lag p99 ${r.serverLoopLagMs.p99.toFixed(1)} / max ${r.serverLoopLagMs.max.toFixed(1)} ms`}${r.realtime ? "" : "  (not real time)"}`,
     );
