@@ -1,7 +1,7 @@
 // The edge Worker: WebSocket signalling for the Web SDK (any path), the sidecar's event intake, and the Player.
 import { Hono, type Context } from "hono";
 import type { z } from "zod";
-import { EDGE_EVENTS_PATH, EDGE_SIDECARS_PATH, RECORDS_PUBLIC_PATH, REST_API_BASE, SidecarHeartbeat, StreamEvent, bearerOk, verifyRequest, type ErrorBody } from "@edge-vod/shared";
+import { EDGE_EVENTS_PATH, EDGE_SIDECARS_PATH, RECORDS_PUBLIC_PATH, REST_API_BASE, SidecarHeartbeat, StreamEvent, bearerOk, parseJsonBody, verifyRequest, type ErrorBody } from "@edge-vod/shared";
 import type { Env } from "./config.ts";
 import { recordsProxy } from "./records-proxy.ts";
 import { restApi } from "./rest-api.ts";
@@ -43,18 +43,8 @@ async function sidecarBody<T extends z.ZodType>(c: Context<{ Bindings: Env }>, s
   if (bytes.byteLength > MAX_EVENT_BODY_BYTES) return fail("Body too large", 413);
   const signed = await verifyRequest(c.env.SIDECAR_SECRET ?? "", { method: c.req.method, url: c.req.url, headers: c.req.raw.headers, body: bytes });
   if (!signed.ok) return fail(signed.reason, 401);
-  let json: unknown;
-  try {
-    json = JSON.parse(new TextDecoder().decode(bytes));
-  } catch {
-    return fail("Body is not valid JSON", 400);
-  }
-  const parsed = schema.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    return fail(`Invalid ${what}: ${issue?.path.join(".") ?? ""} ${issue?.message ?? ""}`.trim(), 400);
-  }
-  return { ok: true, value: parsed.data };
+  const parsed = parseJsonBody(new TextDecoder().decode(bytes), schema, what);
+  return parsed.ok ? parsed : fail(parsed.error, 400);
 }
 
 app.post(EDGE_EVENTS_PATH, async (c) => {

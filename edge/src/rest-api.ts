@@ -26,7 +26,9 @@ import {
   checkFileName,
   checkPublishName,
   checkRecordName,
+  parseJsonBody,
   parseStreamName,
+  validated,
   type ErrorBody,
   type RestStream,
   type RestVod,
@@ -58,25 +60,14 @@ restApi.use("*", async (c, next) => {
 /** The request's JSON body validated by `schema`; a GET or an empty body is `{}` (WCS's find_all sends none). */
 async function input<T extends z.ZodType>(c: Ctx, schema: T): Promise<{ ok: true; value: z.infer<T> } | { ok: false; res: Response }> {
   const fail = (status: 400 | 413, message: string) => ({ ok: false as const, res: c.json(error(message), status) });
-  let json: unknown = {};
+  let text = "";
   if (c.req.method !== "GET") {
     if (Number(c.req.header("content-length") ?? "0") > MAX_BODY_CHARS) return fail(413, "Body too large");
-    const text = await c.req.text();
+    text = await c.req.text();
     if (text.length > MAX_BODY_CHARS) return fail(413, "Body too large");
-    if (text.trim() !== "") {
-      try {
-        json = JSON.parse(text);
-      } catch {
-        return fail(400, "Body is not valid JSON");
-      }
-    }
   }
-  const parsed = schema.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    return fail(400, `Invalid request: ${issue?.path.join(".") ?? ""} ${issue?.message ?? ""}`.trim());
-  }
-  return { ok: true, value: parsed.data };
+  const parsed = text.trim() === "" ? validated({}, schema) : parseJsonBody(text, schema);
+  return parsed.ok ? parsed : fail(400, parsed.error);
 }
 
 // ---- the sidecars and what runs on them

@@ -13,7 +13,8 @@ export const HOOK_HEADERS = {
 } as const;
 
 type Key = Awaited<ReturnType<typeof crypto.subtle.importKey>>;
-/** importKey per call would cost more than the HMAC itself; a process has one or two secrets. */
+/** importKey per call would cost more than the HMAC itself; a process has one or two secrets (every HMAC of the
+ * project goes through here: hooks, the control channel, auth tokens). */
 const keys = new Map<string, Promise<Key>>();
 
 /** HMAC-SHA256 of `message` with `secret`, raw bytes. */
@@ -27,12 +28,17 @@ export async function hmacSha256(secret: string, message: string | Uint8Array): 
   return new Uint8Array(await crypto.subtle.sign("HMAC", await key, data));
 }
 
+/** Lower-case hex of `bytes`. */
+export function toHex(bytes: ArrayBuffer | Uint8Array): string {
+  const b = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+  let s = "";
+  for (let i = 0; i < b.length; i++) s += b[i]!.toString(16).padStart(2, "0");
+  return s;
+}
+
 /** The value of X-Edge-Vod-Signature; a receiver compares it (in constant time) with the header. */
 export async function signHookBody(secret: string, timestamp: string, body: string): Promise<string> {
-  const mac = await hmacSha256(secret, `${timestamp}.${body}`);
-  let hex = "";
-  for (const b of mac) hex += b.toString(16).padStart(2, "0");
-  return `sha256=${hex}`;
+  return `sha256=${toHex(await hmacSha256(secret, `${timestamp}.${body}`))}`;
 }
 
 /** Headers of one signed POST of `body` (no signature header without a secret). */

@@ -7,3 +7,4 @@ export * from "./signing.ts";
 export * from "./hook-signature.ts";
 export * from "./auth-token.ts";
 export * from "./rest-hooks.ts";
+export * from "./json-body.ts";

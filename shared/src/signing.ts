@@ -7,6 +7,7 @@
 // String to sign: METHOD "\n" path-with-query "\n" timestamp "\n" nonce "\n" hex(SHA-256(body bytes)).
 // Headers: X-Edge-Vod-Timestamp (ms since epoch), X-Edge-Vod-Nonce (hex, >= 128 random bits),
 // Authorization: EdgeVod-HMAC-SHA256 <hex HMAC>.
+import { hmacSha256, toHex as hex } from "./hook-signature.ts";
 import { safeEqual } from "./sidecar-api.ts";
 
 export const SIGNATURE_SCHEME = "EdgeVod-HMAC-SHA256";
@@ -45,25 +46,6 @@ export interface VerifiableRequest extends SignableRequest {
 
 export type VerifyResult = { ok: true; nonce: string; timestamp: number } | { ok: false; reason: SignatureFailure };
 
-type Key = Awaited<ReturnType<typeof crypto.subtle.importKey>>;
-/** importKey per request would cost more than the HMAC itself; a process has one or two secrets. */
-const keys = new Map<string, Promise<Key>>();
-
-function hmacKey(secret: string): Promise<Key> {
-  let key = keys.get(secret);
-  if (!key) {
-    key = crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-    keys.set(secret, key);
-  }
-  return key;
-}
-
-function hex(bytes: ArrayBuffer | Uint8Array): string {
-  const b = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
-  let s = "";
-  for (let i = 0; i < b.length; i++) s += b[i]!.toString(16).padStart(2, "0");
-  return s;
-}
 
 function bodyBytes(body: Body): Uint8Array<ArrayBuffer> {
   if (body === null || body === undefined) return new Uint8Array(0);
@@ -81,7 +63,7 @@ function pathWithQuery(url: string | URL): string {
 async function signature(secret: string, method: string, url: string | URL, timestamp: string, nonce: string, body: Body): Promise<string> {
   const bodyHash = hex(await crypto.subtle.digest("SHA-256", bodyBytes(body)));
   const text = `${method.toUpperCase()}\n${pathWithQuery(url)}\n${timestamp}\n${nonce}\n${bodyHash}`;
-  return hex(await crypto.subtle.sign("HMAC", await hmacKey(secret), new TextEncoder().encode(text)));
+  return hex(await hmacSha256(secret, text));
 }
 
 /** The headers that sign `req`; add them to the request as sent (same method, path, query and body bytes). */

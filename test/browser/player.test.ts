@@ -3,7 +3,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import type { Page } from "playwright-core";
-import { capturePeerConnections, launchChromium, rtpStat } from "../helpers/chromium.ts";
+import { launchChromium, openPlayer as openPlayerOn, rtpStat } from "../helpers/chromium.ts";
 import { startSidecar, type SidecarProcess } from "../helpers/sidecar-process.ts";
 import { startWrangler } from "../helpers/wrangler.ts";
 
@@ -24,14 +24,7 @@ after(async () => {
   await sidecar?.stop();
 });
 
-async function openPlayer(stream: string): Promise<Page> {
-  const page = await browser.context.newPage();
-  page.on("pageerror", (err) => console.log(`page error: ${err.message}`));
-  await page.addInitScript({ content: capturePeerConnections });
-  await page.goto(`${edge.url}/player.html?stream=${encodeURIComponent(stream)}`);
-  await page.waitForFunction(() => typeof (window as unknown as { Flashphoner?: unknown }).Flashphoner !== "undefined");
-  return page;
-}
+const openPlayer = async (stream: string): Promise<Page> => openPlayerOn(await browser.context.newPage(), edge.url, stream);
 
 const statusText = (page: Page) => page.locator("#status").innerText();
 

@@ -9,7 +9,7 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import type { Page } from "playwright-core";
-import { capturePeerConnections, launchChromium, rtpStat } from "../helpers/chromium.ts";
+import { launchChromium, openPlayer as openPlayerOn, rtpStat } from "../helpers/chromium.ts";
 import { makeFixture } from "../helpers/fixtures.ts";
 import { startSidecar, type SidecarProcess } from "../helpers/sidecar-process.ts";
 import { startWrangler } from "../helpers/wrangler.ts";
@@ -75,14 +75,7 @@ after(async () => {
   if (mediaDir) await fs.rm(mediaDir, { recursive: true, force: true });
 });
 
-async function openPlayer(stream: string): Promise<Page> {
-  const page = await browser.context.newPage();
-  page.on("pageerror", (err) => console.log(`page error: ${err.message}`));
-  await page.addInitScript({ content: capturePeerConnections });
-  await page.goto(`${edge.url}/player.html?stream=${encodeURIComponent(stream)}`);
-  await page.waitForFunction(() => typeof (window as unknown as { Flashphoner?: unknown }).Flashphoner !== "undefined");
-  return page;
-}
+const openPlayer = async (stream: string): Promise<Page> => openPlayerOn(await browser.context.newPage(), edge.url, stream);
 
 /** Clicks Play and waits for PLAYING; on FAILED (or nothing) the page's status and the sidecar's log tell why. */
 async function play(page: Page): Promise<void> {

@@ -4,7 +4,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import type { Page } from "playwright-core";
-import { capturePeerConnections, launchChromium, rtpStat } from "../helpers/chromium.ts";
+import { launchChromium, openPlayer as openPlayerOn, rtpStat } from "../helpers/chromium.ts";
 import { startSidecar, type SidecarProcess } from "../helpers/sidecar-process.ts";
 import { startWrangler } from "../helpers/wrangler.ts";
 
@@ -84,15 +84,7 @@ async function newWindowPage(): Promise<Page> {
   return page;
 }
 
-async function openPlayer(stream: string): Promise<Page> {
-  const page = await newWindowPage();
-  page.on("pageerror", (err) => console.log(`page error: ${err.message}`));
-  await page.addInitScript({ content: capturePeerConnections });
-  await page.addInitScript({ content: recordFrames });
-  await page.goto(`${edge.url}/player.html?stream=${encodeURIComponent(stream)}`);
-  await page.waitForFunction(() => typeof (window as unknown as { Flashphoner?: unknown }).Flashphoner !== "undefined");
-  return page;
-}
+const openPlayer = async (stream: string): Promise<Page> => openPlayerOn(await newWindowPage(), edge.url, stream, [recordFrames]);
 
 const framesOf = (page: Page) => page.evaluate(() => (window as unknown as { __frames: Frame[] }).__frames.slice());
 

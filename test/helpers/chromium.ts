@@ -67,3 +67,16 @@ export function rtpStat(page: Page, type: "inbound-rtp" | "outbound-rtp", kind: 
     { type, kind, field },
   );
 }
+
+/**
+ * Loads the Player page on `page` for `stream` with capturePeerConnections (and `initScripts`) installed, and waits
+ * for the Web SDK to be there; page errors go to the test's log.
+ */
+export async function openPlayer(page: Page, edgeUrl: string, stream: string, initScripts: readonly string[] = []): Promise<Page> {
+  page.on("pageerror", (err) => console.log(`page error: ${err.message}`));
+  await page.addInitScript({ content: capturePeerConnections });
+  for (const content of initScripts) await page.addInitScript({ content });
+  await page.goto(`${edgeUrl}/player.html?stream=${encodeURIComponent(stream)}`);
+  await page.waitForFunction(() => typeof (window as unknown as { Flashphoner?: unknown }).Flashphoner !== "undefined");
+  return page;
+}

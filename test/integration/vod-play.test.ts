@@ -102,7 +102,9 @@ test("a viewer that loses video packets gets them back by NACK: every frame arri
     const dtls = viewer.pc.dtlsTransports[0] as unknown as { dtls?: { srtp: { srtpProfile?: number } } };
     assert.equal(dtls.dtls?.srtp.srtpProfile, ProtectionProfileAes128CmHmacSha1_80, "AES-CM negotiated, as with Chromium");
     assert.ok(dropped.size >= 20, `${dropped.size} packets dropped`);
-    assert.equal(viewer.received.videoFrameTimestamps.length, frames, `every frame arrives despite ${dropped.size} lost packets`);
+    // Frames, not marker packets: werift asks again for a packet whose retransmission is still on its way, and the
+    // second copy of a frame's last packet is the same frame.
+    assert.equal(new Set(viewer.received.videoFrameTimestamps).size, frames, `every frame arrives despite ${dropped.size} lost packets`);
   } finally {
     await viewer.close();
     await client.close();

@@ -9,6 +9,7 @@ import {
   ReleaseRequest,
   SIDECAR_PATHS,
   StopRequest,
+  parseJsonBody,
   parseStreamName,
   type PlayResponse,
   type StopResponse,
@@ -45,20 +46,11 @@ const MAX_BODY_BYTES = 256 * 1024;
 export async function body<T extends z.ZodType>(c: Context, schema: T): Promise<{ ok: true; value: z.infer<T> } | { ok: false; res: Response }> {
   const len = Number(c.req.header("content-length") ?? "0");
   if (len > MAX_BODY_BYTES) return { ok: false, res: c.json({ error: BODY_TOO_LARGE }, 413) };
-  let json: unknown;
-  try {
-    const text = await c.req.text();
-    if (text.length > MAX_BODY_BYTES) return { ok: false, res: c.json({ error: BODY_TOO_LARGE }, 413) };
-    json = JSON.parse(text);
-  } catch {
-    return { ok: false, res: c.json({ error: "Body is not valid JSON" }, 400) };
-  }
-  const parsed = schema.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    return { ok: false, res: c.json({ error: `Invalid request: ${issue?.path.join(".") ?? ""} ${issue?.message ?? ""}`.trim() }, 400) };
-  }
-  return { ok: true, value: parsed.data };
+  // The signature check read the body already; hono hands the same bytes over again.
+  const text = await c.req.text();
+  if (text.length > MAX_BODY_BYTES) return { ok: false, res: c.json({ error: BODY_TOO_LARGE }, 413) };
+  const parsed = parseJsonBody(text, schema);
+  return parsed.ok ? parsed : { ok: false, res: c.json({ error: parsed.error }, 400) };
 }
 
 /** Viewers of every kind on this sidecar: what MAX_VIEWERS bounds and the heartbeat reports. */

@@ -47,6 +47,18 @@ function mirroredCounter(registry: Registry, name: string, help: string, read: (
   });
 }
 
+/** A gauge read from `read` at each scrape. */
+function readGauge(registry: Registry, name: string, help: string, read: () => number): Gauge {
+  return new Gauge({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      this.set(read());
+    },
+  });
+}
+
 export class SidecarMetrics {
   readonly registry = new Registry();
   private sources: MetricsSources | undefined;
@@ -73,54 +85,29 @@ export class SidecarMetrics {
         this.set({ kind: "live" }, s?.live.viewerCount ?? 0);
       },
     });
-    new Gauge({
-      name: "edge_vod_publishers",
-      help: "Streams published to this sidecar.",
-      registers,
-      collect() {
-        this.set(metrics.sources?.publish.publisherCount ?? 0);
-      },
-    });
-    new Gauge({
-      name: "edge_vod_broadcasts",
-      help: "vod-live:// broadcasts with viewers on this sidecar (one file reader each).",
-      registers,
-      collect() {
-        this.set(metrics.sources?.broadcasts.broadcastCount ?? 0);
-      },
-    });
+    readGauge(this.registry, "edge_vod_publishers", "Streams published to this sidecar.", () => metrics.sources?.publish.publisherCount ?? 0);
+    readGauge(
+      this.registry,
+      "edge_vod_broadcasts",
+      "vod-live:// broadcasts with viewers on this sidecar (one file reader each).",
+      () => metrics.sources?.broadcasts.broadcastCount ?? 0,
+    );
     mirroredCounter(this.registry, "edge_vod_rtp_packets_sent_total", "RTP packets sent to viewers, retransmissions included.", () => mediaCounters.rtpPackets);
     mirroredCounter(this.registry, "edge_vod_rtp_bytes_sent_total", "RTP header and payload bytes sent to viewers (before SRTP).", () => mediaCounters.rtpBytes);
-    new Gauge({
-      name: "edge_vod_recordings_active",
-      help: "Recordings being written.",
-      registers,
-      collect() {
-        this.set(mediaCounters.recordingsActive);
-      },
-    });
+    readGauge(this.registry, "edge_vod_recordings_active", "Recordings being written.", () => mediaCounters.recordingsActive);
     mirroredCounter(this.registry, "edge_vod_recording_bytes_written_total", "Bytes written to record files.", () => mediaCounters.recordBytes);
 
     const prepare = () => metrics.sources?.prepare?.stats;
     mirroredCounter(this.registry, "edge_vod_prepare_cache_hits_total", "Plays of a file whose prepared copy was already cached.", () => prepare()?.hits ?? 0);
     mirroredCounter(this.registry, "edge_vod_prepares_total", "ffmpeg prepares started (files that needed a WebRTC-ready copy).", () => prepare()?.prepares ?? 0);
     mirroredCounter(this.registry, "edge_vod_prepare_failures_total", "Prepares that failed.", () => prepare()?.failures ?? 0);
-    new Gauge({
-      name: "edge_vod_prepares_running",
-      help: "Prepares in flight (started, not finished; those waiting for a slot included).",
-      registers,
-      collect() {
-        this.set(prepare()?.running ?? 0);
-      },
-    });
-    new Gauge({
-      name: "edge_vod_prepares_waiting",
-      help: "Prepares waiting for a slot (PREPARE_CONCURRENCY).",
-      registers,
-      collect() {
-        this.set(prepare()?.waiting ?? 0);
-      },
-    });
+    readGauge(
+      this.registry,
+      "edge_vod_prepares_running",
+      "Prepares in flight (started, not finished; those waiting for a slot included).",
+      () => prepare()?.running ?? 0,
+    );
+    readGauge(this.registry, "edge_vod_prepares_waiting", "Prepares waiting for a slot (PREPARE_CONCURRENCY).", () => prepare()?.waiting ?? 0);
 
     this.plays = new Counter({
       name: "edge_vod_plays_total",

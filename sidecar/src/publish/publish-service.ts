@@ -14,6 +14,7 @@ import { StreamRegistry, streamMeta, type RegistryEntry } from "../streams/regis
 import { answerAsReceiver, answerFailureInfo } from "../webrtc/answer.ts";
 import type { PeerFactory } from "../webrtc/peer-factory.ts";
 import { Publisher } from "./publisher.ts";
+import type { RecorderTracks } from "../record/types.ts";
 import { Recording, type RecordingConfig } from "./recording.ts";
 
 export interface PublishServiceOptions {
@@ -70,7 +71,7 @@ export class PublishService {
         recording = await Recording.start(
           this.opts.recording,
           { streamName: req.name, mediaSessionId: req.mediaSessionId, login: req.login },
-          { video: true, audio: answer.audio ? { channels: 2 } : undefined },
+          recordedTracks(answer.audio !== undefined),
         );
       }
       const event = (status: StreamEvent["status"], info?: string, recordName?: string) =>
@@ -140,7 +141,7 @@ export class PublishService {
       recording = await Recording.start(
         fileTemplate !== undefined ? { ...this.opts.recording, template: fileTemplate } : this.opts.recording,
         { streamName: publisher.name, mediaSessionId, login: entry.meta.login ?? "" },
-        { video: true, audio: publisher.hasAudio ? { channels: 2 } : undefined },
+        recordedTracks(publisher.hasAudio),
       );
     } catch (err) {
       console.error(`publish ${mediaSessionId}: cannot create the record file:`, err);
@@ -173,6 +174,11 @@ export class PublishService {
     this.publishers.forget(sessionRef, mediaSessionId, publisher);
     if (this.byName.get(publisher.name) === publisher) this.byName.delete(publisher.name);
   }
+}
+
+/** What a publish's recording holds: its H.264, and its Opus (always stereo from a browser) when it sends audio. */
+function recordedTracks(hasAudio: boolean): RecorderTracks {
+  return { video: true, audio: hasAudio ? { channels: 2 } : undefined };
 }
 
 function isFsError(err: unknown): boolean {
