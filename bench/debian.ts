@@ -7,6 +7,7 @@ const NEEDS: Record<string, string> = {
   ffmpeg: "command -v ffmpeg && command -v ffprobe",
   chromium: "test -x /usr/bin/chromium",
   janus: "command -v janus",
+  gcc: "command -v gcc",
 };
 
 export function ensureDebianPackages(packages: (keyof typeof NEEDS)[]): void {

@@ -6,7 +6,9 @@
 // step profiled for the per-stage cost of the media path (0: none).
 // BENCH_ONLY=viewers,ttff,floor,record,prepare picks parts (BENCH_PREPARE_SECONDS: the prepared file, default 600); BENCH_WINDOW_MS (default 30000) is each viewer step's window;
 // BENCH_STEPS=1,50,100 and BENCH_SYSTEMS=vod,vod-live,janus narrow the viewer climb; BENCH_JANUS_EVENT_LOOPS sets
-// Janus's event_loops (default 2, its best here; 0 = a thread per handle, its default).
+// Janus's event_loops (default 2, its best here; 0 = a thread per handle, its default). For a closer look at one
+// step: BENCH_SIDECAR_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/p" or --trace-gc), BENCH_SIDECAR_LOG=<file>
+// (the sidecar's output), BENCH_DUMP=<prefix> (every viewer's frame offsets per step, JSON).
 import { execFileSync } from "node:child_process";
 import fs from "node:fs/promises";
 import os from "node:os";

@@ -2,20 +2,22 @@
 // streaming plugin, same file, same viewer load tool, same machine, one run. The server under test is pinned to
 // core 0, this process (the viewers) to core 1. Per step of N viewers, over one window: server CPU seconds per
 // viewer-second, RSS per viewer, loss from the RTP sequence numbers, and the lateness of each frame's last packet
-// against its due time (arrival minus media time, relative to the viewer's least delayed frame; on loopback this is
-// the server's send pacing plus this process's own delay, which is why its CPU is reported too).
+// against its due time (the kernel's receive stamp minus media time, relative to the viewer's least delayed frame; on
+// loopback the stamp is taken inside the server's send, so this is the server's send pacing alone). The viewers'
+// media is read by the RTP sink (load/rtp-sink.c) on core 1 with this process, which keeps their ICE and DTLS.
 import { spawnSync } from "node:child_process";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
 import os from "node:os";
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import { cpuSplitMs, rssMb } from "../test/helpers/proc-stats.ts";
+import { coreMs, cpuSplitMs, rssMb } from "../test/helpers/proc-stats.ts";
 import { makeFixture } from "../test/helpers/fixtures.ts";
 import { startSidecar } from "../test/helpers/sidecar-process.ts";
 import { signedFetch } from "../test/helpers/signed-fetch.ts";
 import { makeBenchFile } from "./bench-file.ts";
 import type { CountingViewer, WindowStats } from "./load/counting-viewer.ts";
+import { RtpSink } from "./load/rtp-sink.ts";
 import { ensureDebianPackages } from "./debian.ts";
 import { JanusClient, startJanus } from "./load/janus.ts";
 import { janusViewers, sidecarViewers, type ViewerFactory } from "./load/targets.ts";
@@ -31,6 +33,12 @@ export interface StepResult {
   serverCpuPct: number;
   /** The part of serverCpuPct spent in the kernel (on loopback, a UDP send also runs the receiving side's stack). */
   serverSystemCpuPct: number;
+  /**
+   * The server's core as a whole, busy %: the server plus what the kernel does there for nobody's account, above all
+   * softirq (the receiving side of loopback traffic), which is not in serverCpuPct.
+   */
+  serverCoreBusyPct: number;
+  serverCoreSoftirqPct: number;
   cpuSecondsPerViewerSecond: number;
   rssMb: number;
   rssPerViewerKb: number;
@@ -38,10 +46,12 @@ export interface StepResult {
   packetsPerViewerPerSecond: number;
   slowestViewerFps: number;
   latenessMs: { p50: number; p99: number; max: number };
+  /** The load tool's CPU: this process (ICE, DTLS, RTCP of every viewer) and the RTP sink (their media). */
   toolCpuPct: number;
+  sinkCpuPct: number;
   /**
-   * This process's (the viewers') event-loop delay over the window, ms: a packet's arrival is stamped when its
-   * message is handled, so the tool's own delays show up as lateness of every server alike.
+   * This process's event-loop delay over the window, ms. It no longer counts as lateness (the sink stamps arrivals
+   * in the kernel), but a tool this late answers STUN consent checks and DTLS late.
    */
   toolLoopLagMs: { p99: number; max: number };
   /** Our sidecar only: GC pauses (perf_hooks "gc" entries; incremental marking steps are not among them) as a share
@@ -73,9 +83,15 @@ const REALTIME_P99_MS = 20;
 const SERVER_CPU = 0;
 const TOOL_CPU = 1;
 
+/**
+ * The machine's cores. Not os.availableParallelism(): that is this process's affinity, one core once pin() has run,
+ * and reading it then left the sidecar unpinned on the viewers' core (every run before 2026-11-27 afternoon).
+ */
+const CORES = os.cpus().length;
+
 /** Pins every thread of a process to one core; false where taskset or a second core is missing. */
 export function pin(pid: number, cpu: number): boolean {
-  if (os.availableParallelism() < 2) return false;
+  if (CORES < 2) return false;
   return spawnSync("taskset", ["-a", "-pc", String(cpu), String(pid)], { stdio: "ignore" }).status === 0;
 }
 
@@ -135,6 +151,7 @@ type GcClock = (() => Promise<number>) | undefined;
 type LoopLag = (() => Promise<{ p99: number; max: number }>) | undefined;
 
 async function step(
+  sink: RtpSink,
   system: System,
   factory: ViewerFactory,
   n: number,
@@ -149,19 +166,29 @@ async function step(
     if (errors.length) console.log(`    ${errors.length} of ${n} viewers failed to connect: ${errors[0]}`);
     await new Promise((r) => setTimeout(r, 2000));
     const viewers: CountingViewer[] = open.map((o) => o.viewer);
-    for (const v of viewers) v.startWindow();
+    await sink.startWindow();
     const gc0 = await gcMs?.();
     await loopLag?.();
     const c0 = await cpuSplitMs(serverPid);
+    const core0 = await coreMs(SERVER_CPU);
     const tool0 = process.cpuUsage();
+    const sink0 = await cpuSplitMs(sink.pid);
     toolLag.reset();
     const t0 = performance.now();
     const mono0 = Number(process.hrtime.bigint() / 1000n);
     await new Promise((r) => setTimeout(r, windowMs));
     const mono1 = Number(process.hrtime.bigint() / 1000n);
-    const stats = viewers.map((v) => v.endWindow());
+    const byId = await sink.endWindow();
     const elapsed = performance.now() - t0;
+    const sink1 = await cpuSplitMs(sink.pid);
+    const noPackets: WindowStats = { videoPackets: 0, audioPackets: 0, videoExpected: 1, audioExpected: 1, frameOffsets: new Float64Array(0), frames: 0 };
+    const stats = viewers.map((v) => byId.get(v.id) ?? noPackets);
+    // BENCH_DUMP=<file>: every viewer's frame offsets of the step, for a look at when the late frames came.
+    if (process.env.BENCH_DUMP) await fs.writeFile(`${process.env.BENCH_DUMP}.${system}.${n}.json`, JSON.stringify(stats.map((st) => [...st.frameOffsets])));
+    const silent = stats.filter((st) => st.frames === 0).length;
+    if (silent) console.log(`    ${silent} viewers saw no frame (${viewers.filter((v) => !byId.has(v.id)).length} unknown to the sink)`);
     const c1 = await cpuSplitMs(serverPid);
+    const core1 = await coreMs(SERVER_CPU);
     const cpu = c1.user + c1.system - (c0.user + c0.system);
     const sys = c1.system - c0.system;
     const tool = process.cpuUsage(tool0);
@@ -175,10 +202,13 @@ async function step(
       connected: open.length,
       serverCpuPct: (cpu / elapsed) * 100,
       serverSystemCpuPct: (sys / elapsed) * 100,
+      serverCoreBusyPct: ((core1.busy - core0.busy) / elapsed) * 100,
+      serverCoreSoftirqPct: ((core1.softirq - core0.softirq) / elapsed) * 100,
       cpuSecondsPerViewerSecond: cpu / elapsed / n,
       rssMb: rss,
       rssPerViewerKb: ((rss - idleRss) * 1024) / n,
-      toolCpuPct: ((tool.user + tool.system) / 1000 / elapsed) * 100,
+      sinkCpuPct: ((sink1.user + sink1.system - sink0.user - sink0.system) / elapsed) * 100,
+      toolCpuPct: ((tool.user + tool.system) / 1000 / elapsed) * 100 + ((sink1.user + sink1.system - sink0.user - sink0.system) / elapsed) * 100,
       toolLoopLagMs: { p99: toolLag.percentile(99) / 1e6, max: toolLag.max / 1e6 },
       ...(gc === undefined ? {} : { gcPauseShareOfCpu: gc / cpu }),
       ...(lag === undefined ? {} : { serverLoopLagMs: lag }),
@@ -194,6 +224,7 @@ async function step(
 /** Steps 1, 50, 100, 200, 400, then on by half again while the last held real time; one step between the last
  * that held and the first that did not, so the maximum is known to within a quarter. */
 async function climb(
+  sink: RtpSink,
   system: System,
   factory: ViewerFactory,
   serverPid: number,
@@ -204,13 +235,13 @@ async function climb(
   const idleRss = await rssMb(serverPid);
   const results: StepResult[] = [];
   const run = async (n: number) => {
-    const r = await step(system, factory, n, serverPid, idleRss, opts.windowMs, gcMs, loopLag);
+    const r = await step(sink, system, factory, n, serverPid, idleRss, opts.windowMs, gcMs, loopLag);
     results.push(r);
     console.log(
-      `  ${system.padEnd(8)} ${String(n).padStart(4)} viewers: server ${r.serverCpuPct.toFixed(1).padStart(5)} % CPU (kernel ${r.serverSystemCpuPct.toFixed(1)} %), ` +
+      `  ${system.padEnd(8)} ${String(n).padStart(4)} viewers: server ${r.serverCpuPct.toFixed(1).padStart(5)} % CPU (kernel ${r.serverSystemCpuPct.toFixed(1)} %; core ${r.serverCoreBusyPct.toFixed(0)} % busy, softirq ${r.serverCoreSoftirqPct.toFixed(0)} %), ` +
         `${(r.cpuSecondsPerViewerSecond * 1e6).toFixed(0).padStart(5)} µs CPU per viewer-second, RSS ${r.rssMb.toFixed(0)} MB, ` +
         `loss ${(r.loss * 100).toFixed(2)} %, lateness p50 ${r.latenessMs.p50.toFixed(1)} / p99 ${r.latenessMs.p99.toFixed(1)} ms, ` +
-        `slowest ${r.slowestViewerFps.toFixed(1)} fps, tool ${r.toolCpuPct.toFixed(0)} % (loop lag p99 ${r.toolLoopLagMs.p99.toFixed(1)} / max ${r.toolLoopLagMs.max.toFixed(1)} ms)` +
+        `slowest ${r.slowestViewerFps.toFixed(1)} fps, tool ${r.toolCpuPct.toFixed(0)} % (sink ${r.sinkCpuPct.toFixed(0)} %, loop lag p99 ${r.toolLoopLagMs.p99.toFixed(1)} / max ${r.toolLoopLagMs.max.toFixed(1)} ms)` +
         `${r.gcPauseShareOfCpu === undefined ? "" : `, GC pauses ${(r.gcPauseShareOfCpu * 100).toFixed(1)} % of server CPU`}` +
         `${r.serverLoopLagMs === undefined ? "" : `, loop lag p99 ${r.serverLoopLagMs.p99.toFixed(1)} / max ${r.serverLoopLagMs.max.toFixed(1)} ms`}${r.realtime ? "" : "  (not real time)"}`,
     );
@@ -245,6 +276,23 @@ export async function measureViewers(opts: {
   const climbOpts = { windowMs, steps: opts.steps ?? [1, 50, 100, 200, 400], maxViewers: opts.maxViewers ?? 1200 };
   const systems = opts.systems ?? ["vod", "vod-live", "janus"];
   if (!pin(process.pid, TOOL_CPU)) console.log("  (one core or no taskset: server and viewers share the CPU)");
+  const sink = await RtpSink.start(opts.dir);
+  pin(sink.pid, TOOL_CPU);
+  try {
+    return await climbAll(sink, opts, windowMs, janusEventLoops, climbOpts, systems);
+  } finally {
+    sink.close();
+  }
+}
+
+async function climbAll(
+  sink: RtpSink,
+  opts: Parameters<typeof measureViewers>[0],
+  windowMs: number,
+  janusEventLoops: number,
+  climbOpts: { windowMs: number; steps: number[]; maxViewers: number },
+  systems: System[],
+): Promise<ViewersResult> {
   const file = await makeBenchFile(opts.dir);
   // Personal viewers start at 0 and must not reach the end during a step: the same 10 s, ten times over.
   await makeFixture(opts.dir, "bench-long.mp4", ["-stream_loop", "9", "-i", file, "-c", "copy"]);
@@ -255,7 +303,7 @@ export async function measureViewers(opts: {
       secret: randomBytes(24).toString("hex"),
       mediaDir: opts.dir,
       env: { MAX_VIEWERS: "100000" },
-      shellPrefix: os.availableParallelism() > 1 ? `taskset -pc ${SERVER_CPU} $$ >/dev/null;` : undefined,
+      shellPrefix: CORES > 1 ? `taskset -pc ${SERVER_CPU} $$ >/dev/null;` : undefined,
       // As a sidecar pinned to one core should run (README): V8's helper GC threads would preempt its only thread.
       // BENCH_SIDECAR_NODE_ARGS: more (e.g. --heap-prof), space-separated.
       nodeArgs: [
@@ -268,8 +316,8 @@ export async function measureViewers(opts: {
     try {
       const factory =
         system === "vod"
-          ? sidecarViewers(sidecar, "vod://bench-long.mp4")
-          : sidecarViewers(sidecar, "vod-live://bench.mp4", { startedAt: Date.now(), loop: true });
+          ? sidecarViewers(sink, sidecar, "vod://bench-long.mp4")
+          : sidecarViewers(sink, sidecar, "vod-live://bench.mp4", { startedAt: Date.now(), loop: true });
       const gcMs = async () => {
         const res = await signedFetch(sidecar.secret, `${sidecar.url}/v1/health`);
         return ((await res.json()) as { gcMs: number }).gcMs;
@@ -279,10 +327,12 @@ export async function measureViewers(opts: {
         const read = (name: string) => Number(text.split("\n").find((l) => l.startsWith(`${name} `))?.split(" ")[1] ?? NaN) * 1000;
         return { p99: read("nodejs_eventloop_lag_p99_seconds"), max: read("nodejs_eventloop_lag_max_seconds") };
       };
-      results = await climb(system, factory, sidecar.pid, climbWith, gcMs, loopLag);
+      results = await climb(sink, system, factory, sidecar.pid, climbWith, gcMs, loopLag);
     } finally {
       // A clean exit: the CPU profile is written then.
       await sidecar.stop();
+      // BENCH_SIDECAR_LOG=<file>: the sidecar's output (e.g. with BENCH_SIDECAR_NODE_ARGS=--trace-gc), appended.
+      if (process.env.BENCH_SIDECAR_LOG) await fs.appendFile(process.env.BENCH_SIDECAR_LOG, `--- ${system}\n${sidecar.output()}`);
     }
     if (profileDir) await stagesPerStep(profileDir, sidecar.pid, results);
     return results;
@@ -304,7 +354,7 @@ export async function measureViewers(opts: {
     const client = await JanusClient.connect(janus.wsUrl);
     try {
       await new Promise((r) => setTimeout(r, 1000));
-      steps.push(...(await climb("janus", janusViewers(client), janus.pid, climbOpts)));
+      steps.push(...(await climb(sink, "janus", janusViewers(sink, client), janus.pid, climbOpts)));
     } finally {
       client.close();
       await janus.stop();

@@ -6,18 +6,19 @@ import { signedFetch } from "../../test/helpers/signed-fetch.ts";
 import { playOnSidecar, testPeer } from "../../test/helpers/werift-viewer.ts";
 import { CountingViewer } from "./counting-viewer.ts";
 import type { JanusClient } from "./janus.ts";
+import type { RtpSink } from "./rtp-sink.ts";
 import { videoPayloadTypes } from "../../test/helpers/sdp.ts";
 
 export type ViewerFactory = () => Promise<{ viewer: CountingViewer; hangup(): Promise<void> }>;
 
 /** Viewers of `name` on our sidecar; `broadcast` makes them join one vod-live broadcast. */
-export function sidecarViewers(sidecar: SidecarProcess, name: string, broadcast?: PlayRequest["broadcast"]): ViewerFactory {
+export function sidecarViewers(sink: RtpSink, sidecar: SidecarProcess, name: string, broadcast?: PlayRequest["broadcast"]): ViewerFactory {
   return async () => {
     const pc = testPeer();
     pc.addTransceiver("video", { direction: "recvonly" });
     pc.addTransceiver("audio", { direction: "recvonly" });
     const played = await playOnSidecar(sidecar, pc, name, broadcast);
-    const viewer = new CountingViewer(pc, videoPayloadTypes(played.answerSdp));
+    const viewer = new CountingViewer(pc, videoPayloadTypes(played.answerSdp), sink);
     await viewer.attach();
     return {
       viewer,
@@ -33,11 +34,11 @@ export function sidecarViewers(sidecar: SidecarProcess, name: string, broadcast?
 }
 
 /** Viewers of the bench mountpoint on Janus. */
-export function janusViewers(client: JanusClient): ViewerFactory {
+export function janusViewers(sink: RtpSink, client: JanusClient): ViewerFactory {
   return async () => {
     const pc = testPeer();
     const watched = await client.watch(pc);
-    const viewer = new CountingViewer(pc, videoPayloadTypes(watched.offerSdp));
+    const viewer = new CountingViewer(pc, videoPayloadTypes(watched.offerSdp), sink);
     await viewer.attach();
     return {
       viewer,

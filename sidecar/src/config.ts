@@ -24,6 +24,7 @@ export interface SidecarConfig {
   tickMs: number;
   /** A `vod-live://` broadcast's viewers are spread over this much time (see vod/live-source.ts). */
   vodLiveSpreadMs: number;
+  vodLiveViewersPerSlot: number;
   ffmpegPath: string | undefined;
   maxViewers: number;
   /** Where recordings are written; `vod://` looks here after mediaDir. Defaults to mediaDir. */
@@ -99,7 +100,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SidecarConfig 
     rtpPortRange,
     iceTimeoutMs: int(env, "ICE_TIMEOUT_MS", 15000, 1000, 120000),
     tickMs: int(env, "TICK_MS", 5, 1, 50),
-    vodLiveSpreadMs: int(env, "VOD_LIVE_SPREAD_MS", 60, 0, 500),
+    vodLiveSpreadMs: int(env, "VOD_LIVE_SPREAD_MS", 1000, 0, 5000),
+    vodLiveViewersPerSlot: int(env, "VOD_LIVE_VIEWERS_PER_SLOT", 3, 1, 100000),
     ffmpegPath: env.FFMPEG_PATH || undefined,
     maxViewers: int(env, "MAX_VIEWERS", 500, 1, 100000),
     recordDir: env.RECORD_DIR ? path.resolve(env.RECORD_DIR) : mediaDir,

@@ -48,7 +48,7 @@ export async function createSidecar(cfg: SidecarConfig) {
   const broadcasts = new BroadcastService(opener, makePeer, scheduler, notifier.send, {
     publicIp: cfg.publicIp,
     iceTimeoutMs: cfg.iceTimeoutMs,
-    spreadTicks: Math.max(1, Math.round(cfg.vodLiveSpreadMs / cfg.tickMs)),
+    spread: { slots: Math.max(1, Math.round(cfg.vodLiveSpreadMs / cfg.tickMs)), perSlot: cfg.vodLiveViewersPerSlot, stepMs: cfg.tickMs },
   });
   const publish = new PublishService(makePeer, notifier.send, {
     publicIp: cfg.publicIp,

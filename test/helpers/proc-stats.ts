@@ -31,3 +31,13 @@ export async function measureProcess(pid: number, ms: number): Promise<{ cpuPct:
   const c1 = await cpuMs(pid);
   return { cpuPct: ((c1 - c0) / (performance.now() - t0)) * 100, rss: await rssMb(pid) };
 }
+
+/** One core's time so far from /proc/stat, ms: busy (everything but idle and iowait) and, of that, softirq. */
+export async function coreMs(cpu: number): Promise<{ busy: number; softirq: number }> {
+  const line = (await fs.readFile("/proc/stat", "utf8")).split("\n").find((l) => l.startsWith(`cpu${cpu} `));
+  if (!line) throw new Error(`no cpu${cpu} in /proc/stat`);
+  // user nice system idle iowait irq softirq steal ...
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+  return { busy: ((total - f[3]! - f[4]!) * 1000) / TICKS, softirq: (f[6]! * 1000) / TICKS };
+}

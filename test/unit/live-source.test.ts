@@ -50,11 +50,11 @@ class RecordingSink implements BroadcastSink {
   }
 }
 
-test("with spreadTicks 3, viewer k of the broadcast gets every packet (k mod 3) ticks after it was due, and all end after the last slot", () => {
+test("spread over 3 slots 10 ms apart, viewer k of the broadcast gets every packet (k mod 3) ticks after it was due, and all end after the last slot", () => {
   const scheduler = manualScheduler();
   // Started now: position = (tick index) * 10 ms when pumped at now + 10 ms steps.
   const origin = performance.now();
-  const live = new LiveSource(fakeSource(20), Date.now(), scheduler, 3);
+  const live = new LiveSource(fakeSource(20), Date.now(), scheduler, { slots: 3, perSlot: 1, stepMs: 10 });
   const clock = { tick: 0 };
   const sinks = Array.from({ length: 6 }, () => new RecordingSink(clock));
   for (const s of sinks) live.add(s);
@@ -75,10 +75,10 @@ test("with spreadTicks 3, viewer k of the broadcast gets every packet (k mod 3) 
   assert.equal(scheduler.registered.size, 0, "an ended broadcast leaves the scheduler");
 });
 
-test("a viewer removed from its slot gets nothing more; one joining later takes the next slot in turn", () => {
+test("a viewer removed from its slot gets nothing more; one joining later takes the first slot with room", () => {
   const scheduler = manualScheduler();
   const origin = performance.now();
-  const live = new LiveSource(fakeSource(100), Date.now(), scheduler, 4);
+  const live = new LiveSource(fakeSource(100), Date.now(), scheduler, { slots: 4, perSlot: 1, stepMs: 10 });
   const clock = { tick: 0 };
   const a = new RecordingSink(clock);
   const b = new RecordingSink(clock);
@@ -92,8 +92,24 @@ test("a viewer removed from its slot gets nothing more; one joining later takes 
   for (; clock.tick < 20; clock.tick++) live.pump(origin + clock.tick * 10 + 1);
   assert.equal(a.got.length, gotA, "a removed viewer gets no more packets");
   assert.equal(live.sinkCount, 2);
-  // c took slot 2 (a had 0, b 1): its packets arrive 2 ticks after they were due, from where the broadcast was.
+  // c took slot 0, which a left: its packets arrive as they are due, from where the broadcast was.
   assert.ok(c.got.length > 0);
-  for (const [tick, i] of c.got) assert.equal(tick - i, 2);
+  for (const [tick, i] of c.got) assert.equal(tick - i, 0);
   for (const [tick, i] of b.got) assert.equal(tick - i, 1);
+});
+
+test("viewers fill a slot (perSlot) before the next is used, so a small audience is in step; when all are full the emptiest takes more", () => {
+  const scheduler = manualScheduler();
+  const origin = performance.now();
+  const live = new LiveSource(fakeSource(100), Date.now(), scheduler, { slots: 3, perSlot: 2, stepMs: 10 });
+  const clock = { tick: 0 };
+  const sinks = Array.from({ length: 8 }, () => new RecordingSink(clock));
+  for (const s of sinks) live.add(s);
+  for (; clock.tick < 20; clock.tick++) live.pump(origin + clock.tick * 10 + 1);
+  const lags = sinks.map((s) => {
+    const [tick, i] = s.got[0]!;
+    return tick - i;
+  });
+  // Slots 0, 0, 1, 1, 2, 2 fill; then the emptiest (the first of equals) takes the 7th and 8th: 0, 1.
+  assert.deepEqual(lags, [0, 0, 1, 1, 2, 2, 0, 1]);
 });

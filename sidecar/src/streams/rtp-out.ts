@@ -31,7 +31,12 @@ interface Link {
   pair: unknown;
   /** Where the next datagram is written; replaced when a send had to keep it (a queued send). */
   datagram: Buffer;
+  /** datagram.subarray(0, n) by n: a view per packet was garbage of its own. */
+  views: Buffer[];
 }
+
+// Read once: the getter makes a new number per call.
+const TIME_ORIGIN = performance.timeOrigin;
 
 /** The parts of werift's sender and transports this path reads; checked at run time, typed loosely on purpose. */
 interface SenderInternals {
@@ -57,6 +62,7 @@ export class RtpOut {
   private cvo: { id: number; byte: number } | undefined;
   /** undefined: not resolved yet; null: werift's sender sends for this track. */
   private link: Link | null | undefined;
+  /** performance.now() of the last packet sent (0: none yet). */
   private lastSendMs = 0;
   private readonly histSeq = new Int32Array(HISTORY).fill(-1);
   private readonly histTimestamp = new Uint32Array(HISTORY);
@@ -73,7 +79,7 @@ export class RtpOut {
     const out = this;
     Object.defineProperty(sender, "ntpTimestamp", {
       configurable: true,
-      get: () => ntpOf(out.lastSendMs || performance.timeOrigin + performance.now()),
+      get: () => ntpOf(TIME_ORIGIN + (out.lastSendMs || performance.now())),
       set: () => {},
     });
   }
@@ -115,7 +121,7 @@ export class RtpOut {
 
   private transmit(seq: number, timestamp: number, marker: boolean, payload: Uint8Array): void {
     const link = this.currentLink();
-    this.lastSendMs = performance.timeOrigin + performance.now();
+    this.lastSendMs = performance.now();
     if (link === null) {
       const cvo = marker ? this.cvo : undefined;
       const header = new RtpHeader({
@@ -138,9 +144,12 @@ export class RtpOut {
     // One buffer per track, written over packet after packet: a datagram per packet was most of the sidecar's
     // garbage. A send that had to queue keeps its buffer, and the next packet gets a new one.
     const reuse = size <= DATAGRAM_BYTES;
-    const datagram = reuse ? link.datagram.subarray(0, size) : Buffer.allocUnsafe(size);
+    const datagram = reuse ? (link.views[size] ??= link.datagram.subarray(0, size)) : Buffer.allocUnsafe(size);
     link.protector.protectParts(h, payload, datagram, 0);
-    if (!link.send(datagram) && reuse) link.datagram = Buffer.allocUnsafeSlow(DATAGRAM_BYTES);
+    if (!link.send(datagram) && reuse) {
+      link.datagram = Buffer.allocUnsafeSlow(DATAGRAM_BYTES);
+      link.views = [];
+    }
     mediaCounters.rtpPackets++;
     mediaCounters.rtpBytes += h.length + payload.byteLength;
     const s = this.sender as unknown as SenderInternals;
@@ -163,7 +172,7 @@ export class RtpOut {
       return null;
     }
     const send = connectedSender(transport as UdpTransportLike, pair.remoteAddr[0], pair.remoteAddr[1]);
-    this.link = { protector, send, pair, datagram: Buffer.allocUnsafeSlow(DATAGRAM_BYTES) };
+    this.link = { protector, send, pair, datagram: Buffer.allocUnsafeSlow(DATAGRAM_BYTES), views: [] };
     // werift starts its sender reports from its own send path; this one never runs it.
     void s.runRtcp();
     return this.link;

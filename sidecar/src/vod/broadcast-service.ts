@@ -11,7 +11,7 @@ import { viewerEvents } from "../streams/viewer-events.ts";
 import { answerAsSender, answerFailureInfo } from "../webrtc/answer.ts";
 import type { PeerFactory } from "../webrtc/peer-factory.ts";
 import { BroadcastViewer } from "./broadcast-viewer.ts";
-import { LiveSource } from "./live-source.ts";
+import { LiveSource, type Spread } from "./live-source.ts";
 import type { MediaOpener, OpenedMedia } from "./media-opener.ts";
 import { deferredPacketSource } from "./deferred-source.ts";
 import { createVodPacketSource } from "./packet-source.ts";
@@ -20,8 +20,8 @@ import type { Scheduler } from "./scheduler.ts";
 export interface BroadcastServiceOptions {
   publicIp: string | undefined;
   iceTimeoutMs: number;
-  /** Scheduler ticks a broadcast's viewers are spread over (LiveSource); 1 sends to all in the same tick. */
-  spreadTicks?: number;
+  /** How a broadcast's viewers are spread over time (LiveSource); none: all get each packet at once. */
+  spread?: Spread;
 }
 
 interface Broadcast {
@@ -129,7 +129,7 @@ export class BroadcastService {
           }),
         ),
       );
-      const live = new LiveSource(source, startedAt, this.scheduler, this.opts.spreadTicks);
+      const live = new LiveSource(source, startedAt, this.scheduler, this.opts.spread);
       // The source file's length: the deferred source knows its tracks only later, and a copy still being prepared
       // has no known length until it is finished.
       return { live, media, durationMs: Math.round(media.durationSec * 1000) };

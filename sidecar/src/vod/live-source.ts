@@ -5,11 +5,13 @@
 // same broadcast computes the same position from it and sends the same RTP timestamps for the same frame, so
 // viewers on different sidecars are in sync without any media passing between sidecars.
 //
-// Viewers are spread over `spreadTicks` scheduler ticks: each gets every tick's packets a fixed number of ticks
-// (its slot) after they were due. A keyframe's ~40 packets would otherwise go to every viewer in one tick, and at a
-// few hundred viewers the last copies leave tens of ms late; spread, each tick sends it to 1/spreadTicks of them.
-// A viewer's own timing is unchanged (a constant offset of at most (spreadTicks - 1) ticks), and viewers stay within
-// that offset of each other.
+// Viewers are spread over time in slots: slot j gets every packet j × stepMs after it was due. A keyframe's ~40
+// packets would otherwise go to every viewer at once; a keyframe is a third of a 1 Mbps GOP's packets, so at a few
+// hundred viewers the send loop saturates for a while after each one and frames leave tens of ms late. A viewer
+// joins the first slot with room (perSlot viewers), so a small audience shares slot 0 and is in step, and a large one
+// spreads its keyframes over up to `slots` ticks (best about one GOP), keeping the send load flat. A viewer's own
+// timing is unchanged (a constant offset), and viewers stay within the spread of each other. The offsets are in time, not in ticks: counted in ticks, a late
+// or coalesced timer under load stretched every slot's offset (slot 150 of 200 wandered by 160 ms).
 import type { MediaPacket, PacketSource } from "./packet-source.ts";
 import type { Paced, Scheduler } from "./scheduler.ts";
 
@@ -20,14 +22,26 @@ export interface BroadcastSink {
   sourceEnded(info: string | undefined): void;
 }
 
+export interface Spread {
+  /** Slots at most; 1 sends to all at once. */
+  slots: number;
+  /** Viewers a slot takes before the next slot is used (when every slot is full, the emptiest takes more). */
+  perSlot: number;
+  /** Time between one slot's sending and the next's, ms (the scheduler's tick). */
+  stepMs: number;
+}
+
 export class LiveSource implements Paced {
-  /** Sinks by slot: slot j gets the packets of the tick j ticks back. */
+  /** Sinks by slot: slot j gets each batch once the broadcast's position is j × stepMs past the batch's. */
   private readonly slots: BroadcastSink[][];
-  /** The last spreadTicks ticks' packets; tick t's batch is at t % spreadTicks. */
+  /** Per slot, the tick number of the next batch it gets. */
+  private readonly cursor: Float64Array;
+  /** The batches of the last ring.length ticks; tick t's batch and position are at t % ring.length. */
   private readonly ring: MediaPacket[][];
-  private readonly spread: number;
+  private readonly ringPosition: Float64Array;
+  private readonly stepMs: number;
   private tickNo = 0;
-  private nextSlot = 0;
+  private readonly perSlot: number;
   /** The tick whose batch held the file's last packets; the broadcast ends once every slot has had it. */
   private lastTick: number | undefined;
   /** performance.now() at the broadcast's start (may be in the future while the edge's start lead runs). */
@@ -40,11 +54,17 @@ export class LiveSource implements Paced {
     private readonly source: PacketSource,
     startedAtEpochMs: number,
     private readonly scheduler: Scheduler,
-    spreadTicks = 1,
+    spread: Spread = { slots: 1, perSlot: 1, stepMs: 0 },
   ) {
-    this.spread = Math.max(1, Math.floor(spreadTicks));
-    this.slots = Array.from({ length: this.spread }, () => []);
-    this.ring = Array.from({ length: this.spread }, () => []);
+    const slots = Math.max(1, Math.floor(spread.slots));
+    this.perSlot = Math.max(1, Math.floor(spread.perSlot));
+    this.stepMs = slots > 1 ? Math.max(0, spread.stepMs) : 0;
+    this.slots = Array.from({ length: slots }, () => []);
+    this.cursor = new Float64Array(slots);
+    // Twice the ticks the spread lasts: a tick comes no sooner than its interval, so the last slot's batches are
+    // still here; pump() hands a batch to any slot still short of it before it is overwritten all the same.
+    this.ring = Array.from({ length: slots * 2 + 2 }, () => []);
+    this.ringPosition = new Float64Array(this.ring.length);
     // Paced by the monotonic clock, anchored once to the wall clock that the edge and other sidecars share.
     this.startPerf = performance.now() - (Date.now() - startedAtEpochMs);
     source.onError = (err) => this.finish(err.info);
@@ -58,9 +78,17 @@ export class LiveSource implements Paced {
       queueMicrotask(() => sink.sourceEnded(info));
       return;
     }
-    // Round robin: the slots fill evenly whatever the order viewers come and go in.
-    this.slots[this.nextSlot]!.push(sink);
-    this.nextSlot = (this.nextSlot + 1) % this.spread;
+    // The first slot with room; else the emptiest (the first of them).
+    let best = 0;
+    for (let j = 0; j < this.slots.length; j++) {
+      const n = this.slots[j]!.length;
+      if (n < this.perSlot) {
+        best = j;
+        break;
+      }
+      if (n < this.slots[best]!.length) best = j;
+    }
+    this.slots[best]!.push(sink);
   }
 
   remove(sink: BroadcastSink): void {
@@ -84,22 +112,34 @@ export class LiveSource implements Paced {
     if (this.over) return;
     const position = nowMs - this.startPerf;
     if (position < 0) return;
+    const R = this.ring.length;
     const t = this.tickNo++;
-    const S = this.spread;
-    // The batch being replaced is spreadTicks old: the last slot had it in the previous tick.
-    const batch = this.ring[t % S]!;
+    // A slot that has not had the batch about to be overwritten gets it now (a late slot, never in steady state).
+    if (t >= R) for (let j = 0; j < this.slots.length; j++) if (this.cursor[j] === t - R) this.deliverNext(j);
+    const batch = this.ring[t % R]!;
     batch.length = 0;
+    this.ringPosition[t % R] = position;
     if (this.lastTick === undefined) {
       this.source.take(position, batch);
       if (this.source.ended) this.lastTick = t;
     }
-    for (let j = 0; j < S; j++) {
-      const b = this.ring[(t - j + S * 2) % S]!;
-      const sinks = this.slots[j]!;
-      // Viewer by viewer, not packet by packet: a viewer's state stays hot while it sends its whole batch.
-      if (b.length > 0) for (let i = 0; i < sinks.length; i++) sinks[i]!.deliver(b);
+    let done = this.lastTick !== undefined;
+    for (let j = 0; j < this.slots.length; j++) {
+      // (+1 µs: positions are differences of clock readings; rounding must not hold a batch back a whole tick.)
+      const due = position - j * this.stepMs + 0.001;
+      while (this.cursor[j]! <= t && this.ringPosition[this.cursor[j]! % R]! <= due) this.deliverNext(j);
+      if (done && this.cursor[j]! <= this.lastTick!) done = false;
     }
-    if (this.lastTick !== undefined && t >= this.lastTick + S - 1) this.finish(undefined);
+    if (done) this.finish(undefined);
+  }
+
+  /** Hands slot j its next batch, viewer by viewer (a viewer's state stays hot while it sends the whole batch). */
+  private deliverNext(j: number): void {
+    const b = this.ring[this.cursor[j]! % this.ring.length]!;
+    this.cursor[j]!++;
+    if (b.length === 0) return;
+    const sinks = this.slots[j]!;
+    for (let i = 0; i < sinks.length; i++) sinks[i]!.deliver(b);
   }
 
   private finish(info: string | undefined): void {
