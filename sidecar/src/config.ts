@@ -10,6 +10,8 @@ export interface SidecarConfig {
   cacheDir: string;
   /** Bytes the prepared copies in cacheDir may take; least recently used ones are deleted past it. */
   cacheMaxBytes: number;
+  /** Bytes of packetized samples kept for the playbacks of a file to share (vod/packet-store.ts). */
+  packetStoreBytes: number;
   /** ffmpeg prepares running at once on this host; more wait their turn. */
   prepareConcurrency: number;
   /** Address written into ICE candidates instead of the host's own (a media host behind 1:1 NAT). */
@@ -94,6 +96,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SidecarConfig 
     mediaDir,
     cacheDir: path.resolve(env.CACHE_DIR || "cache"),
     cacheMaxBytes: int(env, "CACHE_MAX_MB", 20480, 16, 1 << 30) * 1024 * 1024,
+    packetStoreBytes: int(env, "PACKET_STORE_MB", 256, 0, 1 << 20) * 1024 * 1024,
     prepareConcurrency: int(env, "PREPARE_CONCURRENCY", 2, 1, 64),
     publicIp: env.PUBLIC_IP || undefined,
     iceHostAddresses: hostAddresses,

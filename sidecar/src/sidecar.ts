@@ -16,6 +16,7 @@ import { MediaOpener } from "./vod/media-opener.ts";
 import { Scheduler } from "./vod/scheduler.ts";
 import { VodService } from "./vod/vod-service.ts";
 import { BroadcastService } from "./vod/broadcast-service.ts";
+import { PacketStore } from "./vod/packet-store.ts";
 import { LiveService } from "./live/live-service.ts";
 import { PublishService } from "./publish/publish-service.ts";
 import { createRecordHook } from "./record/record-hook.ts";
@@ -41,11 +42,14 @@ export async function createSidecar(cfg: SidecarConfig) {
   const metrics = new SidecarMetrics(cfg.metricsToken);
   const notifier = new EdgeNotifier(cfg.secret, (event) => metrics.event(event));
   const makePeer = peerFactory(cfg);
+  const store = new PacketStore(cfg.packetStoreBytes);
   const vod = new VodService(opener, makePeer, scheduler, notifier.send, {
+    store,
     publicIp: cfg.publicIp,
     iceTimeoutMs: cfg.iceTimeoutMs,
   });
   const broadcasts = new BroadcastService(opener, makePeer, scheduler, notifier.send, {
+    store,
     publicIp: cfg.publicIp,
     iceTimeoutMs: cfg.iceTimeoutMs,
     spread: { slots: Math.max(1, Math.round(cfg.vodLiveSpreadMs / cfg.tickMs)), perSlot: cfg.vodLiveViewersPerSlot, stepMs: cfg.tickMs },
@@ -65,7 +69,7 @@ export async function createSidecar(cfg: SidecarConfig) {
   const live = new LiveService(publish, makePeer, notifier.send, { publicIp: cfg.publicIp, iceTimeoutMs: cfg.iceTimeoutMs });
   // Streams live in this process only: a new id per run lets the edge tell a restart from the run it placed them on.
   const instance = randomUUID();
-  metrics.observe({ vod, live, publish, broadcasts, prepare });
+  metrics.observe({ vod, live, publish, broadcasts, prepare, store });
   const app = controlApi(cfg.secret, { vod, live, publish, broadcasts, prepare, metrics }, { maxViewers: cfg.maxViewers }, instance);
   recordsRoutes(app, cfg.recordDir);
   operationsRoutes(app, { vod, live, publish, broadcasts, prepare }, { opener, recordDir: cfg.recordDir });

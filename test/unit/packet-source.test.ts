@@ -8,6 +8,7 @@ import { LocalDiskAccess } from "../../sidecar/src/files/local-disk.ts";
 import { openMp4, readSample } from "../../sidecar/src/mp4/reader.ts";
 import type { AudioTrack, SampleTable, VideoTrack } from "../../sidecar/src/mp4/types.ts";
 import { createVodPacketSource, type MediaPacket, type PacketSource } from "../../sidecar/src/vod/packet-source.ts";
+import { PacketStore } from "../../sidecar/src/vod/packet-store.ts";
 import { SAMPLE_MP4 } from "../helpers/fixtures.ts";
 
 // ---------- synthetic media ----------
@@ -306,6 +307,48 @@ test("merges both tracks in due order with the specified timestamps", async () =
   await sleep(1);
   assert.equal(media.file.reads.length, 1, "the whole (small) window came in one read");
   await source.close();
+});
+
+test("playbacks of one file share a packet store: a later one reads nothing and sends the same packets; a small budget keeps the newest", async () => {
+  const v = videoSamples({ frames: 90, timescale: 15360, frameDuration: 512, gop: 30, firstDts: 1000, cts: 1024 });
+  const a = audioSamples(150, 960, 480);
+  const media = interleaved(v, a);
+  const tracks = {
+    video: { file: media.file, track: videoTrack(media.video, 15360, -2024 / 15360) },
+    audio: { file: media.file, track: audioTrack(media.audio, 48000, -480 / 48000) },
+  };
+  const alone = createVodPacketSource({ ...tracks, prefetchMs: 10_000 });
+  await alone.ready();
+  const expected: MediaPacket[] = [];
+  alone.take(Infinity, expected);
+
+  const store = new PacketStore(64 << 20);
+  const first = createVodPacketSource({ ...tracks, prefetchMs: 10_000, store });
+  await first.ready();
+  const got1: MediaPacket[] = [];
+  first.take(Infinity, got1);
+  const readsBefore = media.file.reads.length;
+  const second = createVodPacketSource({ ...tracks, prefetchMs: 10_000, store });
+  await second.ready();
+  const got2: MediaPacket[] = [];
+  second.take(Infinity, got2);
+  assert.equal(second.ended, true);
+  assert.equal(media.file.reads.length, readsBefore, "the second playback read nothing from the file");
+  const plain = (ps: MediaPacket[]) => ps.map((p) => ({ ...p, payload: Buffer.from(p.payload).toString("hex") }));
+  assert.deepEqual(plain(got1), plain(expected), "with a store, the packets are those of a playback without one");
+  assert.deepEqual(plain(got2), plain(expected), "and the second playback sends the same");
+  assert.ok(got2.every((p, i) => p === got1[i]), "the very same packet objects: packetized once");
+  assert.equal(store.hits, v.length + a.length);
+  const held = store.bytes;
+  assert.ok(held >= v.reduce((n, s) => n + s.data.length, 0), `the store accounts for the bytes it holds (${held})`);
+
+  // A budget of a few samples: the store keeps the most recent ones and never more than the budget.
+  const small = new PacketStore(20_000);
+  const third = createVodPacketSource({ ...tracks, prefetchMs: 10_000, store: small });
+  await third.ready();
+  third.take(Infinity, []);
+  assert.ok(small.bytes <= 20_000 && small.size > 0, `held ${small.bytes} bytes in ${small.size} samples`);
+  await Promise.all([alone.close(), first.close(), second.close(), third.close()]);
 });
 
 test("audio timestamps are rescaled to 48 kHz and video to 90 kHz from other timescales", async () => {

@@ -13,6 +13,7 @@ import type { PrepareCache } from "../prepare/prepare-cache.ts";
 import type { PublishService } from "../publish/publish-service.ts";
 import { mediaCounters } from "../runtime/media-counters.ts";
 import type { BroadcastService } from "../vod/broadcast-service.ts";
+import type { PacketStore } from "../vod/packet-store.ts";
 import type { VodService } from "../vod/vod-service.ts";
 
 export const METRICS_PATH = "/metrics";
@@ -25,6 +26,7 @@ export interface MetricsSources {
   broadcasts: BroadcastService;
   publish: PublishService;
   prepare?: PrepareCache;
+  store?: PacketStore;
 }
 
 const KNOWN_INFO: ReadonlySet<string> = new Set(Object.values(Info));
@@ -107,6 +109,10 @@ export class SidecarMetrics {
       "Prepares in flight (started, not finished; those waiting for a slot included).",
       () => prepare()?.running ?? 0,
     );
+    const store = () => metrics.sources?.store;
+    readGauge(this.registry, "edge_vod_packet_store_bytes", "Bytes of packetized samples held for playbacks of the same file to share.", () => store()?.bytes ?? 0);
+    mirroredCounter(this.registry, "edge_vod_packet_store_hits_total", "Samples a playback took packetized from the store.", () => store()?.hits ?? 0);
+    mirroredCounter(this.registry, "edge_vod_packet_store_misses_total", "Samples a playback read and packetized itself.", () => store()?.misses ?? 0);
     readGauge(this.registry, "edge_vod_prepares_waiting", "Prepares waiting for a slot (PREPARE_CONCURRENCY).", () => prepare()?.waiting ?? 0);
 
     this.plays = new Counter({

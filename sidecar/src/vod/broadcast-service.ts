@@ -12,6 +12,7 @@ import { answerAsSender, answerFailureInfo } from "../webrtc/answer.ts";
 import type { PeerFactory } from "../webrtc/peer-factory.ts";
 import { BroadcastViewer } from "./broadcast-viewer.ts";
 import { LiveSource, type Spread } from "./live-source.ts";
+import type { PacketStore } from "./packet-store.ts";
 import type { MediaOpener, OpenedMedia } from "./media-opener.ts";
 import { deferredPacketSource } from "./deferred-source.ts";
 import { createVodPacketSource } from "./packet-source.ts";
@@ -22,6 +23,8 @@ export interface BroadcastServiceOptions {
   iceTimeoutMs: number;
   /** How a broadcast's viewers are spread over time (LiveSource); none: all get each packet at once. */
   spread?: Spread;
+  /** Packetized samples shared by the playbacks of a file (a broadcast's first pass). */
+  store?: PacketStore;
 }
 
 interface Broadcast {
@@ -126,6 +129,7 @@ export class BroadcastService {
             ...(audio ? { audio } : {}),
             startMs: Math.max(0, Date.now() - startedAt),
             loop,
+            ...(this.opts.store ? { store: this.opts.store } : {}),
           }),
         ),
       );

@@ -17,6 +17,7 @@ import { MediaError, type RandomAccessFile } from "../files/file-access.ts";
 import type { AudioTrack, SampleTable, VideoTrack } from "../mp4/types.ts";
 import { LateError } from "./late-error.ts";
 import { DEFAULT_MAX_PAYLOAD, H264Packetizer, type PayloadSink } from "../rtp/h264-packetizer.ts";
+import type { PacketStore } from "./packet-store.ts";
 
 export interface MediaPacket {
   kind: "video" | "audio";
@@ -75,6 +76,8 @@ export interface VodPacketSourceOptions {
   startMs?: number;
   /** Start over at the end of the file instead of ending; media time keeps running across passes. */
   loop?: boolean;
+  /** Packetized samples shared with the other playbacks of the file (see packet-store.ts). */
+  store?: PacketStore;
 }
 
 export const DEFAULT_PREFETCH_MS = 1500;
@@ -122,6 +125,12 @@ interface FileGroup {
   busy: boolean;
   /** The running (or last) fill; never rejects. */
   filling: Promise<void>;
+}
+
+/** A sample of a refill round found in the packet store. */
+interface Stored {
+  readonly lane: Lane;
+  readonly packets: readonly MediaPacket[];
 }
 
 /** One wanted sample of a refill round; `data` is set once its span is read. */
@@ -177,6 +186,7 @@ class VodPacketSource implements PacketSource {
   private stopped = false;
   private skipVideo = false;
   private readonly failure = new LateError("vod packet source");
+  private readonly store: PacketStore | undefined;
 
   // State of the video sample being packetized, read by `emitVideo` (one closure per source, not per sample).
   private curTimestamp = 0;
@@ -196,6 +206,7 @@ class VodPacketSource implements PacketSource {
 
   constructor(opts: VodPacketSourceOptions) {
     this.prefetchMs = opts.prefetchMs ?? DEFAULT_PREFETCH_MS;
+    this.store = opts.store;
     if (!(this.prefetchMs >= 0)) throw new RangeError(`prefetchMs must be >= 0, not ${this.prefetchMs}`);
     const v = opts.video;
     if (v && (v.track.samples.count > 0 || v.growth)) {
@@ -393,27 +404,51 @@ class VodPacketSource implements PacketSource {
    */
   private async readRound(group: FileGroup): Promise<boolean> {
     const limitMs = this.takenUntil + this.prefetchMs;
+    // Every sample of the round in track and sample order: from the store, or to be read (`wants`).
+    const round: (Want | Stored)[] = [];
     const wants: Want[] = [];
     const ends: number[] = [];
     for (const lane of group.lanes) {
       const s = lane.samples;
+      const store = lane.pass === 0 ? this.store : undefined;
       let i = lane.next;
       let bytes = 0;
       while (i < s.count && dueOf(lane, i) <= limitMs && (i === lane.next || bytes + s.size[i]! <= MAX_BATCH_BYTES)) {
-        wants.push({ lane, index: i, offset: s.offset[i]!, size: s.size[i]!, data: EMPTY });
+        const packets = store?.get(s, i, lane.zero);
+        if (packets) {
+          round.push({ lane, packets });
+        } else {
+          const w: Want = { lane, index: i, offset: s.offset[i]!, size: s.size[i]!, data: EMPTY };
+          wants.push(w);
+          round.push(w);
+        }
         bytes += s.size[i]!;
         i++;
       }
       ends.push(i);
     }
-    if (wants.length === 0) return false;
-    await this.readSpans(group.file, wants);
+    if (round.length === 0) return false;
+    if (wants.length > 0) await this.readSpans(group.file, wants);
     if (this.stopped) return false;
-    // `wants` is back in track and sample order (readSpans sorts a copy).
-    for (const w of wants) {
-      if (w.lane.packetizer) this.queueVideo(w.lane, w.lane.packetizer, w.index, w.data);
+    for (const r of round) {
+      if ("packets" in r) {
+        for (const p of r.packets) r.lane.queue.push(p);
+        continue;
+      }
+      const lane = r.lane;
+      const store = lane.pass === 0 ? this.store : undefined;
+      const from = lane.queue.length;
+      // A stored sample owns its bytes: a view would keep the whole read span alive for as long as it is stored.
+      const data = store ? r.data.slice() : r.data;
+      if (lane.packetizer) this.queueVideo(lane, lane.packetizer, r.index, data);
       // An empty Opus payload is not a valid packet; dropping it leaves only a gap the decoder conceals.
-      else if (w.size > 0) this.queueAudio(w.lane, w.index, w.data);
+      else if (r.size > 0) this.queueAudio(lane, r.index, data);
+      if (store && lane.queue.length > from) {
+        const packets = lane.queue.slice(from);
+        let bytes = 0;
+        for (const p of packets) bytes += p.payload.byteLength;
+        store.put(lane.samples, r.index, lane.zero, packets, bytes);
+      }
     }
     group.lanes.forEach((lane, k) => {
       lane.next = ends[k]!;

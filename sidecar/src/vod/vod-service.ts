@@ -11,12 +11,15 @@ import type { PeerFactory } from "../webrtc/peer-factory.ts";
 import type { MediaOpener } from "./media-opener.ts";
 import { deferredPacketSource } from "./deferred-source.ts";
 import { createVodPacketSource } from "./packet-source.ts";
+import type { PacketStore } from "./packet-store.ts";
 import type { Scheduler } from "./scheduler.ts";
 import { VodViewer } from "./vod-viewer.ts";
 
 export interface VodServiceOptions {
   publicIp: string | undefined;
   iceTimeoutMs: number;
+  /** Packetized samples shared by the playbacks of a file. */
+  store?: PacketStore;
 }
 
 export class VodService {
@@ -54,7 +57,11 @@ export class VodService {
       // A copy still being prepared has its tracks later: ICE and DTLS run meanwhile.
       const source = deferredPacketSource(
         media.tracks.then(({ video, audio }) =>
-          createVodPacketSource({ ...(answer.video && video ? { video } : {}), ...(answer.audio && audio ? { audio } : {}) }),
+          createVodPacketSource({
+            ...(answer.video && video ? { video } : {}),
+            ...(answer.audio && audio ? { audio } : {}),
+            ...(this.opts.store ? { store: this.opts.store } : {}),
+          }),
         ),
       );
       const sourceClose = source.close.bind(source);
