@@ -25,7 +25,8 @@ export type Stage = "packetize" | "rewrite" | "protect" | "send" | "gc" | "werif
 
 /** In order of precedence from the leaf: the first frame whose url matches names the stage. */
 const RULES: [Stage, RegExp][] = [
-  ["send", /(^|\/)(dgram|internal\/dgram)(\.js)?$|node:dgram/],
+  // connected-socket.ts calls Node's UDP handle itself: the native send shows under its frames.
+  ["send", /(^|\/)(dgram|internal\/dgram)(\.js)?$|node:dgram|connected-socket\.ts/],
   ["protect", /srtp-protect\.ts/],
   ["rewrite", /rtp-out\.ts|rtp-header\.ts/],
   ["packetize", /h264-packetizer\.ts|packet-source\.ts|live-source\.ts|\/mp4\/|h264-rtp\.ts/],

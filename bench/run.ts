@@ -2,7 +2,7 @@
 // bench/results/<date>.json. Benchmarks are numbers with ratios against a baseline measured in the same run (Janus,
 // the idle server, the cheapest SRTP + send in Node); they assert nothing.
 //
-// BENCH_OUT=<file> writes the results there instead of bench/results/<date>.json. BENCH_PROFILE_VIEWERS (100) is the
+// BENCH_OUT=<file> writes the results there instead of bench/results/<date>.json. BENCH_PROFILE_VIEWERS (150) is the
 // step profiled for the per-stage cost of the media path (0: none).
 // BENCH_ONLY=viewers,ttff,floor,record,prepare picks parts (BENCH_PREPARE_SECONDS: the prepared file, default 600); BENCH_WINDOW_MS (default 30000) is each viewer step's window;
 // BENCH_STEPS=1,50,100 and BENCH_SYSTEMS=vod,vod-live,janus narrow the viewer climb; BENCH_JANUS_EVENT_LOOPS sets
@@ -79,8 +79,8 @@ async function main(): Promise<void> {
         steps: list(process.env.BENCH_STEPS)?.map(Number),
         systems: list(process.env.BENCH_SYSTEMS) as System[] | undefined,
         janusEventLoops: process.env.BENCH_JANUS_EVENT_LOOPS === undefined ? undefined : Number(process.env.BENCH_JANUS_EVENT_LOOPS),
-        // BENCH_PROFILE_VIEWERS (default 100, 0 = none): the step run under the CPU profiler for the stage breakdown.
-        profileViewers: Number(process.env.BENCH_PROFILE_VIEWERS ?? 100),
+        // BENCH_PROFILE_VIEWERS (default 150, 0 = none): the step run under the CPU profiler for the stage breakdown.
+        profileViewers: Number(process.env.BENCH_PROFILE_VIEWERS ?? 150),
       });
       result.viewers = v;
       result.maxRealtimeViewersPerCore = v.maxRealtimeViewersPerCore;

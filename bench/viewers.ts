@@ -221,7 +221,7 @@ async function step(
   }
 }
 
-/** Steps 1, 50, 100, 200, 400, then on by half again while the last held real time; one step between the last
+/** Steps 1, 50, 100, 150, 200, 250, 300, 400, then on by half again while the last held real time; one step between the last
  * that held and the first that did not, so the maximum is known to within a quarter. */
 async function climb(
   sink: RtpSink,
@@ -273,7 +273,7 @@ export async function measureViewers(opts: {
 }): Promise<ViewersResult> {
   const windowMs = opts.windowMs ?? 30_000;
   const janusEventLoops = opts.janusEventLoops ?? 2;
-  const climbOpts = { windowMs, steps: opts.steps ?? [1, 50, 100, 200, 400], maxViewers: opts.maxViewers ?? 1200 };
+  const climbOpts = { windowMs, steps: opts.steps ?? [1, 50, 100, 150, 200, 250, 300, 400], maxViewers: opts.maxViewers ?? 1200 };
   const systems = opts.systems ?? ["vod", "vod-live", "janus"];
   if (!pin(process.pid, TOOL_CPU)) console.log("  (one core or no taskset: server and viewers share the CPU)");
   const sink = await RtpSink.start(opts.dir);
