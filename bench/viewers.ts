@@ -64,6 +64,8 @@ export interface StepResult {
   /** The window on CLOCK_MONOTONIC, µs: where the step lies in the sidecar's CPU profile. */
   windowMonoUs?: { fromUs: number; toUs: number };
   realtime: boolean;
+  /** 2 when the first window missed real time and the step was measured again (this is the better window). */
+  attempts?: number;
 }
 
 export interface ViewersResult {
@@ -234,9 +236,8 @@ async function climb(
 ): Promise<StepResult[]> {
   const idleRss = await rssMb(serverPid);
   const results: StepResult[] = [];
-  const run = async (n: number) => {
+  const measure = async (n: number) => {
     const r = await step(sink, system, factory, n, serverPid, idleRss, opts.windowMs, gcMs, loopLag);
-    results.push(r);
     console.log(
       `  ${system.padEnd(8)} ${String(n).padStart(4)} viewers: server ${r.serverCpuPct.toFixed(1).padStart(5)} % CPU (kernel ${r.serverSystemCpuPct.toFixed(1)} %; core ${r.serverCoreBusyPct.toFixed(0)} % busy, softirq ${r.serverCoreSoftirqPct.toFixed(0)} %), ` +
         `${(r.cpuSecondsPerViewerSecond * 1e6).toFixed(0).padStart(5)} µs CPU per viewer-second, RSS ${r.rssMb.toFixed(0)} MB, ` +
@@ -245,6 +246,18 @@ async function climb(
         `${r.gcPauseShareOfCpu === undefined ? "" : `, GC pauses ${(r.gcPauseShareOfCpu * 100).toFixed(1)} % of server CPU`}` +
         `${r.serverLoopLagMs === undefined ? "" : `, loop lag p99 ${r.serverLoopLagMs.p99.toFixed(1)} / max ${r.serverLoopLagMs.max.toFixed(1)} ms`}${r.realtime ? "" : "  (not real time)"}`,
     );
+    return r;
+  };
+  // A step that misses real time is measured once more and the better window kept, for every server alike: on this
+  // VM identical windows differ by ±10 % CPU, and one stall anywhere on the machine must not end a climb.
+  const run = async (n: number) => {
+    let r = await measure(n);
+    if (!r.realtime) {
+      const again = await measure(n);
+      if (again.realtime || again.latenessMs.p99 < r.latenessMs.p99) r = again;
+      r.attempts = 2;
+    }
+    results.push(r);
     return r.realtime;
   };
   let lastHeld = 0;
@@ -350,7 +363,7 @@ async function climbAll(
   }
   if (systems.includes("janus")) {
     ensureDebianPackages(["janus"]);
-    const janus = await startJanus({ file, dir: opts.dir, cpu: SERVER_CPU, eventLoops: janusEventLoops });
+    const janus = await startJanus({ file, dir: opts.dir, cpu: SERVER_CPU, feederCpu: CORES > 1 ? TOOL_CPU : undefined, eventLoops: janusEventLoops });
     const client = await JanusClient.connect(janus.wsUrl);
     try {
       await new Promise((r) => setTimeout(r, 1000));

@@ -7,7 +7,7 @@ import fs from "node:fs/promises";
 import path from "node:path";
 import type { RTCPeerConnection } from "werift";
 import { freePort } from "../../test/helpers/ports.ts";
-import { startRtpFeeder } from "./rtp-feeder.ts";
+import { runFeederProcess } from "./rtp-feeder.ts";
 import { offerAesCmOnly } from "../../test/helpers/werift-viewer.ts";
 
 const LIB = "/usr/lib/x86_64-linux-gnu/janus";
@@ -24,7 +24,7 @@ export interface JanusServer {
  * into its mountpoint. `cpu` pins Janus (taskset), `eventLoops` sets its
  * event_loops (0 = Janus's default of one loop thread per handle).
  */
-export async function startJanus(opts: { file: string; dir: string; cpu?: number; eventLoops: number }): Promise<JanusServer> {
+export async function startJanus(opts: { file: string; dir: string; cpu?: number; feederCpu?: number; eventLoops: number }): Promise<JanusServer> {
   const [wsPort, videoPort, audioPort] = [await freePort(), await freePort(), await freePort()];
   const conf = path.join(opts.dir, "janus-conf");
   const plugins = path.join(opts.dir, "janus-plugins");
@@ -94,8 +94,8 @@ bench: {
     if (i > 100) throw new Error(`janus did not come up:\n${log}`);
     await new Promise((r) => setTimeout(r, 100));
   }
-  // Fed from this process (the viewers' core): the same packets our sidecar sends, paced as precisely.
-  const feeder = await startRtpFeeder(opts.file, { video: videoPort, audio: audioPort }, { video: 96, audio: 111 });
+  // Fed by a process of its own on the viewers' core: the same packets our sidecar sends, paced as precisely.
+  const feeder = await runFeederProcess(opts.feederCpu, opts.file, { video: videoPort, audio: audioPort }, { video: 96, audio: 111 });
   return {
     pid: janus.pid!,
     wsUrl,
