@@ -366,8 +366,19 @@ async function climbAll(
     const janus = await startJanus({ file, dir: opts.dir, cpu: SERVER_CPU, feederCpu: CORES > 1 ? TOOL_CPU : undefined, eventLoops: janusEventLoops });
     const client = await JanusClient.connect(janus.wsUrl);
     try {
-      await new Promise((r) => setTimeout(r, 1000));
-      steps.push(...(await climb(sink, "janus", janusViewers(sink, client), janus.pid, climbOpts)));
+      const factory = janusViewers(sink, client);
+      // Janus answers "watch" only once its mountpoint has RTP; one run's first viewer got no answer at all. A probe
+      // viewer first, so that the climb starts with a mountpoint that plays.
+      for (let attempt = 1; ; attempt++) {
+        await new Promise((r) => setTimeout(r, 1000));
+        const probe = await factory().catch((err: Error) => err);
+        if (!(probe instanceof Error)) {
+          await probe.hangup();
+          break;
+        }
+        if (attempt === 10) throw new Error(`Janus's mountpoint does not play: ${probe.message}`);
+      }
+      steps.push(...(await climb(sink, "janus", factory, janus.pid, climbOpts)));
     } finally {
       client.close();
       await janus.stop();
