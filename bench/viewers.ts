@@ -376,7 +376,7 @@ async function climbAll(
           await probe.hangup();
           break;
         }
-        if (attempt === 10) throw new Error(`Janus's mountpoint does not play: ${probe.message}`);
+        if (attempt === 10) throw new Error(`Janus's mountpoint does not play: ${probe.message}\n${janus.log().slice(-3000)}`);
       }
       steps.push(...(await climb(sink, "janus", factory, janus.pid, climbOpts)));
     } finally {

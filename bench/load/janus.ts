@@ -3,6 +3,7 @@
 // down afterwards. Janus never gathers loopback candidates (libnice skips `lo`), so its media goes to the host's own
 // address: the kernel still routes that over the loopback device, nothing leaves the machine.
 import { spawn } from "node:child_process";
+import dgram from "node:dgram";
 import fs from "node:fs/promises";
 import path from "node:path";
 import type { RTCPeerConnection } from "werift";
@@ -11,11 +12,30 @@ import { runFeederProcess } from "./rtp-feeder.ts";
 import { offerAesCmOnly } from "../../test/helpers/werift-viewer.ts";
 
 const LIB = "/usr/lib/x86_64-linux-gnu/janus";
+
+/**
+ * A UDP port free on every address, below the ephemeral range (32768+) and Janus's rtp_port_range: after a climb of
+ * hundreds of viewers, a port that was free for TCP was taken for UDP often enough that the mountpoint did not play.
+ */
+async function freeUdpPort(): Promise<number> {
+  for (let i = 0; i < 100; i++) {
+    const port = 20000 + Math.floor(Math.random() * 10000);
+    const free = await new Promise<boolean>((resolve) => {
+      const s = dgram.createSocket("udp4");
+      s.once("error", () => resolve(false));
+      s.bind(port, "0.0.0.0", () => s.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error("no free UDP port in 20000-29999");
+}
 const MOUNTPOINT = 1;
 
 export interface JanusServer {
   pid: number;
   wsUrl: string;
+  /** The end of Janus's output. */
+  log(): string;
   stop(): Promise<void>;
 }
 
@@ -25,7 +45,8 @@ export interface JanusServer {
  * event_loops (0 = Janus's default of one loop thread per handle).
  */
 export async function startJanus(opts: { file: string; dir: string; cpu?: number; feederCpu?: number; eventLoops: number }): Promise<JanusServer> {
-  const [wsPort, videoPort, audioPort] = [await freePort(), await freePort(), await freePort()];
+  const wsPort = await freePort();
+  const [videoPort, audioPort] = [await freeUdpPort(), await freeUdpPort()];
   const conf = path.join(opts.dir, "janus-conf");
   const plugins = path.join(opts.dir, "janus-plugins");
   const transports = path.join(opts.dir, "janus-transports");
@@ -99,6 +120,7 @@ bench: {
   return {
     pid: janus.pid!,
     wsUrl,
+    log: () => log,
     async stop() {
       await feeder.stop();
       for (const p of [janus]) {
