@@ -10,8 +10,9 @@
 // hundred viewers the send loop saturates for a while after each one and frames leave tens of ms late. A viewer
 // joins the first slot with room (perSlot viewers), so a small audience shares slot 0 and is in step, and a large one
 // spreads its keyframes over up to `slots` ticks (best about one GOP), keeping the send load flat. A viewer's own
-// timing is unchanged (a constant offset), and viewers stay within the spread of each other. The offsets are in time, not in ticks: counted in ticks, a late
-// or coalesced timer under load stretched every slot's offset (slot 150 of 200 wandered by 160 ms).
+// timing is unchanged (a constant offset), and viewers stay within the spread of each other. The offsets are in
+// time, not in ticks: counted in ticks, a late or coalesced timer under load stretched every slot's offset (slot 150
+// of 200 wandered by 160 ms).
 import type { MediaPacket, PacketSource } from "./packet-source.ts";
 import type { Paced, Scheduler } from "./scheduler.ts";
 
