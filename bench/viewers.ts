@@ -183,6 +183,7 @@ async function step(
     const byId = await sink.endWindow();
     const elapsed = performance.now() - t0;
     const sink1 = await cpuSplitMs(sink.pid);
+    const sinkCpuPct = ((sink1.user + sink1.system - sink0.user - sink0.system) / elapsed) * 100;
     const noPackets: WindowStats = { videoPackets: 0, audioPackets: 0, videoExpected: 1, audioExpected: 1, frameOffsets: new Float64Array(0), frames: 0 };
     const stats = viewers.map((v) => byId.get(v.id) ?? noPackets);
     // BENCH_DUMP=<file>: every viewer's frame offsets of the step, for a look at when the late frames came.
@@ -209,8 +210,8 @@ async function step(
       cpuSecondsPerViewerSecond: cpu / elapsed / n,
       rssMb: rss,
       rssPerViewerKb: ((rss - idleRss) * 1024) / n,
-      sinkCpuPct: ((sink1.user + sink1.system - sink0.user - sink0.system) / elapsed) * 100,
-      toolCpuPct: ((tool.user + tool.system) / 1000 / elapsed) * 100 + ((sink1.user + sink1.system - sink0.user - sink0.system) / elapsed) * 100,
+      sinkCpuPct,
+      toolCpuPct: ((tool.user + tool.system) / 1000 / elapsed) * 100 + sinkCpuPct,
       toolLoopLagMs: { p99: toolLag.percentile(99) / 1e6, max: toolLag.max / 1e6 },
       ...(gc === undefined ? {} : { gcPauseShareOfCpu: gc / cpu }),
       ...(lag === undefined ? {} : { serverLoopLagMs: lag }),
@@ -223,8 +224,8 @@ async function step(
   }
 }
 
-/** Steps 1, 50, 100, 150, 200, 250, 300, 400, then on by half again while the last held real time; one step between the last
- * that held and the first that did not, so the maximum is known to within a quarter. */
+/** Steps 1, 50, 100, 150, 200, 250, 300, 400, then on by half again while the last held real time; one step between
+ * the last that held and the first that did not, so the maximum is known to within a quarter. */
 async function climb(
   sink: RtpSink,
   system: System,

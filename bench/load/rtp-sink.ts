@@ -6,6 +6,7 @@ import path from "node:path";
 import readline from "node:readline";
 import type { Readable, Writable } from "node:stream";
 import type { RTCPeerConnection } from "werift";
+import { dgramStateOf } from "../../sidecar/src/webrtc/connected-socket.ts";
 import { ensureDebianPackages } from "../debian.ts";
 
 /** What one viewer saw during a measurement window. */
@@ -25,11 +26,9 @@ interface UdpHandle {
   recvStop(): number;
 }
 
-/** The socket's libuv handle, read without the deprecated `_handle` accessor. */
+/** The socket's libuv handle. */
 function handleOf(socket: dgram.Socket): UdpHandle {
-  const key = Object.getOwnPropertySymbols(socket).find((s) => s.description === "state symbol");
-  const state = key ? (socket as unknown as Record<symbol, { handle?: UdpHandle }>)[key] : undefined;
-  const handle = state?.handle;
+  const handle = dgramStateOf(socket)?.handle as UdpHandle | null | undefined;
   if (!handle || typeof handle.recvStop !== "function" || typeof handle.fd !== "number") throw new Error("no UDP handle on the viewer's socket");
   return handle;
 }

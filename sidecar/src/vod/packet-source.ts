@@ -410,7 +410,7 @@ class VodPacketSource implements PacketSource {
     const ends: number[] = [];
     for (const lane of group.lanes) {
       const s = lane.samples;
-      const store = lane.pass === 0 ? this.store : undefined;
+      const store = this.storeFor(lane);
       let i = lane.next;
       let bytes = 0;
       while (i < s.count && dueOf(lane, i) <= limitMs && (i === lane.next || bytes + s.size[i]! <= MAX_BATCH_BYTES)) {
@@ -436,7 +436,7 @@ class VodPacketSource implements PacketSource {
         continue;
       }
       const lane = r.lane;
-      const store = lane.pass === 0 ? this.store : undefined;
+      const store = this.storeFor(lane);
       const from = lane.queue.length;
       // A stored sample owns its bytes: a view would keep the whole read span alive for as long as it is stored.
       const data = store ? r.data.slice() : r.data;
@@ -458,6 +458,11 @@ class VodPacketSource implements PacketSource {
       }
     });
     return true;
+  }
+
+  /** The packet store, for a lane on the file's first pass (later passes carry other timestamps). */
+  private storeFor(lane: Lane): PacketStore | undefined {
+    return lane.pass === 0 ? this.store : undefined;
   }
 
   /** Fills each want's `data` with as few reads as the layout allows, all in flight together. */

@@ -33,10 +33,19 @@ interface FastSend {
   list: (Uint8Array | undefined)[];
 }
 
+/**
+ * dgram's internal state of a socket (its libuv handle is `handle`, null once closed), read without the deprecated
+ * `_handle` accessor; undefined if Node no longer keeps it there.
+ */
+export function dgramStateOf(socket: dgram.Socket): { handle: unknown } | undefined {
+  const key = Object.getOwnPropertySymbols(socket).find((k) => k.description === "state symbol");
+  const state = key ? (socket as unknown as Record<symbol, unknown>)[key] : undefined;
+  return typeof state === "object" && state !== null && "handle" in state ? (state as { handle: unknown }) : undefined;
+}
+
 function fastSendOf(socket: dgram.Socket): FastSend | undefined {
   if (!SendWrap) return undefined;
-  const key = Object.getOwnPropertySymbols(socket).find((k) => k.description === "state symbol");
-  const state = key ? (socket as unknown as Record<symbol, FastSend["state"] | undefined>)[key] : undefined;
+  const state = dgramStateOf(socket) as FastSend["state"] | undefined;
   if (!state || typeof state.handle?.send !== "function") return undefined;
   return { state, req: new SendWrap(), list: [undefined] };
 }
