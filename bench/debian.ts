@@ -8,6 +8,11 @@ const NEEDS: Record<string, string> = {
   chromium: "test -x /usr/bin/chromium",
   janus: "command -v janus",
   gcc: "command -v gcc",
+  // The one-node Swift that bench/storage.ts runs as its S3 server (test/helpers/swift.ts).
+  "swift-proxy": "test -x /usr/bin/swift-proxy-server",
+  "swift-object": "test -x /usr/bin/swift-object-server",
+  "swift-container": "test -x /usr/bin/swift-container-server",
+  "swift-account": "test -x /usr/bin/swift-account-server",
 };
 
 export function ensureDebianPackages(packages: (keyof typeof NEEDS)[]): void {

@@ -4,7 +4,10 @@
 //
 // BENCH_OUT=<file> writes the results there instead of bench/results/<date>.json. BENCH_PROFILE_VIEWERS (150) is the
 // step profiled for the per-stage cost of the media path (0: none).
-// BENCH_ONLY=viewers,ttff,floor,record,prepare picks parts (BENCH_PREPARE_SECONDS: the prepared file, default 600); BENCH_WINDOW_MS (default 30000) is each viewer step's window;
+// BENCH_ONLY=viewers,ttff,floor,record,prepare,storage picks parts (BENCH_PREPARE_SECONDS: the prepared file, default 600;
+// storage: first frame from a bucket vs local disk, bucket reads per viewer-minute with 1 and BENCH_STORAGE_VIEWERS (20)
+// viewers for BENCH_STORAGE_WINDOW_MS (30000), a 10-minute recording's upload, against a Swift it starts itself);
+// BENCH_WINDOW_MS (default 30000) is each viewer step's window;
 // BENCH_STEPS=1,50,100 and BENCH_SYSTEMS=vod,vod-live,janus narrow the viewer climb; BENCH_JANUS_EVENT_LOOPS sets
 // Janus's event_loops (default 2, its best here; 0 = a thread per handle, its default). For a closer look at one
 // step: BENCH_SIDECAR_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/p" or --trace-gc), BENCH_SIDECAR_LOG=<file>
@@ -18,9 +21,10 @@ import { measureRecording, type RecordingResult } from "./record.ts";
 import { measureSrtpFloor } from "./srtp-floor.ts";
 import { measureTtff } from "./ttff.ts";
 import { measurePrepare } from "./prepare.ts";
+import { measureStorage, storageSummary } from "./storage.ts";
 import { measureViewers, type StepResult, type System, type ViewersResult } from "./viewers.ts";
 
-const parts = new Set((process.env.BENCH_ONLY ?? "viewers,ttff,floor,record,prepare").split(","));
+const parts = new Set((process.env.BENCH_ONLY ?? "viewers,ttff,floor,record,prepare,storage").split(","));
 const list = (v: string | undefined) => v?.split(",").map((s) => s.trim()).filter(Boolean);
 
 function version(cmd: string, args: string[]): string {
@@ -68,7 +72,11 @@ function viewersTable(v: ViewersResult): string {
 async function main(): Promise<void> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), "edge-vod-bench-"));
   const date = new Date().toISOString().slice(0, 10);
-  ensureDebianPackages(["ffmpeg", ...(parts.has("ttff") || parts.has("prepare") ? (["chromium"] as const) : [])]);
+  ensureDebianPackages([
+    "ffmpeg",
+    ...(parts.has("ttff") || parts.has("prepare") || parts.has("storage") ? (["chromium"] as const) : []),
+    ...(parts.has("storage") ? (["swift-proxy", "swift-object", "swift-container", "swift-account"] as const) : []),
+  ]);
   const result: Record<string, unknown> = { date, machine: machine() };
   try {
     if (parts.has("viewers")) {
@@ -102,6 +110,16 @@ async function main(): Promise<void> {
       const warm = prep.ttff.warm.firstFrame.median;
       console.log(`  ${prep.file.seconds} s prepared with ${prep.cpuSec.toFixed(1)} s CPU in ${prep.wallSec.toFixed(1)} s (${prep.realTimeFactor.toFixed(1)}x real time)`);
       console.log(`  first frame: first viewer (prepare running) ${cold.toFixed(0)} ms; prepared copy median ${warm.toFixed(0)} ms (${(cold / warm).toFixed(2)}x)`);
+    }
+    if (parts.has("storage")) {
+      console.log("object storage: a real S3 server (Swift) against local disk");
+      const storage = await measureStorage({
+        runs: Number(process.env.BENCH_TTFF_RUNS ?? 10),
+        viewers: Number(process.env.BENCH_STORAGE_VIEWERS ?? 20),
+        windowMs: Number(process.env.BENCH_STORAGE_WINDOW_MS ?? 30_000),
+      });
+      result.storage = storage;
+      console.log(storageSummary(storage).join("\n"));
     }
     if (parts.has("floor")) {
       console.log("the floor: SRTP + UDP send alone in Node");

@@ -243,7 +243,7 @@ function abortable<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T
  * The sidecar serves MEDIA_DIR/sample.mp4. A checkout without it gets one made by media/make-sample.sh in a temp
  * folder (the script writes next to itself), so the benchmark never writes into media/.
  */
-async function sampleMediaDir(tmp: () => Promise<string>): Promise<string> {
+export async function sampleMediaDir(tmp: () => Promise<string>): Promise<string> {
   try {
     await fs.access(SAMPLE_MP4);
     return path.dirname(SAMPLE_MP4);
@@ -263,6 +263,8 @@ export interface TtffOptions {
   /** Stream to play (default vod://sample.mp4) from `mediaDir` (default the folder of media/sample.mp4). */
   stream?: string;
   mediaDir?: string;
+  /** More environment for the sidecar (e.g. S3_* for a file that is only in a bucket). */
+  sidecarEnv?: Record<string, string>;
   /** Runs after the cold run, before the warm ones (e.g. waits for the sidecar to finish preparing the file). */
   afterColdRun?: (sidecar: SidecarProcess) => Promise<void>;
 }
@@ -285,7 +287,7 @@ export async function measureTtff(opts: TtffOptions = {}): Promise<TtffResult> {
     const mediaDir = opts.mediaDir ?? (await abortable(sampleMediaDir(tmp), signal));
     const secret = randomBytes(24).toString("hex");
     // Each step is assigned before the next one starts, so the finally below stops whatever did come up.
-    sidecar = await abortable(startSidecar({ secret, mediaDir }), signal);
+    sidecar = await abortable(startSidecar({ secret, mediaDir, env: opts.sidecarEnv }), signal);
     edge = await abortable(startWrangler({ sidecarUrl: sidecar.url, secret }), signal);
     browser = await abortable(launchChromium(), signal);
 

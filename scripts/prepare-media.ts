@@ -53,8 +53,7 @@ for (const name of names) {
         continue;
       }
       line += `${c.reasons.join(", ")}: `;
-      const sourcePath = await media.localPath(name);
-      const p = await cache.get({ sourcePath, identity: file.identity, ...prep });
+      const p = await cache.get({ source: await file.toolSource(), identity: file.identity, ...prep });
       if (p.done) {
         console.log(`${line}already prepared`);
         continue;

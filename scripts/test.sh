@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# One command for every test: installs what the tests need (Debian chromium + ffmpeg, npm packages), then runs
-# the type checks and the unit, integration and browser suites.
+# One command for every test: installs what the tests need (Debian chromium + ffmpeg, OpenStack Swift with its S3
+# API as the real object store the bucket tests start, npm packages), then runs the type checks and the unit,
+# integration and browser suites.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,6 +9,10 @@ need=()
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+# The bucket tests start their own one-node Swift on loopback (test/helpers/swift.ts); nothing runs as a service.
+for s in proxy object container account; do
+  [ -x "/usr/bin/swift-$s-server" ] || need+=("swift-$s")
+done
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -3,6 +3,7 @@ import type { BroadcastObject } from "./broadcast-object.ts";
 import type { StreamObject } from "./stream-object.ts";
 import type { SidecarRegistry } from "./sidecar-registry.ts";
 import type { VodCatalog } from "./vod-catalog.ts";
+import type { PrepareLease } from "./prepare-lease.ts";
 import { FRAME_LIMITS } from "@edge-vod/shared";
 
 export interface Env {
@@ -11,6 +12,7 @@ export interface Env {
   BROADCASTS: DurableObjectNamespace<BroadcastObject>;
   SIDECARS: DurableObjectNamespace<SidecarRegistry>;
   VODS: DurableObjectNamespace<VodCatalog>;
+  LEASES: DurableObjectNamespace<PrepareLease>;
   ASSETS: Fetcher;
   SIDECAR_URL?: string;
   SIDECAR_SECRET?: string;
@@ -51,6 +53,10 @@ export interface Env {
   SIDECAR_DEAD_AFTER_MS?: string;
   /** Keep-alive ticks in a row on which SIDECAR_URL's sidecar does not answer its health check before its streams are lost (default 2). */
   SIDECAR_HEALTH_MISSES?: string;
+  /** How long an isolate uses its snapshot of the sidecar registry before reading it again, ms (default 1000). */
+  REGISTRY_SNAPSHOT_MS?: string;
+  /** Copies of the sidecar registry (default 4): every heartbeat goes to each, every isolate reads one. */
+  REGISTRY_SHARDS?: string;
 }
 
 /** WCS defaults: keep_alive.server_interval=5000, and 10 unanswered pings end the connection. */

@@ -37,6 +37,7 @@ import {
 import type { Env } from "./config.ts";
 import { SidecarClient, sidecarBaseUrl } from "./sidecar-client.ts";
 import { STATIC_SIDECAR_ID } from "./sidecar-registry.ts";
+import { registryView } from "./registry-view.ts";
 import type { RestVodEntry } from "./stream-object.ts";
 
 type Ctx = Context<{ Bindings: Env }>;
@@ -81,7 +82,6 @@ interface Located extends SidecarStream {
   sidecar: Sidecar;
 }
 
-const registry = (env: Env) => env.SIDECARS.get(env.SIDECARS.idFromName("sidecars"));
 const names = (env: Env, name: string) => env.STREAMS.get(env.STREAMS.idFromName(name));
 const catalog = (env: Env) => env.VODS.get(env.VODS.idFromName("vods"));
 
@@ -90,7 +90,7 @@ async function sidecars(env: Env): Promise<Sidecar[]> {
   const out: Sidecar[] = [];
   const urls = new Set<string>();
   try {
-    for (const s of await registry(env).list()) {
+    for (const s of (await registryView(env)).snapshot.sidecars) {
       const base = sidecarBaseUrl(s.url);
       if (!s.healthy || !base || urls.has(base)) continue;
       urls.add(base);
@@ -351,8 +351,16 @@ restApi.on(["GET", "POST"], "/records/find_all", async (c) => {
     return parsed.success ? parsed.data.records.map((r) => ({ ...r, sidecar: s.id })) : null;
   });
   withUnreachable(c, unreachable);
+  // Every sidecar lists the bucket: one entry per object; files on a sidecar's disk are that sidecar's.
+  const seen = new Set<string>();
   const records = items
     .filter((r: RecordEntry) => f.value.name === undefined || r.name === f.value.name)
+    .filter((r) => {
+      const key = r.stored === "bucket" ? `bucket\u0000${r.name}` : `${r.sidecar}\u0000${r.name}`;
+      if (seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    })
     .map((r) => ({ ...r, url: `${RECORDS_PUBLIC_PATH}/${encodeURIComponent(r.name)}` }));
   return c.json(records);
 });
@@ -364,15 +372,21 @@ restApi.post("/records/delete", async (c) => {
   const bad = checkRecordName(name);
   if (bad === "traversal") return c.json(error(Info.RESTRICTED_ACCESS), 403);
   if (bad) return c.json(error(`Bad record name: ${bad}`), 400);
+  // Every sidecar is asked: a copy on one's disk still waiting for its upload must not come back into the bucket.
+  const all = await sidecars(c.env);
+  const answers = await Promise.all(all.map((s) => s.client.operate("DELETE", `${SIDECAR_OPS_PATHS.records}/${encodeURIComponent(name)}`)));
   let answered = false;
-  for (const s of await sidecars(c.env)) {
-    const res = await s.client.operate("DELETE", `${SIDECAR_OPS_PATHS.records}/${encodeURIComponent(name)}`);
+  const deletedOn: string[] = [];
+  for (const [i, res] of answers.entries()) {
     if ("unreachable" in res) continue;
     answered = true;
-    if (res.status === 200) return c.json({ deleted: name, sidecar: s.id });
-    // Refused for a reason the operator should hear (being recorded, not a regular file); a 404 tries the next one.
-    if (res.status === 409 || res.status === 403) return c.json(error(String((res.body as ErrorBody | undefined)?.error ?? "Refused")), res.status);
+    if (res.status === 200) deletedOn.push(all[i]!.id);
+    // Refused for a reason the operator should hear (being recorded, not a regular file, the bucket down).
+    else if (res.status === 409 || res.status === 403 || res.status === 503) {
+      return c.json(error(String((res.body as ErrorBody | undefined)?.error ?? "Refused")), res.status);
+    }
   }
+  if (deletedOn.length > 0) return c.json({ deleted: name, sidecar: deletedOn[0], sidecars: deletedOn });
   return answered ? c.json(error("Record not found"), 404) : c.json(error(Info.MEDIA_SERVER_UNAVAILABLE), 503);
 });
 

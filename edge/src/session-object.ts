@@ -38,7 +38,8 @@ import { FrameLimiter } from "./frame-limiter.ts";
 import { authorize, notify } from "./rest-hooks.ts";
 import { REFUSED_CLOSE_CODE, refuseSession } from "./session-refusal.ts";
 import { SidecarClient, type OfferResult } from "./sidecar-client.ts";
-import { STATIC_SIDECAR_ID, type Placement, type SidecarRegistry } from "./sidecar-registry.ts";
+import { STATIC_SIDECAR_ID, type Placement } from "./sidecar-registry.ts";
+import { choose, elsewhere, lost as lostOf, markDownAll, registryView } from "./registry-view.ts";
 import type { RestVodEntry, StreamObject } from "./stream-object.ts";
 
 const META_KEY = "meta";
@@ -318,7 +319,8 @@ export class SessionObject extends DurableObject<Env> {
     }
 
     const tried: string[] = [];
-    let placement = publisherAt ?? (await this.place(tried));
+    const file = target.kind === "live" ? undefined : target.file;
+    let placement = publisherAt ?? (await this.place(tried, file));
     if (!placement) return fail(Info.MEDIA_SERVER_UNAVAILABLE);
     const attempt = crypto.randomUUID();
     // Stored before any call that yields: a stop, a duplicate or the sidecar's own events may arrive meanwhile.
@@ -352,17 +354,22 @@ export class SessionObject extends DurableObject<Env> {
     for (;;) {
       const sidecar = this.sidecarClient(placement);
       answer = published ? await sidecar.publish({ ...common, record, login: "" }) : await sidecar.play({ ...common, ...(broadcast ? { broadcast } : {}) });
+      if (answer.ok || publisherAt || placement.id === STATIC_SIDECAR_ID) break;
+      const unreachable = "unreachable" in answer && answer.unreachable === true;
+      // No such file there: a recording finished a moment ago on another host, or a file only another host has,
+      // is known to the registry by now even if this isolate's snapshot is older.
+      const missing = answer.info === Info.FILE_NOT_FOUND && target.kind === "vod" && file !== undefined;
       // Refused outright: nothing runs there, so the stream may go to another sidecar (not a live name's viewer,
       // whose media is only on its publisher's sidecar).
-      if (answer.ok || !("unreachable" in answer && answer.unreachable) || publisherAt || placement.id === STATIC_SIDECAR_ID) break;
-      await this.registry()
-        .markDown(placement.id)
-        .catch(() => {});
+      if (!unreachable && !missing) break;
+      if (unreachable) await markDownAll(this.env, placement.id).catch(() => {});
       tried.push(placement.id);
-      const next = tried.length <= MAX_PLACEMENT_RETRIES ? await this.place(tried) : null;
+      let next: Placement | null | undefined = null;
+      if (missing) next = await registryView(this.env, { fresh: true }).then((v) => elsewhere(v, file, tried), () => undefined);
+      else if (tried.length <= MAX_PLACEMENT_RETRIES) next = await this.place(tried, file);
       const current = await this.getStream(id);
       if (!next || current?.attempt !== attempt) break;
-      console.warn(`session ${this.sessionRef}: sidecar ${placement.id} unreachable, placing ${id} on ${next.id}`);
+      console.warn(`session ${this.sessionRef}: sidecar ${placement.id} ${unreachable ? "unreachable" : "has no such file"}, placing ${id} on ${next.id}`);
       placement = next;
       await this.putStream(id, { ...current, sidecar: next });
       if (published) await claim(next);
@@ -542,7 +549,7 @@ export class SessionObject extends DurableObject<Env> {
     const registered = streams.filter((s) => s.at.id !== STATIC_SIDECAR_ID);
     if (registered.length > 0) {
       try {
-        const verdicts = await this.registry().lost(registered.map((s) => s.at));
+        const verdicts = lostOf(await registryView(this.env), registered.map((s) => s.at));
         registered.forEach((s, i) => verdicts[i] && lost.add(s.id));
       } catch (err) {
         // Unknown is not down: streams are only failed on the registry's word.
@@ -659,19 +666,18 @@ export class SessionObject extends DurableObject<Env> {
     }
   }
 
-  private registry(): DurableObjectStub<SidecarRegistry> {
-    return this.env.SIDECARS.get(this.env.SIDECARS.idFromName("sidecars"));
-  }
-
   /** SIDECAR_URL's sidecar, when one is configured. */
   private staticSidecar(): Placement | undefined {
     return this.env.SIDECAR_URL ? { id: STATIC_SIDECAR_ID, url: this.env.SIDECAR_URL } : undefined;
   }
 
-  /** The least loaded registered sidecar not in `exclude`; SIDECAR_URL's when none is registered and healthy. */
-  private async place(exclude: readonly string[]): Promise<Placement | undefined> {
+  /**
+   * A registered sidecar not in `exclude` (the one holding `file` if it is a recording not uploaded yet, else the
+   * least loaded, or one with `file` warm); SIDECAR_URL's when none is registered and healthy.
+   */
+  private async place(exclude: readonly string[], file?: string): Promise<Placement | undefined> {
     try {
-      const picked = await this.registry().pick(exclude);
+      const picked = choose(await registryView(this.env), { exclude, ...(file !== undefined ? { file } : {}) });
       if (picked) return picked;
     } catch (err) {
       console.warn(`session ${this.sessionRef}: sidecar registry unavailable: ${String(err)}`);

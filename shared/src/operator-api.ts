@@ -91,6 +91,11 @@ export const RecordEntry = z.object({
   modified: z.number().nonnegative(),
   /** From the file's movie header; absent when the file has none (still being written, or not an MP4). */
   durationMs: z.number().nonnegative().optional(),
+  /**
+   * Where it is: `local` on a sidecar's disk (no bucket configured), `pending` on a sidecar's disk until its upload
+   * to the bucket is done, `bucket` in the bucket (every sidecar serves it).
+   */
+  stored: z.enum(["local", "pending", "bucket"]).optional(),
 });
 export type RecordEntry = z.infer<typeof RecordEntry>;
 export const RecordsResponse = z.object({ records: z.array(RecordEntry) });

@@ -34,6 +34,10 @@ export const EDGE_SIDECARS_PATH = "/internal/v1/sidecars";
  */
 export const SidecarInstance = z.string().min(1).max(128);
 
+/** Bounds the heartbeat (and the registry's snapshot every session reads) whatever a sidecar holds. */
+export const MAX_HELD_RECORDS = 500;
+export const MAX_WARM_FILES = 100;
+
 export const SidecarHeartbeat = z.object({
   /** Stable name of this sidecar (a host name, a pod name); its entry is replaced by a heartbeat with the same id. */
   id: z.string().min(1).max(128),
@@ -46,8 +50,56 @@ export const SidecarHeartbeat = z.object({
   leaving: z.boolean().optional(),
   /** This run of the sidecar: a new one means the streams of the last one are gone. */
   instance: SidecarInstance.optional(),
+  /**
+   * Finished recordings only this sidecar has (their upload to the bucket is pending): `vod://<name>` must be
+   * played here until they are in the bucket. The oldest MAX_HELD_RECORDS when there are more.
+   */
+  holds: z.array(z.string().min(1).max(1024)).max(MAX_HELD_RECORDS).optional(),
+  /**
+   * Media this sidecar has warm (bucket files with blocks in its cache, prepared copies on its disk), most recently
+   * used first: a new viewer of one of them goes here when its load allows.
+   */
+  warm: z.array(z.string().min(1).max(1024)).max(MAX_WARM_FILES).optional(),
 });
 export type SidecarHeartbeat = z.infer<typeof SidecarHeartbeat>;
+
+/**
+ * Path on the edge where sidecars sharing a bucket take turns preparing a file (POST a LeaseRequest, signed): one
+ * lease per prepared copy, so the fleet prepares each file version once.
+ */
+export const EDGE_LEASES_PATH = "/internal/v1/prepare-leases";
+
+export const LeaseRequest = z.object({
+  /** The prepared copy's key (hex), the same on every host for one version of a bucket file. */
+  key: z.string().regex(/^[0-9a-f]{16,128}$/),
+  op: z.enum(["acquire", "renew", "release"]),
+  /** The asking sidecar: its registry id and control URL (where others follow its copy as it grows). */
+  holder: z.object({ id: z.string().min(1).max(128), url: z.url({ protocol: /^https?$/ }) }),
+  /** acquire / renew: how long the lease holds without a renewal. */
+  ttlMs: z.number().int().min(1000).max(600_000).optional(),
+});
+export type LeaseRequest = z.infer<typeof LeaseRequest>;
+
+export const LeaseResponse = z.object({
+  ok: z.literal(true),
+  /** Whether the asker holds the lease now; if not, `holder` prepares it. */
+  granted: z.boolean(),
+  holder: z.object({ id: z.string(), url: z.string() }).optional(),
+});
+export type LeaseResponse = z.infer<typeof LeaseResponse>;
+
+/** `GET /v1/prepared/<key>` (a copy being prepared here, by ranges) and its `/status` (how far it is). */
+export const SIDECAR_PREPARED_PATH = "/v1/prepared";
+
+export const PreparedStatus = z.object({
+  /** Bytes of the copy written so far. */
+  size: z.number().int().nonnegative(),
+  /** The copy is complete (then it is, or soon will be, in the bucket too). */
+  done: z.boolean(),
+  /** The prepare failed: followers fail with this info. */
+  failed: z.string().optional(),
+});
+export type PreparedStatus = z.infer<typeof PreparedStatus>;
 
 const sessionRef = z.string().min(1).max(128);
 const mediaSessionId = z.string().min(1).max(FRAME_LIMITS.maxMediaSessionIdLength);

@@ -59,6 +59,12 @@ export const Info = {
   PREPARE_FAILED: "Failed to prepare file",
   /** Our addition: a video codec nothing here can decode. */
   UNSUPPORTED_VIDEO_CODEC: "Unsupported video codec",
+  /** Our addition: the object store (S3_ENDPOINT) did not answer, timed out or failed (5xx): try again later. */
+  STORAGE_UNAVAILABLE: "Media storage unavailable",
+  /** Our addition: the object store refused us (credentials, permissions, no such bucket): the operator must act. */
+  STORAGE_REFUSED: "Media storage refused access",
+  /** Our addition: a bucket file was replaced or deleted while it played; a new play gets the new version. */
+  FILE_CHANGED: "File changed while playing",
   // Session refusals (AUTH_TOKEN_SECRET, the REST hooks' `connect`): the `fail` frame's info and the close reason.
   AUTH_TOKEN_MISSING: "Auth token required",
   AUTH_TOKEN_INVALID: "Invalid auth token",

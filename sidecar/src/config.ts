@@ -1,6 +1,7 @@
 // Sidecar configuration from the environment; documented in README.md ("Configuration").
 import os from "node:os";
 import path from "node:path";
+import type { StorageConfig } from "./store/storage.ts";
 
 export interface SidecarConfig {
   host: string;
@@ -41,6 +42,8 @@ export interface SidecarConfig {
   registry: { edgeUrl: string; id: string; publicUrl: string; intervalMs: number } | undefined;
   /** Bearer token GET /metrics requires; undefined = /metrics is open (it holds counts, nothing secret). */
   metricsToken: string | undefined;
+  /** The bucket (S3_ENDPOINT and the rest); undefined = local folders only. */
+  storage: StorageConfig | undefined;
 }
 
 export class ConfigError extends Error {}
@@ -113,5 +116,44 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SidecarConfig 
     rtpActivityTimeoutMs: int(env, "RTP_ACTIVITY_TIMEOUT_MS", 10000, 1000, 600000),
     registry,
     metricsToken: env.METRICS_TOKEN || undefined,
+    storage: storageConfig(env),
+  };
+}
+
+/** S3_* as README documents them; undefined without S3_ENDPOINT. */
+function storageConfig(env: NodeJS.ProcessEnv): StorageConfig | undefined {
+  const endpoint = env.S3_ENDPOINT?.trim();
+  if (!endpoint) return undefined;
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    throw new ConfigError(`S3_ENDPOINT must be an http(s) URL (or file:///path), got '${endpoint}'`);
+  }
+  const folder = url.protocol === "file:";
+  if (!folder && url.protocol !== "http:" && url.protocol !== "https:") throw new ConfigError(`S3_ENDPOINT must be an http(s) URL (or file:///path), got '${endpoint}'`);
+  const need = (key: string): string => {
+    const v = env[key]?.trim();
+    if (!v) throw new ConfigError(`${key} must be set when S3_ENDPOINT is`);
+    return v;
+  };
+  const bucket = folder ? "" : need("S3_BUCKET");
+  if (!folder && !/^[A-Za-z0-9][A-Za-z0-9._-]{1,254}$/.test(bucket)) throw new ConfigError(`S3_BUCKET is not a bucket name: '${bucket}'`);
+  let prefix = (env.S3_PREFIX ?? "").trim().replace(/^\/+/, "");
+  if (prefix && !prefix.endsWith("/")) prefix += "/";
+  if (prefix.split("/").some((p, i, all) => (p === "" && i < all.length - 1) || p === "." || p === "..")) {
+    throw new ConfigError(`S3_PREFIX must be a plain folder path such as 'vod/', got '${env.S3_PREFIX}'`);
+  }
+  return {
+    endpoint,
+    bucket,
+    region: env.S3_REGION?.trim() || "us-east-1",
+    accessKeyId: folder ? "" : need("S3_ACCESS_KEY_ID"),
+    secretAccessKey: folder ? "" : need("S3_SECRET_ACCESS_KEY"),
+    forcePathStyle: /^(1|true|yes)$/i.test(env.S3_FORCE_PATH_STYLE ?? ""),
+    prefix,
+    blockBytes: int(env, "S3_BLOCK_KB", 1024, 64, 16384) * 1024,
+    cacheBytes: int(env, "S3_CACHE_MB", 256, 0, 1 << 20) * 1024 * 1024,
+    timeoutMs: int(env, "S3_TIMEOUT_MS", 10000, 500, 600000),
   };
 }

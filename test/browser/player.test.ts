@@ -3,7 +3,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import type { Page } from "playwright-core";
-import { launchChromium, openPlayer as openPlayerOn, rtpStat } from "../helpers/chromium.ts";
+import { launchChromium, openPlayer as openPlayerOn, playSampleToEnd } from "../helpers/chromium.ts";
 import { startSidecar, type SidecarProcess } from "../helpers/sidecar-process.ts";
 import { startWrangler } from "../helpers/wrangler.ts";
 
@@ -28,29 +28,9 @@ const openPlayer = async (stream: string): Promise<Page> => openPlayerOn(await b
 
 const statusText = (page: Page) => page.locator("#status").innerText();
 
-async function inboundStats(page: Page) {
-  return {
-    audioPackets: await rtpStat(page, "inbound-rtp", "audio", "packetsReceived"),
-    audioSamples: await rtpStat(page, "inbound-rtp", "audio", "totalSamplesReceived"),
-    framesDecoded: await rtpStat(page, "inbound-rtp", "video", "framesDecoded"),
-  };
-}
-
 test("vod://sample.mp4 plays picture and sound in Chromium, then reports STOPPED at the end", async () => {
   const page = await openPlayer("vod://sample.mp4");
-  await page.click("#playBtn");
-  await page.waitForFunction(() => document.querySelector("#status")?.textContent?.includes("PLAYING"), undefined, { timeout: 30_000 });
-  const video = page.locator("#display video");
-  await page.waitForFunction(() => (document.querySelector("#display video") as HTMLVideoElement | null)?.videoWidth === 640, undefined, { timeout: 15_000 });
-  assert.equal(await video.evaluate((v: HTMLVideoElement) => v.videoHeight), 360);
-  const t0 = await video.evaluate((v: HTMLVideoElement) => v.currentTime);
-  await page.waitForFunction((start) => (document.querySelector("#display video") as HTMLVideoElement).currentTime >= start + 3, t0, { timeout: 10_000 });
-  const stats = await inboundStats(page);
-  assert.ok(stats.framesDecoded > 60, `frames decoded: ${stats.framesDecoded}`);
-  assert.ok(stats.audioPackets > 50, `audio packets: ${stats.audioPackets}`);
-  assert.ok(stats.audioSamples > 0, `audio samples: ${stats.audioSamples}`);
-  // sample.mp4 is 10 s long: the end of the file must reach the page as STOPPED.
-  await page.waitForFunction(() => document.querySelector("#status")?.textContent?.includes("STOPPED"), undefined, { timeout: 20_000 });
+  await playSampleToEnd(page);
   await page.close();
 });
 

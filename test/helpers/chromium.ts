@@ -1,4 +1,5 @@
 // Debian Chromium driven by playwright-core (never a downloaded browser).
+import assert from "node:assert/strict";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -79,4 +80,25 @@ export async function openPlayer(page: Page, edgeUrl: string, stream: string, in
   await page.goto(`${edgeUrl}/player.html?stream=${encodeURIComponent(stream)}`);
   await page.waitForFunction(() => typeof (window as unknown as { Flashphoner?: unknown }).Flashphoner !== "undefined");
   return page;
+}
+
+/**
+ * What a user sees of media/sample.mp4 on the Player page (open, not yet started): Play, PLAYING, a 640x360 picture
+ * whose time advances, decoded frames and audio, then STOPPED at the end of its 10 s.
+ */
+export async function playSampleToEnd(page: Page): Promise<void> {
+  await page.click("#playBtn");
+  await page.waitForFunction(() => document.querySelector("#status")?.textContent?.includes("PLAYING"), undefined, { timeout: 30_000 });
+  const video = page.locator("#display video");
+  await page.waitForFunction(() => (document.querySelector("#display video") as HTMLVideoElement | null)?.videoWidth === 640, undefined, { timeout: 15_000 });
+  assert.equal(await video.evaluate((v: HTMLVideoElement) => v.videoHeight), 360);
+  const t0 = await video.evaluate((v: HTMLVideoElement) => v.currentTime);
+  await page.waitForFunction((start) => (document.querySelector("#display video") as HTMLVideoElement).currentTime >= start + 3, t0, { timeout: 10_000 });
+  const framesDecoded = await rtpStat(page, "inbound-rtp", "video", "framesDecoded");
+  const audioPackets = await rtpStat(page, "inbound-rtp", "audio", "packetsReceived");
+  const audioSamples = await rtpStat(page, "inbound-rtp", "audio", "totalSamplesReceived");
+  assert.ok(framesDecoded > 60, `frames decoded: ${framesDecoded}`);
+  assert.ok(audioPackets > 50, `audio packets: ${audioPackets}`);
+  assert.ok(audioSamples > 0, `audio samples: ${audioSamples}`);
+  await page.waitForFunction(() => document.querySelector("#status")?.textContent?.includes("STOPPED"), undefined, { timeout: 20_000 });
 }

@@ -7,7 +7,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { Info } from "@edge-vod/shared";
 import { MediaError } from "../../sidecar/src/files/file-access.ts";
-import { fileIdentity, LocalDiskAccess } from "../../sidecar/src/files/local-disk.ts";
+import { LocalDiskAccess } from "../../sidecar/src/files/local-disk.ts";
 import { classify } from "../../sidecar/src/mp4/classify.ts";
 import { openMp4 } from "../../sidecar/src/mp4/reader.ts";
 import type { Mp4Index } from "../../sidecar/src/mp4/types.ts";
@@ -39,8 +39,12 @@ async function indexOf(file: string): Promise<Mp4Index> {
 
 /** The identity LocalFile gives the file: the prepare re-checks it when it ends. */
 async function request(sourcePath: string, kind: PrepareRequest["kind"], withAudio = true): Promise<PrepareRequest> {
-  const st = await fs.stat(sourcePath);
-  return { sourcePath, identity: fileIdentity(st), kind, withAudio };
+  const file = await new LocalDiskAccess(path.dirname(sourcePath)).open(path.basename(sourcePath));
+  try {
+    return { source: await file.toolSource(), identity: file.identity, kind, withAudio };
+  } finally {
+    await file.close();
+  }
 }
 
 function counting(dir: string, extra: Partial<ConstructorParameters<typeof PrepareCache>[0]> = {}) {

@@ -19,6 +19,8 @@ import type { PublishService } from "../publish/publish-service.ts";
 import type { BroadcastService } from "../vod/broadcast-service.ts";
 import type { VodService } from "../vod/vod-service.ts";
 import type { PrepareCache } from "../prepare/prepare-cache.ts";
+import type { Storage } from "../store/storage.ts";
+import type { UploadQueue } from "../record/upload-queue.ts";
 import { gcTotalMs } from "../runtime/gc-stats.ts";
 import { METRICS_PATH, type SidecarMetrics } from "./metrics.ts";
 import { ReplayCache } from "./replay-cache.ts";
@@ -33,6 +35,10 @@ export interface Services {
   prepare?: PrepareCache;
   /** Served at GET /metrics; plays and refusals are counted into it. */
   metrics?: SidecarMetrics;
+  /** The bucket, when S3_ENDPOINT is set: health says whether it answers. */
+  storage?: Storage;
+  /** Recordings on their way to the bucket: health counts them. */
+  uploads?: UploadQueue;
 }
 
 export interface Limits {
@@ -87,6 +93,7 @@ export function controlApi(secret: string, services: Services, limits: Limits, i
       broadcasts: broadcasts.broadcastCount,
       gcMs: gcTotalMs(),
       prepare: services.prepare?.stats,
+      ...(services.storage ? { storage: { ...services.storage.status, blocks: services.storage.blocks.stats, uploads: services.uploads?.stats } } : {}),
     }),
   );
   app.post(SIDECAR_PATHS.play, async (c) => {

@@ -14,6 +14,8 @@ import type { PublishService } from "../publish/publish-service.ts";
 import { mediaCounters } from "../runtime/media-counters.ts";
 import type { BroadcastService } from "../vod/broadcast-service.ts";
 import type { PacketStore } from "../vod/packet-store.ts";
+import type { Storage } from "../store/storage.ts";
+import type { UploadQueue } from "../record/upload-queue.ts";
 import type { VodService } from "../vod/vod-service.ts";
 
 export const METRICS_PATH = "/metrics";
@@ -27,6 +29,8 @@ export interface MetricsSources {
   publish: PublishService;
   prepare?: PrepareCache;
   store?: PacketStore;
+  storage?: Storage;
+  uploads?: UploadQueue;
 }
 
 const KNOWN_INFO: ReadonlySet<string> = new Set(Object.values(Info));
@@ -114,6 +118,19 @@ export class SidecarMetrics {
     mirroredCounter(this.registry, "edge_vod_packet_store_hits_total", "Samples a playback took packetized from the store.", () => store()?.hits ?? 0);
     mirroredCounter(this.registry, "edge_vod_packet_store_misses_total", "Samples a playback read and packetized itself.", () => store()?.misses ?? 0);
     readGauge(this.registry, "edge_vod_prepares_waiting", "Prepares waiting for a slot (PREPARE_CONCURRENCY).", () => prepare()?.waiting ?? 0);
+    const storage = () => metrics.sources?.storage;
+    readGauge(this.registry, "edge_vod_storage_up", "0 while the bucket (S3_ENDPOINT) refuses access or does not answer, else 1 (also without a bucket).", () =>
+      storage()?.status.ok === false ? 0 : 1,
+    );
+    readGauge(this.registry, "edge_vod_storage_block_cache_bytes", "Bytes of bucket blocks held for this host's readers.", () => storage()?.blocks.stats.bytes ?? 0);
+    mirroredCounter(this.registry, "edge_vod_storage_block_hits_total", "Bucket blocks served from the block cache (or a fetch already in flight).", () => storage()?.blocks.stats.hits ?? 0);
+    mirroredCounter(this.registry, "edge_vod_storage_block_misses_total", "Bucket blocks fetched from the store.", () => storage()?.blocks.stats.misses ?? 0);
+    const uploads = () => metrics.sources?.uploads?.stats;
+    readGauge(this.registry, "edge_vod_uploads_pending", "Finished recordings waiting for (or in) their upload to the bucket.", () => uploads()?.pending ?? 0);
+    mirroredCounter(this.registry, "edge_vod_uploads_total", "Recordings uploaded to the bucket and checked.", () => uploads()?.uploaded ?? 0);
+    mirroredCounter(this.registry, "edge_vod_upload_failures_total", "Failed upload attempts (each is retried).", () => uploads()?.failures ?? 0);
+    mirroredCounter(this.registry, "edge_vod_upload_bytes_total", "Bytes of recordings uploaded.", () => uploads()?.bytes ?? 0);
+    mirroredCounter(this.registry, "edge_vod_storage_read_bytes_total", "Bytes read from the bucket for media (block fetches).", () => storage()?.blocks.stats.fetchedBytes ?? 0);
 
     this.plays = new Counter({
       name: "edge_vod_plays_total",

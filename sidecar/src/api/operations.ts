@@ -1,7 +1,5 @@
 // What the edge's REST API asks of a sidecar: the streams here, ending one, recording a publish on demand, probing
 // a file, and listing or deleting finished recordings. Mounted on the control API, behind its authentication.
-import fs from "node:fs/promises";
-import path from "node:path";
 import type { Hono } from "hono";
 import {
   Info,
@@ -11,9 +9,7 @@ import {
   SIDECAR_OPS_PATHS,
   TerminateRequest,
   checkFileName,
-  checkRecordName,
   type ProbeResponse,
-  type RecordEntry,
   type RecorderStopResponse,
   type SidecarStream,
   type SidecarStreamKind,
@@ -21,16 +17,18 @@ import {
   type TerminateResponse,
 } from "@edge-vod/shared";
 import { MediaError } from "../files/file-access.ts";
-import { LocalDiskAccess } from "../files/local-disk.ts";
-import { movieDurationMs } from "../mp4/movie-duration.ts";
+import type { UploadQueue } from "../record/upload-queue.ts";
+import type { Storage } from "../store/storage.ts";
 import type { RegistryEntry } from "../streams/registry.ts";
+import { RecordsCatalog } from "./records-catalog.ts";
 import type { MediaOpener } from "../vod/media-opener.ts";
 import { body, type Services } from "./control.ts";
 
-/** Durations read from movie headers, by name + size + mtime; cleared whole when it grows past this. */
-const DURATION_CACHE_MAX = 10_000;
-
-export function operationsRoutes(app: Hono, services: Services, opts: { opener: MediaOpener; recordDir: string }): void {
+export function operationsRoutes(
+  app: Hono,
+  services: Services,
+  opts: { opener: MediaOpener; recordDir: string; storage?: Storage; uploads?: UploadQueue },
+): void {
   const { vod, live, publish, broadcasts } = services;
 
   app.get(SIDECAR_OPS_PATHS.streams, (c) => c.json({ streams: listStreams(services) } satisfies StreamsResponse));
@@ -73,8 +71,16 @@ export function operationsRoutes(app: Hono, services: Services, opts: { opener: 
     return c.json(await probe(opts.opener, req.value.file));
   });
 
-  const records = new RecordsFolder(opts.recordDir, () => activeRecordFiles(services));
-  app.get(SIDECAR_OPS_PATHS.records, async (c) => c.json({ records: await records.list() }));
+  const records = new RecordsCatalog({ dir: opts.recordDir, active: () => activeRecordFiles(services), storage: opts.storage, uploads: opts.uploads });
+  app.get(SIDECAR_OPS_PATHS.records, async (c) => {
+    try {
+      return c.json({ records: await records.list() });
+    } catch (err) {
+      // A listing without the bucket's part would look complete: none at all, and the edge names this sidecar.
+      console.error("records: listing failed:", err);
+      return c.json({ error: Info.STORAGE_UNAVAILABLE }, 503);
+    }
+  });
   app.delete(`${SIDECAR_OPS_PATHS.records}/:name`, async (c) => {
     const result = await records.remove(c.req.param("name"));
     return result === "deleted" ? c.json({ ok: true }) : c.json({ error: result.error }, result.status);
@@ -135,74 +141,5 @@ async function probe(opener: MediaOpener, file: string): Promise<ProbeResponse> 
     if (err instanceof MediaError) return { ok: false, info: err.info };
     console.error(`probe ${file}:`, err);
     return { ok: false, info: Info.FAILED_TO_READ_FILE };
-  }
-}
-
-type RemoveResult = "deleted" | { status: 400 | 403 | 404 | 409 | 500; error: string };
-
-/** The finished recordings: bare `*.mp4` regular files in the records folder, except those being recorded. */
-class RecordsFolder {
-  private readonly disk: LocalDiskAccess;
-  private readonly durations = new Map<string, number | undefined>();
-
-  constructor(
-    private readonly dir: string,
-    private readonly active: () => Set<string>,
-  ) {
-    this.disk = new LocalDiskAccess(dir);
-  }
-
-  async list(): Promise<RecordEntry[]> {
-    const active = this.active();
-    const dirents = await fs.readdir(this.dir, { withFileTypes: true });
-    const out: RecordEntry[] = [];
-    for (const d of dirents) {
-      // Symlinks are not listed: Dirent.isFile() is false for them, and a link is not a recording made here.
-      if (!d.isFile() || checkRecordName(d.name) !== null || active.has(d.name)) continue;
-      const st = await fs.stat(path.join(this.dir, d.name)).catch(() => undefined);
-      if (!st) continue;
-      const durationMs = await this.durationOf(d.name, st.size, st.mtimeMs);
-      out.push({ name: d.name, size: st.size, modified: Math.round(st.mtimeMs), ...(durationMs !== undefined ? { durationMs } : {}) });
-    }
-    return out.sort((a, b) => a.name.localeCompare(b.name));
-  }
-
-  async remove(name: string): Promise<RemoveResult> {
-    const bad = checkRecordName(name);
-    if (bad === "traversal") return { status: 403, error: "Restricted access" };
-    if (bad) return { status: 400, error: `Bad record name: ${bad}` };
-    if (this.active().has(name)) return { status: 409, error: "Record is being written" };
-    // A bare checked name joined to the folder stays in it; lstat so that a symlink is refused, not followed.
-    const full = path.join(this.dir, name);
-    const st = await fs.lstat(full).catch(() => undefined);
-    if (!st) return { status: 404, error: "Record not found" };
-    if (!st.isFile()) return { status: 403, error: "Restricted access" };
-    try {
-      await fs.unlink(full);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return { status: 404, error: "Record not found" };
-      console.error(`records: deleting ${name} failed:`, err);
-      return { status: 500, error: "Delete failed" };
-    }
-    return "deleted";
-  }
-
-  private async durationOf(name: string, size: number, mtimeMs: number): Promise<number | undefined> {
-    const key = `${name}\u0000${size}\u0000${mtimeMs}`;
-    if (this.durations.has(key)) return this.durations.get(key);
-    let durationMs: number | undefined;
-    try {
-      const file = await this.disk.open(name);
-      try {
-        durationMs = await movieDurationMs(file);
-      } finally {
-        await file.close();
-      }
-    } catch {
-      durationMs = undefined;
-    }
-    if (this.durations.size >= DURATION_CACHE_MAX) this.durations.clear();
-    this.durations.set(key, durationMs);
-    return durationMs;
   }
 }

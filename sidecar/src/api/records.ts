@@ -3,22 +3,27 @@
 // folder, O_NOFOLLOW, regular files only). The file is streamed, never read into memory, with single byte ranges
 // (seeking in a <video>, resumed downloads) and ETag / Last-Modified revalidation.
 //
+// With a bucket, a recording not (or no longer) on this disk is streamed from the bucket (`<S3_PREFIX><name>`), its
+// ranges and validators the object's, pinned to the version the first look saw: the same bytes wherever it is.
+//
 // Statuses: 400 a malformed name, 403 a name that tries to leave the folder (separators, a symlink out of it) or is
-// not a regular file, 404 no such file, 416 a range past the end; errors are `{error}` JSON. The caller's app
-// checks the request's signature (api/signed-auth.ts) before these routes run.
+// not a regular file, 404 no such file, 416 a range past the end, 503 the bucket does not answer; errors are
+// `{error}` JSON. The caller's app checks the request's signature (api/signed-auth.ts) before these routes run.
 import type { Hono } from "hono";
 import { Info, SIDECAR_PATHS, checkRecordName, type ErrorBody } from "@edge-vod/shared";
 import { MediaError } from "../files/file-access.ts";
 import { LocalDiskAccess, type LocalFile } from "../files/local-disk.ts";
+import { StoreError } from "../store/object-store.ts";
+import type { Storage } from "../store/storage.ts";
 
 /** Read size of the download stream. */
 const CHUNK_BYTES = 64 * 1024;
 
 /** Adds `GET` (and so `HEAD`) `${SIDECAR_PATHS.records}/:name` to `app`, serving files from `recordDir`. */
-export function recordsRoutes(app: Hono, recordDir: string): void {
+export function recordsRoutes(app: Hono, recordDir: string, storage?: Storage): void {
   const disk = new LocalDiskAccess(recordDir);
   // hono answers HEAD with the GET route and drops the body; serveRecord sees the HEAD and opens no stream.
-  app.get(`${SIDECAR_PATHS.records}/:name`, (c) => serveRecord(disk, c.req.param("name"), c.req.raw));
+  app.get(`${SIDECAR_PATHS.records}/:name`, (c) => serveRecord(disk, c.req.param("name"), c.req.raw, storage));
 }
 
 const json = (status: number, error: string, headers: Record<string, string> = {}): Response =>
@@ -27,7 +32,7 @@ const json = (status: number, error: string, headers: Record<string, string> = {
     headers: { "content-type": "application/json", ...headers },
   });
 
-async function serveRecord(disk: LocalDiskAccess, name: string, req: Request): Promise<Response> {
+async function serveRecord(disk: LocalDiskAccess, name: string, req: Request, storage: Storage | undefined): Promise<Response> {
   const bad = checkRecordName(name);
   if (bad === "traversal") return json(403, "Restricted access");
   if (bad) return json(400, `Bad record name (${bad})`);
@@ -39,7 +44,7 @@ async function serveRecord(disk: LocalDiskAccess, name: string, req: Request): P
     if (!(err instanceof MediaError)) throw err;
     switch (err.info) {
       case Info.FILE_NOT_FOUND:
-        return json(404, "Record not found");
+        return storage ? serveObject(storage, name, req) : json(404, "Record not found");
       case Info.RESTRICTED_ACCESS:
         return json(403, "Restricted access");
       case Info.BAD_URI:
@@ -51,41 +56,65 @@ async function serveRecord(disk: LocalDiskAccess, name: string, req: Request): P
 
   let handedOver = false;
   try {
-    const size = file.size;
-    const etag = `"${file.identity}"`;
-    const lastModified = new Date(Math.floor(file.mtimeMs / 1000) * 1000);
-    const headers: Record<string, string> = {
-      "content-type": "video/mp4",
-      "accept-ranges": "bytes",
-      etag,
-      "last-modified": lastModified.toUTCString(),
-      // Stored, but checked again before each use: a name can be deleted and recorded anew.
-      "cache-control": "no-cache",
-    };
-
-    if (notModified(req.headers, etag, lastModified)) return new Response(null, { status: 304, headers });
-
-    let range: Range | "unsatisfiable" | null = null;
-    const rangeHeader = req.headers.get("range");
-    if (rangeHeader !== null && ifRangeHolds(req.headers.get("if-range"), etag, lastModified)) {
-      range = parseRange(rangeHeader, size);
-    }
-    if (range === "unsatisfiable") {
-      return json(416, "Range not satisfiable", { ...headers, "content-range": `bytes */${size}` });
-    }
-    const start = range?.start ?? 0;
-    const end = range?.end ?? size - 1; // inclusive; -1 for an empty file
-    const length = end - start + 1;
-    headers["content-length"] = String(length);
-    if (range) headers["content-range"] = `bytes ${start}-${end}/${size}`;
-    const status = range ? 206 : 200;
-    if (req.method === "HEAD" || length === 0) return new Response(null, { status, headers });
-
-    handedOver = true;
-    return new Response(fileStream(file, start, length), { status, headers });
+    return await respond(req, { size: file.size, etag: file.identity, mtimeMs: file.mtimeMs }, (start, length) => {
+      handedOver = true;
+      return Promise.resolve(fileStream(file, start, length));
+    });
   } finally {
     if (!handedOver) await file.close().catch(() => undefined);
   }
+}
+
+/** A recording in the bucket, streamed through: validators, ranges and statuses as for a file on disk. */
+async function serveObject(storage: Storage, name: string, req: Request): Promise<Response> {
+  const key = storage.prefix + name;
+  try {
+    const head = await storage.store.head(key);
+    if (!head) return json(404, "Record not found");
+    // Pinned: an object replaced between the HEAD and this GET fails the download instead of mixing versions.
+    return await respond(req, { size: head.size, etag: head.etag, mtimeMs: head.lastModifiedMs }, async (start, length) =>
+      (await storage.store.stream(key, { start, end: start + length - 1 }, { ifMatch: head.etag })).body,
+    );
+  } catch (err) {
+    if (err instanceof StoreError && err.kind === "changed") return json(503, "Record changed while it was asked for", { "retry-after": "1" });
+    if (err instanceof StoreError && err.kind === "not-found") return json(404, "Record not found");
+    console.error(`records: ${key} from the bucket:`, err);
+    return json(503, Info.STORAGE_UNAVAILABLE, { "retry-after": "5" });
+  }
+}
+
+/**
+ * The answer for one version of a recording (`etag` unquoted): 304 for a current copy, 416 for a range outside it,
+ * else 200 or 206 with the body `open` gives for the bytes wanted (not called for HEAD or an empty range).
+ */
+async function respond(
+  req: Request,
+  v: { size: number; etag: string; mtimeMs: number },
+  open: (start: number, length: number) => Promise<ReadableStream<Uint8Array>>,
+): Promise<Response> {
+  const etag = `"${v.etag}"`;
+  const lastModified = new Date(Math.floor(v.mtimeMs / 1000) * 1000);
+  const headers: Record<string, string> = {
+    "content-type": "video/mp4",
+    "accept-ranges": "bytes",
+    etag,
+    "last-modified": lastModified.toUTCString(),
+    // Stored, but checked again before each use: a name can be deleted and recorded anew.
+    "cache-control": "no-cache",
+  };
+  if (notModified(req.headers, etag, lastModified)) return new Response(null, { status: 304, headers });
+  let range: Range | "unsatisfiable" | null = null;
+  const rangeHeader = req.headers.get("range");
+  if (rangeHeader !== null && ifRangeHolds(req.headers.get("if-range"), etag, lastModified)) range = parseRange(rangeHeader, v.size);
+  if (range === "unsatisfiable") return json(416, "Range not satisfiable", { ...headers, "content-range": `bytes */${v.size}` });
+  const start = range?.start ?? 0;
+  const end = range?.end ?? v.size - 1; // inclusive; -1 for an empty file
+  const length = end - start + 1;
+  headers["content-length"] = String(length);
+  if (range) headers["content-range"] = `bytes ${start}-${end}/${v.size}`;
+  const status = range ? 206 : 200;
+  if (req.method === "HEAD" || length === 0) return new Response(null, { status, headers });
+  return new Response(await open(start, length), { status, headers });
 }
 
 /** A pull stream over `length` bytes from `start`; the file is closed at the end, on error and on cancel. */

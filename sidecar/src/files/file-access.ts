@@ -1,5 +1,5 @@
-// File access behind a small interface so that local disk today and byte-range reads from object storage
-// (S3/R2) later plug in without touching the MP4 reader or the players.
+// File access behind a small interface: the local disk (local-disk.ts) and byte-range reads from object storage
+// (object-access.ts) plug in without touching the MP4 reader or the players.
 
 /** An opened media file that can be read at any offset. */
 export interface RandomAccessFile {
@@ -11,13 +11,26 @@ export interface RandomAccessFile {
   /** Reads exactly `length` bytes at `position` into `target` at `offset` (fewer only at end of file); returns bytes read. */
   read(target: Uint8Array, offset: number, length: number, position: number): Promise<number>;
   close(): Promise<void>;
+  /** Where a tool (ffmpeg) can read this file itself; absent for files no tool can reach (a copy being prepared). */
+  toolSource?(): Promise<ToolSource>;
+}
+
+/** A file as ffmpeg reads it for a prepare. */
+export interface ToolSource {
+  /** What ffmpeg opens: a local path, or a presigned URL of a bucket object. */
+  input: string;
+  /**
+   * Where the file lives, stable across runs and, for a bucket, the same on every host (`s3://bucket/key`): with
+   * the identity it keys the prepared copy.
+   */
+  location: string;
+  /** The identity the file has now (undefined when gone): a copy of a source that changed meanwhile is not kept. */
+  currentIdentity(): Promise<string | undefined>;
 }
 
 export interface FileAccess {
   /** Opens a media-relative file; rejects with a MediaError (Info string) when it cannot be served. */
   open(name: string): Promise<RandomAccessFile>;
-  /** Local path of the opened file, for tools that need one (ffmpeg); undefined for remote stores. */
-  localPath?(name: string): Promise<string | undefined>;
 }
 
 /** An error whose `info` is the exact string the client sees in FAILED. */

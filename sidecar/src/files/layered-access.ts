@@ -1,6 +1,6 @@
-// Several folders seen as one: `vod://name` is looked up in the media folder, then in the records folder when
-// recordings are kept apart (RECORD_DIR). Only "not found" moves on to the next layer; any other refusal
-// (bad name, escape attempt) is final.
+// Several places seen as one: `vod://name` is looked up in the media folder, then in the records folder when
+// recordings are kept apart (RECORD_DIR), then in the bucket (S3_ENDPOINT). Only "not found" moves on to the next
+// layer; any other refusal (bad name, escape attempt, a bucket that refuses us) is final.
 import { Info } from "@edge-vod/shared";
 import { MediaError, type FileAccess, type RandomAccessFile } from "./file-access.ts";
 
@@ -8,20 +8,10 @@ export class LayeredAccess implements FileAccess {
   constructor(private readonly layers: FileAccess[]) {}
 
   async open(name: string): Promise<RandomAccessFile> {
-    return (await this.find(name)).file;
-  }
-
-  async localPath(name: string): Promise<string | undefined> {
-    const { layer, file } = await this.find(name);
-    await file.close();
-    return layer.localPath?.(name);
-  }
-
-  private async find(name: string): Promise<{ layer: FileAccess; file: RandomAccessFile }> {
     let notFound: unknown;
     for (const layer of this.layers) {
       try {
-        return { layer, file: await layer.open(name) };
+        return await layer.open(name);
       } catch (err) {
         if (!(err instanceof MediaError) || err.info !== Info.FILE_NOT_FOUND) throw err;
         notFound = err;

@@ -5,7 +5,7 @@ import { constants, type Stats } from "node:fs";
 import fs, { type FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { checkFileName, Info } from "@edge-vod/shared";
-import { MediaError, type FileAccess, type RandomAccessFile } from "./file-access.ts";
+import { MediaError, type FileAccess, type RandomAccessFile, type ToolSource } from "./file-access.ts";
 
 // O_NOFOLLOW: the last component cannot be swapped for a symlink between realpath() and open(). O_NONBLOCK: should a
 // FIFO appear there in that window, open() returns at once instead of waiting for a writer; fstat then rejects it.
@@ -31,7 +31,7 @@ export class LocalDiskAccess implements FileAccess {
       if (!st.isFile() || st.ino !== before.ino || st.dev !== before.dev) {
         throw new MediaError(Info.RESTRICTED_ACCESS, `${name}: file changed while opening`);
       }
-      return new LocalFile(name, handle, st);
+      return new LocalFile(name, handle, st, real);
     } catch (err) {
       await handle.close().catch(() => undefined);
       throw err instanceof MediaError ? err : fsError(err, name);
@@ -76,10 +76,26 @@ export class LocalFile implements RandomAccessFile {
     readonly name: string,
     private readonly handle: FileHandle,
     st: Stats,
+    /** Its real path, confined to its folder; absent for files no tool should open by name. */
+    private readonly realPath?: string,
   ) {
     this.size = st.size;
     this.mtimeMs = st.mtimeMs;
     this.identity = fileIdentity(st);
+  }
+
+  async toolSource(): Promise<ToolSource> {
+    const p = this.realPath;
+    if (p === undefined) throw new MediaError(Info.FAILED_TO_READ_FILE, `${this.name}: no path to read it by`);
+    return {
+      input: p,
+      // The path is part of the key because identity (size, mtime, inode) is only unique within one file system.
+      location: p,
+      currentIdentity: async () => {
+        const st = await fs.stat(p).catch(() => undefined);
+        return st ? fileIdentity(st) : undefined;
+      },
+    };
   }
 
   async read(target: Uint8Array, offset: number, length: number, position: number): Promise<number> {

@@ -10,26 +10,30 @@ import { createHash, randomUUID } from "node:crypto";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { Info } from "@edge-vod/shared";
-import { MediaError, type RandomAccessFile } from "../files/file-access.ts";
-import { fileIdentity, LocalFile } from "../files/local-disk.ts";
+import { MediaError, type RandomAccessFile, type ToolSource } from "../files/file-access.ts";
+import { LocalFile } from "../files/local-disk.ts";
 import { FfmpegError, findFfmpeg, runFfmpeg } from "../tools/ffmpeg.ts";
 import { GrowingIndex } from "./growing-index.ts";
+import type { FleetPrepare, GrowingCopy } from "./fleet.ts";
 
 /** video: re-encode the picture (and audio to Opus, or drop it); audio: the audio alone to Opus. */
 export type PrepareKind = "video" | "audio";
 
 export interface PrepareRequest {
-  /** Local path of the source (confined to its folder by the caller). */
-  sourcePath: string;
-  /** The source version's identity (size, mtime, inode): part of the key, and re-checked when the prepare ends. */
+  /** Where ffmpeg reads the source: a local path confined to its folder, or a bucket object's presigned URL. */
+  source: ToolSource;
+  /** The source version's identity (size, mtime, inode; a bucket object's ETag): part of the key, re-checked at the end. */
   identity: string;
   kind: PrepareKind;
   /** For `video`: whether the file has audio ffmpeg can decode (else the copy has none). */
   withAudio: boolean;
 }
 
-/** A finished copy (a cache-relative file name), or one still being written that can be played as it grows. */
-export type Prepared = { done: true; name: string } | { done: false; job: PrepareJob };
+/**
+ * A finished copy (a cache-relative file name, or with a bucket the copy in it, `file`), or one still being written,
+ * here or on the host that holds the fleet's lease for it, that can be played as it grows.
+ */
+export type Prepared = { done: true; name: string; file?: RandomAccessFile } | { done: false; job: GrowingCopy };
 
 export interface PrepareCacheOptions {
   dir: string;
@@ -45,6 +49,14 @@ export interface PrepareCacheOptions {
    * not take every core from the media path.
    */
   maxRunning?: number;
+  /** With a bucket shared by many sidecars: each file version is prepared once for all of them (fleet.ts). */
+  fleet?: FleetPrepare;
+}
+
+/** What GET /v1/prepared/<key> serves another host: the bytes of a copy this host prepares (or just prepared). */
+export interface ServedCopy {
+  reader: RandomAccessFile;
+  status: { size: number; done: boolean; failed?: string };
 }
 
 export interface PrepareStats {
@@ -66,6 +78,8 @@ const POLL_MS = 50;
 const FAILURE_MEMORY_MS = 60_000;
 /** Bumped when the ffmpeg recipe changes, so that copies made by an older one are not served. */
 const RECIPE_VERSION = "1";
+/** A copy other hosts followed is served to them until none has read it for this long. */
+const SERVE_IDLE_MS = 60_000;
 
 export class PrepareCache {
   readonly dir: string;
@@ -79,6 +93,12 @@ export class PrepareCache {
   readonly stats: PrepareStats = { hits: 0, prepares: 0, failures: 0, running: 0, waiting: 0 };
   private readonly slots: Slots;
   private readonly shutdown = new AbortController();
+  private readonly fleet: FleetPrepare | undefined;
+  /** Other hosts' copies this host's viewers follow, one per key. */
+  private readonly following = new Map<string, GrowingCopy>();
+  /** Copies this host prepares for the fleet, served to the hosts that follow them. */
+  private readonly serving = new Map<string, { job: PrepareJob; reader: RandomAccessFile; lastRead: number }>();
+  private readonly servingTimer: NodeJS.Timeout;
 
   constructor(opts: PrepareCacheOptions) {
     this.dir = path.resolve(opts.dir);
@@ -87,7 +107,10 @@ export class PrepareCache {
     this.maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
     this.onPrepare = opts.onPrepare;
     this.slots = new Slots(opts.maxRunning ?? DEFAULT_MAX_RUNNING, this.stats);
+    this.fleet = opts.fleet;
     this.swept = this.sweepLeftovers();
+    this.servingTimer = setInterval(() => void this.dropIdleServing(), 10_000);
+    this.servingTimer.unref();
   }
 
   async get(req: PrepareRequest): Promise<Prepared> {
@@ -107,31 +130,100 @@ export class PrepareCache {
     const failure = this.failed.get(key);
     if (failure && Date.now() - failure.at < FAILURE_MEMORY_MS) throw failure.error;
     this.failed.delete(key);
+    let release: (() => Promise<void>) | undefined;
+    if (this.fleet) {
+      const shared = await this.fromFleet(key);
+      if (shared) return shared;
+      release = shared === null ? this.fleet.hold(key) : undefined;
+    }
     // Checked again after the awaits above: two viewers arriving together must share one job.
-    const again = this.running.get(key);
-    if (again) return { done: false, job: again };
+    const again = this.running.get(key) ?? this.following.get(key);
+    if (again) {
+      await release?.();
+      return { done: false, job: again };
+    }
     if (this.shutdown.signal.aborted) throw new MediaError(Info.PREPARE_FAILED, "shutting down");
     const started = new PrepareJob(req, this.dir, key, this.ffmpeg, this.timeoutMs, this.shutdown.signal, this.slots);
     this.running.set(key, started);
     this.stats.prepares++;
     this.stats.running++;
     this.onPrepare?.(req);
-    void started.finished.then((result) => {
+    void started.finished.then(async (result) => {
       this.running.delete(key);
       this.stats.running--;
       if (result instanceof MediaError) {
         this.stats.failures++;
         this.failed.set(key, { at: Date.now(), error: result });
-      } else void this.evict();
+      } else {
+        // In the bucket before the lease goes: a host asking next finds the copy there.
+        if (release && this.fleet) await this.fleet.publish(key, path.join(this.dir, result)).catch((err: unknown) => console.warn(`prepare ${key}: the copy did not reach the bucket: ${String(err)}`));
+        void this.evict();
+      }
+      await release?.();
     });
     await started.begin();
+    // Held for the hosts that follow it: the output stays open for them after the job ends and its file is gone.
+    if (release && !started.index.error) this.serving.set(key, { job: started, reader: started.acquire(), lastRead: Date.now() });
     return { done: false, job: started };
+  }
+
+  /**
+   * With a bucket: the fleet's finished copy, or the copy another host is preparing (followed); null when this host
+   * got the lease and prepares it; undefined when the edge could not be asked (it prepares it, without a lease).
+   */
+  private async fromFleet(key: string): Promise<Prepared | null | undefined> {
+    const fleet = this.fleet!;
+    const following = this.following.get(key);
+    if (following) return { done: false, job: following };
+    const inBucket = await fleet.inBucket(key).catch((err: unknown) => {
+      console.warn(`prepare ${key}: the bucket's copy could not be looked up: ${String(err)}`);
+      return undefined;
+    });
+    if (inBucket) {
+      this.stats.hits++;
+      return { done: true, name: `${key}.mp4`, file: inBucket };
+    }
+    let lease;
+    try {
+      lease = await fleet.lease(key, "acquire");
+    } catch (err) {
+      console.warn(`prepare ${key}: no lease from the edge, preparing here: ${String(err)}`);
+      return undefined;
+    }
+    if (lease.granted || !lease.holder) return null;
+    const copy = this.following.get(key) ?? fleet.follow(key, lease.holder.url);
+    if (!this.following.has(key)) {
+      this.following.set(key, copy);
+      void copy.finished.then(() => this.following.delete(key));
+    }
+    return { done: false, job: copy };
+  }
+
+  /** A copy this host prepares (or prepared) for the fleet, for another host that follows it. */
+  served(key: string): ServedCopy | undefined {
+    const s = this.serving.get(key);
+    if (!s) return undefined;
+    s.lastRead = Date.now();
+    const err = s.job.index.error;
+    return { reader: s.reader, status: { size: s.job.written, done: s.job.index.complete, ...(err ? { failed: err.message } : {}) } };
+  }
+
+  private async dropIdleServing(): Promise<void> {
+    const now = Date.now();
+    for (const [key, s] of this.serving) {
+      if (this.running.has(key) || now - s.lastRead < SERVE_IDLE_MS) continue;
+      this.serving.delete(key);
+      await s.reader.close();
+    }
   }
 
   /** Stops every running prepare (their viewers fail) and waits until they have cleaned up. */
   async close(): Promise<void> {
     this.shutdown.abort();
+    clearInterval(this.servingTimer);
     await Promise.all([...this.running.values()].map((job) => job.finished));
+    for (const s of this.serving.values()) await s.reader.close();
+    this.serving.clear();
   }
 
   /** Deletes least recently used copies until the folder fits `maxBytes`. */
@@ -164,8 +256,10 @@ export class PrepareCache {
 }
 
 /** One ffmpeg run and the growing output its viewers follow. */
-export class PrepareJob {
+export class PrepareJob implements GrowingCopy {
   readonly index: GrowingIndex;
+  /** Bytes of output on disk at the last look. */
+  written = 0;
   /** Resolves with the final file's name, or with the error that ended the job (never rejects). */
   readonly finished: Promise<string | MediaError>;
   private resolveFinished!: (v: string | MediaError) => void;
@@ -269,7 +363,7 @@ export class PrepareJob {
     }
     // The viewers already watching play on to the end either way; only the cache must not keep a copy of a source
     // that changed under ffmpeg.
-    const now = await identityOf(this.req.sourcePath);
+    const now = await this.req.source.currentIdentity().catch(() => undefined);
     if (now !== this.req.identity) {
       await fs.rm(this.partPath, { force: true });
       this.end(new MediaError(Info.PREPARE_FAILED, "source changed while being prepared"));
@@ -312,7 +406,9 @@ export class PrepareJob {
     const h = this.handle;
     if (!h || this.over) return;
     const st = await h.stat().catch(() => undefined);
-    if (st) await this.index.update(st.size, final);
+    if (!st) return;
+    this.written = st.size;
+    await this.index.update(st.size, final);
   }
 
   /** A failure reaches the viewers following the copy, unless it is already complete (they play it to the end). */
@@ -331,7 +427,7 @@ export class PrepareJob {
   }
 
   private args(): string[] {
-    const { sourcePath, kind, withAudio } = this.req;
+    const { source, kind, withAudio } = this.req;
     const audio = ["-c:a", "libopus", "-b:a", "96k", "-ar", "48000", "-ac", "2", "-frame_duration", "20"];
     const video = [
       // Constrained baseline: every WebRTC H.264 decoder takes it (Firefox's OpenH264, hardware decoders).
@@ -348,10 +444,14 @@ export class PrepareJob {
       kind === "audio"
         ? ["-map", "0:a:0", "-vn", ...audio]
         : ["-map", "0:v:0", ...video, ...(withAudio ? ["-map", "0:a:0", ...audio] : ["-an"])];
+    // A bucket file is read over HTTP by ranges: a dropped connection is resumed where it broke, and a server that
+    // stops answering fails the prepare instead of holding its slot until the time limit.
+    const remote = /^https?:/i.test(source.input) ? ["-reconnect", "1", "-reconnect_on_network_error", "1", "-reconnect_delay_max", "5", "-rw_timeout", "20000000"] : [];
     return [
       ...QUIET,
+      ...remote,
       "-i",
-      sourcePath,
+      source.input,
       ...maps,
       ...["-sn", "-dn", "-map_metadata", "-1"],
       // Fragments of 0.2 s (and at every keyframe): a viewer starts once the first is on disk. delay_moov, not
@@ -393,15 +493,10 @@ class Slots {
 }
 
 function keyOf(req: PrepareRequest): string {
-  // The path is part of the key because identity (size, mtime, inode) is only unique within one file system.
+  // Location and identity together name one version of one file (a local identity is only unique per file system).
   return createHash("sha256")
-    .update([RECIPE_VERSION, req.kind, req.withAudio ? "a" : "-", req.identity, path.resolve(req.sourcePath)].join("\0"))
+    .update([RECIPE_VERSION, req.kind, req.withAudio ? "a" : "-", req.identity, req.source.location].join("\0"))
     .digest("hex");
-}
-
-async function identityOf(p: string): Promise<string | undefined> {
-  const st = await fs.stat(p).catch(() => undefined);
-  return st ? fileIdentity(st) : undefined;
 }
 
 async function isFile(p: string): Promise<boolean> {

@@ -5,6 +5,7 @@ import { randomUUID } from "node:crypto";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { FfmpegError, runFfmpeg } from "../tools/ffmpeg.ts";
+import { syncDir as fsyncDir } from "./journal.ts";
 
 export interface FinalizeOptions {
   /** The ffmpeg binary (see findFfmpeg in ../tools/ffmpeg.ts). */
@@ -70,20 +71,6 @@ async function fsyncFile(file: string): Promise<void> {
     await h.sync();
   } finally {
     await h.close();
-  }
-}
-
-/** Makes a rename durable. Best effort: some file systems refuse to open or sync a directory. */
-async function fsyncDir(dir: string): Promise<void> {
-  try {
-    const h = await fs.open(dir, "r");
-    try {
-      await h.sync();
-    } finally {
-      await h.close();
-    }
-  } catch {
-    // ignore
   }
 }
 

@@ -22,9 +22,14 @@ export interface RecordHookEvent {
   bytes: number;
   startTimeMs: number;
   endTimeMs: number;
+  /** With a bucket: the object the recording was uploaded to (the hook waits for the upload). */
+  key?: string;
+  /** With a bucket: which one (`s3://bucket`). */
+  store?: string;
 }
 
-export type RecordHook = (event: RecordHookEvent) => void;
+/** `delivery`: the X-Edge-Vod-Delivery id, when the event may be announced again after a restart (the same then). */
+export type RecordHook = (event: RecordHookEvent, opts?: { delivery?: string }) => void;
 
 export interface RecordHookOptions {
   /** Per attempt, headers and body included. Default 10 s. */
@@ -54,10 +59,9 @@ export function createRecordHook(url: string | undefined, secret: string, opts: 
   const log = opts.log ?? console;
   const pending = new Set<Promise<void>>();
 
-  async function deliver(event: RecordHookEvent): Promise<void> {
+  async function deliver(event: RecordHookEvent, delivery: string): Promise<void> {
     if (url === undefined) return;
     const body = JSON.stringify(event);
-    const delivery = randomUUID();
     for (let attempt = 0; ; attempt++) {
       let problem: string;
       let retriable = true;
@@ -83,9 +87,9 @@ export function createRecordHook(url: string | undefined, secret: string, opts: 
     }
   }
 
-  const hook = ((event: RecordHookEvent) => {
+  const hook = ((event: RecordHookEvent, opts?: { delivery?: string }) => {
     if (url === undefined) return;
-    const p = deliver(event)
+    const p = deliver(event, opts?.delivery ?? randomUUID())
       .catch((err: unknown) => log.error(`record hook for ${event.recordName}: ${String(err)}`))
       .finally(() => pending.delete(p));
     pending.add(p);

@@ -65,7 +65,12 @@ export function renderRecordName(template: string, fields: RecordNameFields): st
  * recordings ever share a file. When the name is taken it tries `name-1.mp4`, `name-2.mp4`, … (cut so that the
  * name stays within 255 bytes). Creates `dir` when it is missing. The file is left empty and closed.
  */
-export async function reserveRecordPath(dir: string, fileName: string): Promise<{ path: string; name: string }> {
+export async function reserveRecordPath(
+  dir: string,
+  fileName: string,
+  /** Names taken elsewhere (the bucket, uploads still pending), skipped as a file on disk is. */
+  taken?: (name: string) => Promise<boolean>,
+): Promise<{ path: string; name: string }> {
   // Names from renderRecordName pass through unchanged; anything else is made safe the same way.
   const stem = fileName.toLowerCase().endsWith(RECORD_EXTENSION) ? fileName.slice(0, -RECORD_EXTENSION.length) : fileName;
   const base = safeBase(stem, MAX_BASE_BYTES) || "stream";
@@ -74,6 +79,10 @@ export async function reserveRecordPath(dir: string, fileName: string): Promise<
     const suffix = n === 0 ? "" : `-${n}`;
     const name = (n === 0 ? base : truncateUtf8(base, MAX_BASE_BYTES - suffix.length)) + suffix + RECORD_EXTENSION;
     const full = path.join(dir, name);
+    if (taken && (await taken(name))) {
+      n++;
+      continue;
+    }
     try {
       const handle = await fs.open(full, "wx", 0o644);
       await handle.close();

@@ -14,6 +14,7 @@ export interface HeartbeatOptions {
 export class Heartbeat {
   private timer: NodeJS.Timeout | undefined;
   private failing = false;
+  private leaving = false;
 
   constructor(private readonly opts: HeartbeatOptions) {}
 
@@ -26,12 +27,20 @@ export class Heartbeat {
   async stop(): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;
+    this.leaving = true;
     await this.post({ ...this.opts.describe(), leaving: true }).catch(() => {});
+  }
+
+  /** A beat now, outside the period (a recording the edge must know of); resolves when the edge has it, or failed. */
+  beatNow(): Promise<void> {
+    return this.beat();
   }
 
   private async beat(): Promise<void> {
     try {
-      await this.post(this.opts.describe());
+      // After stop(), a beat still tells the edge what changed (recordings finished on the way out), never that
+      // streams may be placed here again.
+      await this.post(this.leaving ? { ...this.opts.describe(), leaving: true } : this.opts.describe());
       if (this.failing) console.log("heartbeat: registered at the edge again");
       this.failing = false;
     } catch (err) {

@@ -3,10 +3,12 @@
 // file's prepared copy (see prepare/prepare-cache.ts), which may still be growing while the first viewer watches.
 import { Info } from "@edge-vod/shared";
 import { MediaError, type FileAccess, type RandomAccessFile } from "../files/file-access.ts";
+import { ObjectFile } from "../files/object-access.ts";
 import { classify, clockwiseTurn, onlyRotated, prepareFor, type Classification } from "../mp4/classify.ts";
 import { openMp4 } from "../mp4/reader.ts";
 import type { AudioTrack, Mp4Index, Rotation, VideoTrack } from "../mp4/types.ts";
-import type { PrepareCache, PrepareKind, PrepareJob } from "../prepare/prepare-cache.ts";
+import type { PrepareCache, PrepareKind } from "../prepare/prepare-cache.ts";
+import type { GrowingCopy } from "../prepare/fleet.ts";
 import type { TrackInput } from "./packet-source.ts";
 
 export interface Tracks {
@@ -29,6 +31,9 @@ export interface OpenedMedia {
   durationSec: number;
   close(): Promise<void>;
 }
+
+/** Names remembered as warm. */
+const WARM_KEPT = 100;
 
 interface Indexed {
   index: Mp4Index;
@@ -58,6 +63,8 @@ class IndexCache {
 
 export class MediaOpener {
   private readonly indexes = new IndexCache(64);
+  /** Bucket files opened lately, oldest first: their blocks (and prepared copy) are likely still here. */
+  private readonly recent = new Map<string, true>();
 
   constructor(
     private readonly media: FileAccess,
@@ -117,11 +124,23 @@ export class MediaOpener {
       if (!have.video && !have.audio) throw new MediaError(Info.FILE_HAS_WRONG_FORMAT, "no playable track");
       // Nobody may be waiting on it yet: a rejection is handled by whoever awaits it, never unhandled.
       tracks.catch(() => undefined);
+      // Only bucket files (their blocks, their prepared copy): what is cheaper here than on another host reading the
+      // same bucket. Local files stay out, so hosts without a bucket are placed by load alone, as they always were.
+      if (file instanceof ObjectFile) {
+        this.recent.delete(name);
+        this.recent.set(name, true);
+        if (this.recent.size > WARM_KEPT) this.recent.delete(this.recent.keys().next().value!);
+      }
       return { have, tracks, durationSec: index.durationSec, close };
     } catch (err) {
       await close();
       throw err;
     }
+  }
+
+  /** Names this host served lately, most recent first (the edge prefers this host for their new viewers). */
+  warmNames(max: number): string[] {
+    return [...this.recent.keys()].reverse().slice(0, max);
   }
 
   /** The file's prepared copy: finished and cached, or still being written (its tracks then grow). */
@@ -132,15 +151,16 @@ export class MediaOpener {
     withAudio: boolean,
     files: RandomAccessFile[],
   ): Promise<{ have: OpenedMedia["have"]; tracks: Promise<Tracks> }> {
-    const sourcePath = await this.media.localPath?.(name);
-    if (!sourcePath) throw new MediaError(Info.FILE_HAS_WRONG_FORMAT, `${name}: needs preparing, which only local files can`);
-    const prepared = await this.prepare.get({ sourcePath, identity: file.identity, kind, withAudio });
+    if (!file.toolSource) throw new MediaError(Info.FILE_HAS_WRONG_FORMAT, `${name}: needs preparing, and no tool can read it`);
+    const source = await file.toolSource();
+    const prepared = await this.prepare.get({ source, identity: file.identity, kind, withAudio });
     if (!prepared.done) {
       // What the recipe makes (see PrepareJob.args): constrained baseline H.264 (profile_idc 66) and Opus.
       const have = { video: kind === "video", audio: withAudio, profileIdc: kind === "video" ? 66 : undefined };
       return { have, tracks: this.growing(prepared.job, files) };
     }
-    const copy = await this.cache.open(prepared.name);
+    // The fleet's copy in the bucket, or this host's own in CACHE_DIR.
+    const copy = prepared.file ?? (await this.cache.open(prepared.name));
     files.push(copy);
     const { index } = await this.indexes.get(copy);
     const tracks: Tracks = {
@@ -150,7 +170,7 @@ export class MediaOpener {
     return { have: haveOf(tracks), tracks: Promise.resolve(tracks) };
   }
 
-  private growing(job: PrepareJob, files: RandomAccessFile[]): Promise<Tracks> {
+  private growing(job: GrowingCopy, files: RandomAccessFile[]): Promise<Tracks> {
     // Acquired before any await: the job's output stays open for this viewer even if the job ends meanwhile.
     const copy = job.acquire();
     files.push(copy);

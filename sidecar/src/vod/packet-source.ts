@@ -500,6 +500,8 @@ class VodPacketSource implements PacketSource {
     try {
       got = await file.read(buf, 0, length, position);
     } catch (err) {
+      // The file's own words when it has them (a bucket file replaced or unreachable mid-play).
+      if (err instanceof MediaError) throw err;
       throw new MediaError(Info.FAILED_TO_READ_FILE, `${file.name}: ${err instanceof Error ? err.message : String(err)}`);
     }
     if (got !== length) {
