@@ -4,9 +4,11 @@
 //
 // BENCH_OUT=<file> writes the results there instead of bench/results/<date>.json. BENCH_PROFILE_VIEWERS (150) is the
 // step profiled for the per-stage cost of the media path (0: none).
-// BENCH_ONLY=viewers,ttff,floor,record,prepare,storage picks parts (BENCH_PREPARE_SECONDS: the prepared file, default 600;
-// storage: first frame from a bucket vs local disk, bucket reads per viewer-minute with 1 and BENCH_STORAGE_VIEWERS (20)
-// viewers for BENCH_STORAGE_WINDOW_MS (30000), a 10-minute recording's upload, against a Swift it starts itself);
+// BENCH_ONLY=viewers,ttff,floor,record,prepare,storage,whep picks parts (BENCH_PREPARE_SECONDS: the prepared file,
+// default 600; storage: first frame from a bucket vs local disk, bucket reads per viewer-minute with 1 and
+// BENCH_STORAGE_VIEWERS (20) viewers for BENCH_STORAGE_WINDOW_MS (30000), a 10-minute recording's upload, against a
+// Swift it starts itself; whep: first frame over WHEP, a page's fetch POST -> first frame, same origin and cross
+// origin, against the Web SDK's play() -> first frame, BENCH_TTFF_RUNS each);
 // BENCH_WINDOW_MS (default 30000) is each viewer step's window;
 // BENCH_STEPS=1,50,100 and BENCH_SYSTEMS=vod,vod-live,janus narrow the viewer climb; BENCH_JANUS_EVENT_LOOPS sets
 // Janus's event_loops (default 2, its best here; 0 = a thread per handle, its default). For a closer look at one
@@ -23,8 +25,9 @@ import { measureTtff } from "./ttff.ts";
 import { measurePrepare } from "./prepare.ts";
 import { measureStorage, storageSummary } from "./storage.ts";
 import { measureViewers, type StepResult, type System, type ViewersResult } from "./viewers.ts";
+import { measureWhep, whepSummary } from "./whep.ts";
 
-const parts = new Set((process.env.BENCH_ONLY ?? "viewers,ttff,floor,record,prepare,storage").split(","));
+const parts = new Set((process.env.BENCH_ONLY ?? "viewers,ttff,floor,record,prepare,storage,whep").split(","));
 const list = (v: string | undefined) => v?.split(",").map((s) => s.trim()).filter(Boolean);
 
 function version(cmd: string, args: string[]): string {
@@ -74,7 +77,7 @@ async function main(): Promise<void> {
   const date = new Date().toISOString().slice(0, 10);
   ensureDebianPackages([
     "ffmpeg",
-    ...(parts.has("ttff") || parts.has("prepare") || parts.has("storage") ? (["chromium"] as const) : []),
+    ...(parts.has("ttff") || parts.has("prepare") || parts.has("storage") || parts.has("whep") ? (["chromium"] as const) : []),
     ...(parts.has("storage") ? (["swift-proxy", "swift-object", "swift-container", "swift-account"] as const) : []),
   ]);
   const result: Record<string, unknown> = { date, machine: machine() };
@@ -120,6 +123,12 @@ async function main(): Promise<void> {
       });
       result.storage = storage;
       console.log(storageSummary(storage).join("\n"));
+    }
+    if (parts.has("whep")) {
+      console.log("time to first frame, WHEP against the Web SDK: Chromium playing vod://sample.mp4");
+      const whep = await measureWhep({ runs: Number(process.env.BENCH_TTFF_RUNS ?? 10) });
+      result.whep = whep;
+      console.log(whepSummary(whep).join("\n"));
     }
     if (parts.has("floor")) {
       console.log("the floor: SRTP + UDP send alone in Node");

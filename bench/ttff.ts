@@ -224,10 +224,10 @@ function p90(values: number[]): number {
   return s[Math.max(0, Math.ceil(0.9 * s.length) - 1)]!;
 }
 
-const summarize = (values: number[]): Summary => ({ median: median(values), p90: p90(values) });
+export const summarize = (values: number[]): Summary => ({ median: median(values), p90: p90(values) });
 
 /** Rejects as soon as `signal` aborts, so a Ctrl-C reaches the finally blocks instead of waiting out a page call. */
-function abortable<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+export function abortable<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (!signal) return p;
   signal.throwIfAborted();
   let onAbort: () => void = () => {};

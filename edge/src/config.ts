@@ -57,6 +57,8 @@ export interface Env {
   REGISTRY_SNAPSHOT_MS?: string;
   /** Copies of the sidecar registry (default 4): every heartbeat goes to each, every isolate reads one. */
   REGISTRY_SHARDS?: string;
+  /** ICE servers WHEP/WHIP clients are told of (Link headers): JSON as RTCConfiguration.iceServers. */
+  ICE_SERVERS?: string;
 }
 
 /** WCS defaults: keep_alive.server_interval=5000, and 10 unanswered pings end the connection. */
@@ -169,4 +171,33 @@ export function frameLimits(env: Env): FrameLimits {
     burst: Math.max(framesPerSecond, intVar(env.MAX_FRAMES_BURST, 200, 1, 1_000_000)),
     maxStreams: intVar(env.MAX_STREAMS_PER_SESSION, MAX_STREAMS_PER_SESSION, 1, 10_000),
   };
+}
+
+export interface IceServer {
+  urls: string[];
+  username?: string;
+  credential?: string;
+}
+
+/** ICE_SERVERS, as RTCConfiguration.iceServers takes them; a value that is not that is logged and ignored. */
+export function iceServers(env: Env): IceServer[] {
+  const raw = env.ICE_SERVERS?.trim();
+  if (!raw) return [];
+  try {
+    const list = JSON.parse(raw) as unknown;
+    if (!Array.isArray(list)) throw new Error("not an array");
+    return list.map((e: unknown) => {
+      const o = e as { urls?: unknown; username?: unknown; credential?: unknown };
+      const urls = typeof o.urls === "string" ? [o.urls] : Array.isArray(o.urls) ? o.urls : [];
+      if (urls.length === 0 || !urls.every((u) => typeof u === "string" && /^(stun|stuns|turn|turns):/.test(u))) throw new Error(`bad urls in ${JSON.stringify(e)}`);
+      return {
+        urls: urls as string[],
+        ...(typeof o.username === "string" ? { username: o.username } : {}),
+        ...(typeof o.credential === "string" ? { credential: o.credential } : {}),
+      };
+    });
+  } catch (err) {
+    console.error(`ICE_SERVERS is not a JSON list of ICE servers (${String(err)}); none announced`);
+    return [];
+  }
 }

@@ -6,6 +6,7 @@ import type { Env } from "./config.ts";
 import { recordsProxy } from "./records-proxy.ts";
 import { heartbeatAll, registryShard, registryShards } from "./registry-view.ts";
 import { restApi } from "./rest-api.ts";
+import { whipWhep } from "./whip-whep.ts";
 
 export { SessionObject } from "./session-object.ts";
 export { StreamObject } from "./stream-object.ts";
@@ -106,6 +107,7 @@ app.post(EDGE_LEASES_PATH, async (c) => {
 app.all(EDGE_LEASES_PATH, (c) => c.json(error("Method not allowed"), 405));
 
 app.route(REST_API_BASE, restApi);
+app.route("/", whipWhep);
 
 app.get("/", (c) => c.redirect(`/player.html${new URL(c.req.url).search}`, 302));
 

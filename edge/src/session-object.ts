@@ -24,6 +24,7 @@ import {
   serverFrames,
   RestHookMethod,
   verifyAuthToken,
+  safeEqual,
   type ConnectionData,
   type ParseResult,
   type PlayStreamData,
@@ -58,6 +59,8 @@ interface SessionMeta {
   appKey?: string;
   /** Host of the WebSocket upgrade: the REST hooks' nodeId. */
   nodeId?: string;
+  /** Set for a WHEP/WHIP resource: a session without a socket, holding one stream, reached by its URL's secret. */
+  resource?: { kind: "whep" | "whip"; secret: string; mediaSessionId: string; ufrag?: string };
 }
 
 interface StoredStream {
@@ -73,6 +76,24 @@ interface StoredStream {
   /** The sidecar it runs on (absent in streams stored before sidecars were placed: the static one). */
   sidecar?: Placement;
 }
+
+/** A WHEP or WHIP POST, checked by the Worker (content type, size, name). */
+export interface ResourceRequest {
+  kind: "whep" | "whip";
+  /** The stream name as the SDK would send it: `vod://f.mp4`, `vod-live://f.mp4`, a published name. */
+  name: string;
+  sdp: string;
+  record: boolean;
+  /** The Bearer token, checked as the SDK's authToken. */
+  authToken?: string;
+  /** The POST's URL: its origin receives the sidecar's events, its host is the hooks' nodeId. */
+  url: string;
+}
+
+export type ResourceOutcome = { ok: true; sdp: string; secret: string } | { ok: false; info: string };
+
+/** What a play or publish request came to: the SDP answer sent, or the info of its FAILED. */
+export type StreamOutcome = { ok: true; sdp: string; mediaSessionId: string } | { ok: false; info: string };
 
 /** Tries of other sidecars after one refused the connection, per stream request. */
 const MAX_PLACEMENT_RETRIES = 2;
@@ -159,12 +180,14 @@ export class SessionObject extends DurableObject<Env> {
    */
   async streamEvent(event: StreamEvent): Promise<boolean> {
     try {
-      if (event.sessionRef !== this.sessionRef || this.ctx.getWebSockets().length === 0) return false;
+      if (event.sessionRef !== this.sessionRef || !(await this.isOpen())) return false;
       const stream = await this.getStream(event.mediaSessionId);
       if (!stream || TERMINAL_STATUSES.has(stream.status)) return false;
       if (TERMINAL_STATUSES.has(event.status)) {
         await this.deleteStream(event.mediaSessionId);
         await this.streamGone(event.mediaSessionId, stream);
+        // A WHEP/WHIP resource is its one stream: gone with it (later calls on its URL get 404).
+        if (await this.isResource()) await this.endSession();
       } else {
         await this.putStream(event.mediaSessionId, { ...stream, status: event.status });
       }
@@ -186,9 +209,64 @@ export class SessionObject extends DurableObject<Env> {
 
   /** Asked by a StreamObject whose name this session holds: is that publish still going on here? */
   async hasStream(mediaSessionId: string): Promise<boolean> {
-    if (this.ctx.getWebSockets().length === 0) return false;
+    if (!(await this.isOpen())) return false;
     const stream = await this.getStream(mediaSessionId);
     return stream !== undefined && !TERMINAL_STATUSES.has(stream.status);
+  }
+
+  // ---- WHEP / WHIP resources (whip-whep.ts): a session without a socket, its stream started from the POST
+
+  /**
+   * Opens a WHEP playback or WHIP publish in this (new) object: admission as for `connection` (the Bearer token is
+   * the SDK's authToken, the `connect` hook is asked), then the same stream request as the SDK's playStream or
+   * publishStream. Resolves with the answer and the resource's secret, or the refusal's info.
+   */
+  async openResource(req: ResourceRequest): Promise<ResourceOutcome> {
+    if (this.ctx.getWebSockets().length > 0 || (await this.getMeta())) return { ok: false, info: Info.FAILED_BY_ERROR };
+    const secret = [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, "0")).join("");
+    const mediaSessionId = crypto.randomUUID();
+    const sessionId = crypto.randomUUID();
+    // The offer's ICE user fragment: a PATCH with another one asks for an ICE restart, not a trickle.
+    const ufrag = /^a=ice-ufrag:(\S+)/m.exec(req.sdp)?.[1];
+    const resource = { kind: req.kind, secret, mediaSessionId, ...(ufrag ? { ufrag } : {}) };
+    const meta: SessionMeta = { eventsUrl: eventsOrigin(this.env, req.url) + EDGE_EVENTS_PATH, nodeId: new URL(req.url).host, sessionId, appKey: req.kind, resource };
+    const refusal = await this.admission({ appKey: req.kind, ...(req.authToken !== undefined ? { authToken: req.authToken } : {}), mediaProviders: ["WebRTC"] }, { ...meta, sessionId, appKey: req.kind });
+    if (refusal !== undefined) return { ok: false, info: refusal };
+    await this.ctx.storage.put(META_KEY, meta);
+    await this.ctx.storage.setAlarm(Date.now() + keepAliveConfig(this.env).intervalMs);
+    const published = req.kind === "whip";
+    const outcome = await this.onStreamRequest({ mediaSessionId, name: req.name, sdp: req.sdp, record: req.record, hasVideo: true, hasAudio: true }, published);
+    if (!outcome.ok) {
+      await this.endSession();
+      return outcome;
+    }
+    return { ok: true, sdp: outcome.sdp, secret };
+  }
+
+  /**
+   * A call on a resource's URL: `look` (PATCH: whether it exists, and the offer's ICE user fragment), `delete`
+   * (DELETE: the stream ends as by stopStream or unPublishStream). Undefined when there is no such resource.
+   */
+  async resourceCall(op: "look" | "delete", secret: string): Promise<{ ufrag?: string } | undefined> {
+    const meta = await this.getMeta();
+    const resource = meta?.resource;
+    if (!resource || !safeEqual(secret, resource.secret)) return undefined;
+    if (!(await this.getStream(resource.mediaSessionId))) return undefined;
+    if (op === "delete") {
+      // A WHIP DELETE waits for the recording to be finalized, as UNPUBLISHED does.
+      await this.onStop({ mediaSessionId: resource.mediaSessionId });
+      await this.endSession();
+    }
+    return resource.ufrag !== undefined ? { ufrag: resource.ufrag } : {};
+  }
+
+  private async isResource(): Promise<boolean> {
+    return (await this.getMeta())?.resource !== undefined;
+  }
+
+  /** A client is there to hear about its streams: its socket, or (a WHEP/WHIP resource) its URL. */
+  private async isOpen(): Promise<boolean> {
+    return this.ctx.getWebSockets().length > 0 || (await this.isResource());
   }
 
   // ---- client frames
@@ -215,9 +293,11 @@ export class SessionObject extends DurableObject<Env> {
       case "pong":
         return;
       case "playStream":
-        return this.onStreamRequest(frame.data[0], false);
+        await this.onStreamRequest(frame.data[0], false);
+        return;
       case "publishStream":
-        return this.onStreamRequest(frame.data[0], true);
+        await this.onStreamRequest(frame.data[0], true);
+        return;
       case "stopStream":
       case "unPublishStream":
         return this.onStop(frame.data[0]);
@@ -274,10 +354,14 @@ export class SessionObject extends DurableObject<Env> {
     );
   }
 
-  private async onStreamRequest(data: PlayStreamData, published: boolean): Promise<void> {
+  /**
+   * A play or publish, from the SDK's frame or a WHEP/WHIP POST: the client is sent FAILED or the answer (when it
+   * has a socket), and the outcome is returned (what a WHEP/WHIP resource answers its POST with).
+   */
+  private async onStreamRequest(data: PlayStreamData, published: boolean): Promise<StreamOutcome> {
     const id = data.mediaSessionId;
     const record = published && data.record === true;
-    const fail = (info: string) =>
+    const fail = (info: string): StreamOutcome => {
       this.sendStatus({
         mediaSessionId: id,
         name: data.name,
@@ -286,6 +370,8 @@ export class SessionObject extends DurableObject<Env> {
         info,
         ...(record ? { record: true } : {}),
       });
+      return { ok: false, info };
+    };
 
     const meta = await this.getMeta();
     if (!meta?.sessionId) return fail(Info.SESSION_NOT_READY);
@@ -314,7 +400,7 @@ export class SessionObject extends DurableObject<Env> {
       const verdict = await authorize(hooks, published ? RestHookMethod.publishStream : RestHookMethod.playStream, this.hookBody(meta, asked));
       if (!verdict.ok) return fail(verdict.info);
       // The backend took its time: the session may have ended, or the id been taken, meanwhile.
-      if (!(await this.getMeta())?.sessionId) return;
+      if (!(await this.getMeta())?.sessionId) return { ok: false, info: Info.SESSION_NOT_READY };
       if (await this.getStream(id)) return fail(Info.MEDIASESSION_ID_ALREADY_IN_USE);
     }
 
@@ -385,7 +471,7 @@ export class SessionObject extends DurableObject<Env> {
     if (current?.attempt !== attempt) {
       // Stopped, failed by an event, or the session ended while the sidecar worked: do not leak its stream.
       if (answer.ok) await this.sidecarClient(placement).stop({ sessionRef: this.sessionRef, mediaSessionId: id });
-      return;
+      return { ok: false, info: Info.STOPPED_BY_USER };
     }
     if (!answer.ok) {
       await this.deleteStream(id);
@@ -397,6 +483,7 @@ export class SessionObject extends DurableObject<Env> {
     // Still PENDING: the sidecar reports PLAYING / PUBLISHING once ICE and DTLS are up (and, publishing, media flows).
     this.send(serverFrames.setRemoteSDP(id, answer.sdp));
     this.report(RestHookMethod.StreamStatusEvent, { mediaSessionId: id, name: data.name, published, status: StreamStatus.PENDING, ...(record ? { record: true } : {}) });
+    return { ok: true, sdp: answer.sdp, mediaSessionId: id };
   }
 
   private async onStop(data: StopStreamData): Promise<void> {
@@ -507,7 +594,9 @@ export class SessionObject extends DurableObject<Env> {
 
   private async keepAliveTick(): Promise<void> {
     const sockets = this.ctx.getWebSockets();
-    if (sockets.length === 0 || !(await this.getMeta())) {
+    const meta = await this.getMeta();
+    if (meta?.resource) return this.resourceTick();
+    if (sockets.length === 0 || !meta) {
       await this.endSession();
       return;
     }
@@ -584,6 +673,21 @@ export class SessionObject extends DurableObject<Env> {
       else await this.ctx.storage.delete(HEALTH_MISSES_KEY);
     }
     return lost;
+  }
+
+  /**
+   * A WHEP/WHIP resource has no socket to ping: its stream is watched as any other (stalled, lost sidecar), and the
+   * resource ends with it. A client that vanishes without a DELETE is noticed by the sidecar (ICE consent), whose
+   * FAILED ends the stream.
+   */
+  private async resourceTick(): Promise<void> {
+    await this.failStalledStreams();
+    await this.failLostStreams();
+    if ((await this.listStreams()).size === 0) {
+      await this.endSession();
+      return;
+    }
+    await this.ctx.storage.setAlarm(Date.now() + keepAliveConfig(this.env).intervalMs);
   }
 
   /** Ends a stream from the server's side: forgotten here, let go outside, FAILED to the client. */

@@ -2,9 +2,10 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { shapeOffer, finishAnswer, OfferError, withoutRemoteSsrcs } from "../../sidecar/src/webrtc/offer.ts";
 
-// The codec part of a Chromium recvonly offer as the Web SDK sends it (no candidates).
+// A Chromium recvonly offer as the Web SDK sends it (no candidates), its ICE and DTLS lines shortened.
 const offer = [
   "v=0", "o=- 1 2 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=group:BUNDLE 0 1",
+  "a=ice-ufrag:abcd", "a=ice-pwd:abcdefghijklmnopqrstuvwx", "a=fingerprint:sha-256 AA:BB",
   "m=video 9 UDP/TLS/RTP/SAVPF 96 97 103 104 107 108 109 114",
   "c=IN IP4 0.0.0.0", "a=mid:0", "a=recvonly", "a=rtcp-mux",
   "a=rtpmap:96 VP8/90000", "a=rtcp-fb:96 nack",
@@ -40,6 +41,25 @@ test("offers without H.264 or Opus leave those kinds unselected, garbage is refu
   assert.equal(shapeOffer(noH264, 66).h264Pt, undefined);
   assert.throws(() => shapeOffer("hello", 66), OfferError);
   assert.throws(() => shapeOffer("v=0\r\ns=-\r\n", 66), OfferError);
+});
+
+test("a malformed offer is refused before its codecs are looked at: media lines, ICE and DTLS attributes", () => {
+  assert.throws(() => shapeOffer("v=0\r\nm=audio gibberish\r\n", 66), /malformed media line/);
+  assert.throws(() => shapeOffer(offer.replace(/^m=video .*$/m, "m=video 9 X"), 66), /malformed media line/);
+  assert.throws(() => shapeOffer(offer.replace(/^a=fingerprint:.*\r\n/m, ""), 66), /no a=fingerprint/);
+  assert.throws(() => shapeOffer(offer.replace(/^a=ice-pwd:.*\r\n/m, ""), 66), /no a=ice-pwd/);
+});
+
+test("an offer must flow the way its request does: a viewer's receives, a publisher's sends", () => {
+  assert.equal(shapeOffer(offer, 66, "receive").opusPt, 111);
+  assert.throws(() => shapeOffer(offer, 66, "send"), /sends nothing/);
+  const sending = offer.replace(/a=recvonly/g, "a=sendonly");
+  assert.equal(shapeOffer(sending, 66, "send").h264Pt, 103);
+  assert.throws(() => shapeOffer(sending, 66, "receive"), /receives nothing/);
+  // No direction attribute at all is sendrecv: it does both.
+  const both = offer.replace(/a=recvonly\r\n/g, "");
+  assert.equal(shapeOffer(both, 66, "send").h264Pt, 103);
+  assert.equal(shapeOffer(both, 66, "receive").h264Pt, 103);
 });
 
 test("the answer gets a public address on host candidates, loopback kept", () => {

@@ -8,6 +8,7 @@ import { LocalDiskAccess } from "../files/local-disk.ts";
 import { movieDurationMs } from "../mp4/movie-duration.ts";
 import type { UploadQueue } from "../record/upload-queue.ts";
 import type { Storage } from "../store/storage.ts";
+import type { ObjectHead } from "../store/object-store.ts";
 
 /** Durations by name + version; cleared whole when it grows past this. */
 const DURATION_CACHE_MAX = 10_000;
@@ -16,10 +17,23 @@ const MAX_LIST_PAGES = 100;
 /** HEADs in flight while a listing reads durations of objects it has not seen. */
 const HEAD_CONCURRENCY = 8;
 /**
- * Durations a listing reads at most (a HEAD each): a bucket of 10,000 recordings is listed in time, and its
- * durations fill in over the next listings.
+ * Objects a listing looks at for the first time at most (a HEAD each, for the metadata that marks a recording and
+ * holds its duration): a large bucket is listed in time, and the rest fills in over the next listings.
  */
-const MAX_NEW_DURATIONS = 200;
+const MAX_NEW_LOOKS = 500;
+
+/** What an object's metadata says: uploaded by us as a recording, and its length. */
+interface Look {
+  recording: boolean;
+  durationMs?: number;
+}
+
+/** A recording in the bucket is an object this project's upload queue made (its metadata says so). */
+export function lookOf(head: ObjectHead | undefined): Look | undefined {
+  if (!head) return undefined;
+  const ms = Number(head.metadata["edge-vod-duration-ms"]);
+  return { recording: head.metadata["edge-vod-delivery"] !== undefined, ...(Number.isFinite(ms) && ms >= 0 ? { durationMs: ms } : {}) };
+}
 
 export type RemoveResult = "deleted" | { status: 400 | 403 | 404 | 409 | 500 | 503; error: string };
 
@@ -34,6 +48,8 @@ export interface RecordsCatalogOptions {
 export class RecordsCatalog {
   private readonly disk: LocalDiskAccess;
   private readonly durations = new Map<string, number | undefined>();
+  /** Bucket objects looked at, by key and ETag. */
+  private readonly looks = new Map<string, Look>();
 
   constructor(private readonly opts: RecordsCatalogOptions) {
     this.disk = new LocalDiskAccess(opts.dir);
@@ -55,9 +71,10 @@ export class RecordsCatalog {
     if (!storage) return local;
     const key = storage.prefix + name;
     try {
-      const there = await storage.store.head(key);
-      if (there) await storage.store.delete(key);
-      return there || local === "deleted" ? "deleted" : local;
+      const there = lookOf(await storage.store.head(key));
+      // A media file under the prefix with a recording's name is not a recording: not deleted here.
+      if (there?.recording) await storage.store.delete(key);
+      return there?.recording || local === "deleted" ? "deleted" : local;
     } catch (err) {
       console.error(`records: deleting ${key} from the bucket failed:`, err);
       return { status: 503, error: "Media storage unavailable" };
@@ -103,21 +120,22 @@ export class RecordsCatalog {
       after = res.next;
     }
     const out: RecordEntry[] = [];
-    let budget = MAX_NEW_DURATIONS;
+    let budget = MAX_NEW_LOOKS;
     for (let i = 0; i < found.length; i += HEAD_CONCURRENCY) {
       await Promise.all(
         found.slice(i, i + HEAD_CONCURRENCY).map(async (o) => {
-          const cacheKey = `bucket\u0000${o.key}\u0000${o.etag}`;
-          if (!this.durations.has(cacheKey) && budget-- <= 0) {
-            out.push({ name: o.name, size: o.size, modified: Math.round(o.modified), stored: "bucket" });
-            return;
+          const cacheKey = `${o.key}\u0000${o.etag}`;
+          let look = this.looks.get(cacheKey);
+          if (look === undefined) {
+            if (budget-- <= 0) return;
+            look = await storage.store.head(o.key).then(lookOf, () => undefined);
+            if (look === undefined) return;
+            if (this.looks.size >= DURATION_CACHE_MAX) this.looks.clear();
+            this.looks.set(cacheKey, look);
           }
-          // Uploads carry their duration as metadata: a HEAD, not a read of the file.
-          const durationMs = await this.durationOf(cacheKey, async () => {
-            const head = await storage.store.head(o.key);
-            const ms = Number(head?.metadata["edge-vod-duration-ms"]);
-            return Number.isFinite(ms) && ms >= 0 ? ms : undefined;
-          });
+          // Media files share the prefix: only what this project uploaded as a recording is one.
+          if (!look.recording) return;
+          const durationMs = look.durationMs;
           out.push({ name: o.name, size: o.size, modified: Math.round(o.modified), ...(durationMs !== undefined ? { durationMs } : {}), stored: "bucket" });
         }),
       );

@@ -15,6 +15,7 @@ import { MediaError } from "../files/file-access.ts";
 import { LocalDiskAccess, type LocalFile } from "../files/local-disk.ts";
 import { StoreError } from "../store/object-store.ts";
 import type { Storage } from "../store/storage.ts";
+import { lookOf } from "./records-catalog.ts";
 
 /** Read size of the download stream. */
 const CHUNK_BYTES = 64 * 1024;
@@ -70,6 +71,8 @@ async function serveObject(storage: Storage, name: string, req: Request): Promis
   const key = storage.prefix + name;
   try {
     const head = await storage.store.head(key);
+    // Only recordings: a media file under the prefix is not downloadable by its name here.
+    if (!lookOf(head)?.recording) return json(404, "Record not found");
     if (!head) return json(404, "Record not found");
     // Pinned: an object replaced between the HEAD and this GET fails the download instead of mixing versions.
     return await respond(req, { size: head.size, etag: head.etag, mtimeMs: head.lastModifiedMs }, async (start, length) =>

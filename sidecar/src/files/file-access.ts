@@ -17,8 +17,13 @@ export interface RandomAccessFile {
 
 /** A file as ffmpeg reads it for a prepare. */
 export interface ToolSource {
-  /** What ffmpeg opens: a local path, or a presigned URL of a bucket object. */
-  input: string;
+  /**
+   * What ffmpeg opens: a local path, or a presigned URL of a bucket object, made when ffmpeg starts (a prepare may
+   * wait for a slot a long time) and never logged whole (it carries a signature).
+   */
+  input(): Promise<string>;
+  /** The same file on every host (a bucket object): its prepared copy is made once for the fleet. */
+  shared: boolean;
   /**
    * Where the file lives, stable across runs and, for a bucket, the same on every host (`s3://bucket/key`): with
    * the identity it keys the prepared copy.

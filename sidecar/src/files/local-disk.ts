@@ -88,7 +88,8 @@ export class LocalFile implements RandomAccessFile {
     const p = this.realPath;
     if (p === undefined) throw new MediaError(Info.FAILED_TO_READ_FILE, `${this.name}: no path to read it by`);
     return {
-      input: p,
+      input: async () => p,
+      shared: false,
       // The path is part of the key because identity (size, mtime, inode) is only unique within one file system.
       location: p,
       currentIdentity: async () => {

@@ -17,7 +17,7 @@ import { MediaError, type FileAccess, type RandomAccessFile, type ToolSource } f
 /** The first folder of the prefix that holds this project's own objects (prepared copies), never a media name. */
 export const INTERNAL_FOLDER = ".edge-vod";
 
-/** How long a prepare's presigned URL stays valid: its longest run (see prepare-cache.ts) with a margin. */
+/** How long a prepare's presigned URL stays valid (made as ffmpeg starts): its longest run (prepare-cache.ts) and a margin. */
 const TOOL_URL_SECONDS = 7 * 3600;
 /** A read past this share of a block fetches the next one ahead (Wowza's media cache reads ahead at 30 %). */
 const READ_AHEAD_AT = 0.3;
@@ -136,9 +136,9 @@ export class ObjectFile implements RandomAccessFile {
   }
 
   async toolSource(): Promise<ToolSource> {
-    const input = await this.store.presignGet(this.key, TOOL_URL_SECONDS);
     return {
-      input,
+      input: () => this.store.presignGet(this.key, TOOL_URL_SECONDS),
+      shared: true,
       location: `${this.store.description}/${this.key}`,
       currentIdentity: async () => {
         const head = await this.store.head(this.key);

@@ -16,8 +16,8 @@ import { GrowingIndex } from "./growing-index.ts";
 const LEASE_TTL_MS = 30_000;
 /** How often a follower asks the holder how far its copy is. */
 const FOLLOW_POLL_MS = 100;
-/** Status polls in a row that fail before the followers give up on a holder that went away. */
-const FOLLOW_MAX_MISSES = 30;
+/** How long the followers wait for an answer from a holder that went away (its lease lapses in LEASE_TTL_MS). */
+const FOLLOW_GIVE_UP_MS = 2 * LEASE_TTL_MS;
 const REQUEST_TIMEOUT_MS = 10_000;
 
 export interface FleetOptions {
@@ -71,7 +71,14 @@ export class FleetPrepare {
   /** Keeps a granted lease alive until the returned function releases it. */
   hold(key: string): () => Promise<void> {
     const timer = setInterval(() => {
-      void this.lease(key, "renew").catch((err: unknown) => console.warn(`prepare ${key}: lease renewal failed: ${String(err)}`));
+      void this.lease(key, "renew").then(
+        (r) => {
+          // Lapsed and taken by another host (this one stalled for a whole TTL): both prepare; the first copy in the
+          // bucket stays (publish does not replace one).
+          if (!r.granted) console.warn(`prepare ${key}: the lease went to ${r.holder?.id ?? "another host"}`);
+        },
+        (err: unknown) => console.warn(`prepare ${key}: lease renewal failed: ${String(err)}`),
+      );
     }, LEASE_TTL_MS / 3);
     timer.unref();
     return async () => {
@@ -80,10 +87,14 @@ export class FleetPrepare {
     };
   }
 
-  /** Puts a finished local copy into the bucket (in parts when large), where every host finds it. */
+  /**
+   * Puts a finished local copy into the bucket (in parts when large), where every host finds it; a copy already
+   * there is kept (viewers are pinned to its version).
+   */
   async publish(key: string, file: string): Promise<void> {
     const store = this.opts.storage.store;
     const objectKey = this.copyKey(key);
+    if (await store.head(objectKey)) return;
     const { size } = await fs.stat(file);
     if (size <= PART_BYTES) {
       await store.put(objectKey, await fs.readFile(file), { contentType: "video/mp4" });
@@ -95,7 +106,8 @@ export class FleetPrepare {
         try {
           for (let n = 1, pos = 0; pos < size; n++, pos += PART_BYTES) {
             const buf = Buffer.allocUnsafe(Math.min(PART_BYTES, size - pos));
-            await h.read(buf, 0, buf.length, pos);
+            const { bytesRead } = await h.read(buf, 0, buf.length, pos);
+            if (bytesRead !== buf.length) throw new Error(`${file}: short read of part ${n}`);
             parts.push({ partNumber: n, etag: await store.uploadPart(objectKey, id, n, buf) });
           }
         } finally {
@@ -159,25 +171,30 @@ class RemoteCopy implements GrowingCopy {
 
   private async read(target: Uint8Array, offset: number, length: number, position: number): Promise<number> {
     const end = Math.min(position + length, this.size);
-    if (end <= position) return 0;
-    let res: Response;
-    try {
-      res = await this.get("", { range: `bytes=${position}-${end - 1}` });
-    } catch (err) {
-      throw new MediaError(Info.PREPARE_FAILED, `${this.file.name}: ${String(err)}`);
+    let done = 0;
+    // The holder may send less than asked (it caps a range): ask on from where it stopped.
+    while (position + done < end) {
+      let res: Response;
+      try {
+        res = await this.get("", { range: `bytes=${position + done}-${end - 1}` });
+      } catch (err) {
+        throw new MediaError(Info.PREPARE_FAILED, `${this.file.name}: ${String(err)}`);
+      }
+      if (res.status !== 206 && res.status !== 200) {
+        await res.body?.cancel();
+        throw new MediaError(Info.PREPARE_FAILED, `${this.file.name}: HTTP ${res.status}`);
+      }
+      const bytes = new Uint8Array(await res.arrayBuffer());
+      const got = Math.min(bytes.length, end - position - done);
+      if (got === 0) break;
+      target.set(bytes.subarray(0, got), offset + done);
+      done += got;
     }
-    if (res.status !== 206 && res.status !== 200) {
-      await res.body?.cancel();
-      throw new MediaError(Info.PREPARE_FAILED, `${this.file.name}: HTTP ${res.status}`);
-    }
-    const bytes = new Uint8Array(await res.arrayBuffer());
-    const got = Math.min(bytes.length, end - position);
-    target.set(bytes.subarray(0, got), offset);
-    return got;
+    return done;
   }
 
   private async poll(): Promise<string | MediaError> {
-    let misses = 0;
+    let answeredAt = Date.now();
     for (;;) {
       let status: PreparedStatus | undefined;
       try {
@@ -188,13 +205,13 @@ class RemoteCopy implements GrowingCopy {
         status = undefined;
       }
       if (!status) {
-        if (++misses >= FOLLOW_MAX_MISSES) {
+        if (Date.now() - answeredAt > FOLLOW_GIVE_UP_MS) {
           const err = new MediaError(Info.PREPARE_FAILED, `${this.file.name}: the host preparing it does not answer`);
           this.index.fail(err);
           return err;
         }
       } else {
-        misses = 0;
+        answeredAt = Date.now();
         if (status.failed !== undefined) {
           const err = new MediaError(Info.PREPARE_FAILED, `${this.file.name}: ${status.failed}`);
           this.index.fail(err);

@@ -94,6 +94,8 @@ export class PrepareCache {
   private readonly slots: Slots;
   private readonly shutdown = new AbortController();
   private readonly fleet: FleetPrepare | undefined;
+  /** Starts (lookups, leases, jobs) under way, by key. */
+  private readonly starting = new Map<string, Promise<Prepared>>();
   /** Other hosts' copies this host's viewers follow, one per key. */
   private readonly following = new Map<string, GrowingCopy>();
   /** Copies this host prepares for the fleet, served to the hosts that follow them. */
@@ -118,6 +120,8 @@ export class PrepareCache {
     const key = keyOf(req);
     const job = this.running.get(key);
     if (job) return { done: false, job };
+    const pending = this.starting.get(key);
+    if (pending) return pending;
     const name = `${key}.mp4`;
     const final = path.join(this.dir, name);
     if (await isFile(final)) {
@@ -130,19 +134,23 @@ export class PrepareCache {
     const failure = this.failed.get(key);
     if (failure && Date.now() - failure.at < FAILURE_MEMORY_MS) throw failure.error;
     this.failed.delete(key);
+    // One start per key at a time: two viewers arriving together share one lookup, one lease and one job.
+    const starting = this.starting.get(key) ?? this.start(req, key).finally(() => this.starting.delete(key));
+    this.starting.set(key, starting);
+    return starting;
+  }
+
+  private async start(req: PrepareRequest, key: string): Promise<Prepared> {
+    const following = this.following.get(key);
+    if (following) return { done: false, job: following };
+    if (this.shutdown.signal.aborted) throw new MediaError(Info.PREPARE_FAILED, "shutting down");
     let release: (() => Promise<void>) | undefined;
-    if (this.fleet) {
+    // Only a bucket file is the same file on every host: a local file's copy is this host's alone.
+    if (this.fleet && req.source.shared) {
       const shared = await this.fromFleet(key);
       if (shared) return shared;
       release = shared === null ? this.fleet.hold(key) : undefined;
     }
-    // Checked again after the awaits above: two viewers arriving together must share one job.
-    const again = this.running.get(key) ?? this.following.get(key);
-    if (again) {
-      await release?.();
-      return { done: false, job: again };
-    }
-    if (this.shutdown.signal.aborted) throw new MediaError(Info.PREPARE_FAILED, "shutting down");
     const started = new PrepareJob(req, this.dir, key, this.ffmpeg, this.timeoutMs, this.shutdown.signal, this.slots);
     this.running.set(key, started);
     this.stats.prepares++;
@@ -151,19 +159,26 @@ export class PrepareCache {
     void started.finished.then(async (result) => {
       this.running.delete(key);
       this.stats.running--;
-      if (result instanceof MediaError) {
-        this.stats.failures++;
-        this.failed.set(key, { at: Date.now(), error: result });
-      } else {
-        // In the bucket before the lease goes: a host asking next finds the copy there.
-        if (release && this.fleet) await this.fleet.publish(key, path.join(this.dir, result)).catch((err: unknown) => console.warn(`prepare ${key}: the copy did not reach the bucket: ${String(err)}`));
-        void this.evict();
+      try {
+        if (result instanceof MediaError) {
+          this.stats.failures++;
+          this.failed.set(key, { at: Date.now(), error: result });
+        } else {
+          // In the bucket before the lease goes: a host asking next finds the copy there.
+          if (release && this.fleet) await this.fleet.publish(key, path.join(this.dir, result)).catch((err: unknown) => console.warn(`prepare ${key}: the copy did not reach the bucket: ${String(err)}`));
+          void this.evict();
+        }
+      } finally {
+        await release?.();
       }
-      await release?.();
     });
     await started.begin();
     // Held for the hosts that follow it: the output stays open for them after the job ends and its file is gone.
-    if (release && !started.index.error) this.serving.set(key, { job: started, reader: started.acquire(), lastRead: Date.now() });
+    if (release && !started.index.error) {
+      const old = this.serving.get(key);
+      this.serving.set(key, { job: started, reader: started.acquire(), lastRead: Date.now() });
+      await old?.reader.close();
+    }
     return { done: false, job: started };
   }
 
@@ -343,11 +358,12 @@ export class PrepareJob implements GrowingCopy {
     let error: MediaError | undefined;
     try {
       if (this.signal.aborted) throw new Error("shutting down");
-      await runFfmpeg(this.ffmpeg, this.args(), this.timeoutMs, { nice: 10, signal: this.signal });
+      // Signed now, not when the viewer came: the wait for a slot must not eat into the URL's validity.
+      await runFfmpeg(this.ffmpeg, this.args(await this.req.source.input()), this.timeoutMs, { nice: 10, signal: this.signal });
     } catch (err) {
       // ffmpeg's words for a codec it has no decoder for (only decodable audio is ever mapped: this is the video).
       const undecodable = err instanceof FfmpegError && /Decoder \(codec [^)]*\) not found|no decoder found/i.test(err.stderr);
-      error = new MediaError(undecodable ? Info.UNSUPPORTED_VIDEO_CODEC : Info.PREPARE_FAILED, errText(err));
+      error = new MediaError(undecodable ? Info.UNSUPPORTED_VIDEO_CODEC : Info.PREPARE_FAILED, redact(errText(err)));
     } finally {
       clearInterval(timer);
       this.slots.release();
@@ -363,7 +379,7 @@ export class PrepareJob implements GrowingCopy {
     }
     // The viewers already watching play on to the end either way; only the cache must not keep a copy of a source
     // that changed under ffmpeg.
-    const now = await this.req.source.currentIdentity().catch(() => undefined);
+    const now = await stableIdentity(this.req.source);
     if (now !== this.req.identity) {
       await fs.rm(this.partPath, { force: true });
       this.end(new MediaError(Info.PREPARE_FAILED, "source changed while being prepared"));
@@ -426,8 +442,8 @@ export class PrepareJob implements GrowingCopy {
     await h.close().catch(() => undefined);
   }
 
-  private args(): string[] {
-    const { source, kind, withAudio } = this.req;
+  private args(input: string): string[] {
+    const { kind, withAudio } = this.req;
     const audio = ["-c:a", "libopus", "-b:a", "96k", "-ar", "48000", "-ac", "2", "-frame_duration", "20"];
     const video = [
       // Constrained baseline: every WebRTC H.264 decoder takes it (Firefox's OpenH264, hardware decoders).
@@ -446,12 +462,12 @@ export class PrepareJob implements GrowingCopy {
         : ["-map", "0:v:0", ...video, ...(withAudio ? ["-map", "0:a:0", ...audio] : ["-an"])];
     // A bucket file is read over HTTP by ranges: a dropped connection is resumed where it broke, and a server that
     // stops answering fails the prepare instead of holding its slot until the time limit.
-    const remote = /^https?:/i.test(source.input) ? ["-reconnect", "1", "-reconnect_on_network_error", "1", "-reconnect_delay_max", "5", "-rw_timeout", "20000000"] : [];
+    const remote = /^https?:/i.test(input) ? ["-reconnect", "1", "-reconnect_on_network_error", "1", "-reconnect_delay_max", "5", "-rw_timeout", "20000000"] : [];
     return [
       ...QUIET,
       ...remote,
       "-i",
-      source.input,
+      input,
       ...maps,
       ...["-sn", "-dn", "-map_metadata", "-1"],
       // Fragments of 0.2 s (and at every keyframe): a viewer starts once the first is on disk. delay_moov, not
@@ -504,6 +520,29 @@ async function isFile(p: string): Promise<boolean> {
     return (await fs.stat(p)).isFile();
   } catch {
     return false;
+  }
+}
+
+/** A presigned URL's query (its signature) out of a message that may be logged or shown. */
+function redact(text: string): string {
+  return text.replace(/(https?:\/\/[^\s?"']+)\?[^\s"']+/g, "$1?<signed>");
+}
+
+/**
+ * The source's identity now, asked again on a failure: a bucket that blinks while a long prepare finishes must not
+ * make it throw the copy away. Undefined once the source is gone (or cannot be asked).
+ */
+async function stableIdentity(source: ToolSource): Promise<string | undefined> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await source.currentIdentity();
+    } catch (err) {
+      if (attempt >= 3) {
+        console.warn(`prepare: the source's identity could not be checked: ${String(err)}`);
+        return undefined;
+      }
+      await new Promise((r) => setTimeout(r, 1000 * (attempt + 1)));
+    }
   }
 }
 

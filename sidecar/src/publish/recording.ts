@@ -4,6 +4,7 @@
 //
 // A journal entry lives from the start of a recording to its hand-over (hook or upload queue), so that a sidecar
 // killed while it records, or while it finalizes, finishes the recording when it starts again (recoverRecordings).
+import { randomUUID } from "node:crypto";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
@@ -56,6 +57,8 @@ const InProgress = z.object({
   audio: z.boolean(),
   /** Set once finalizing began: the name it goes to. */
   target: z.string().optional(),
+  /** The record hook's delivery id (without a bucket): the same if a restart announces it again. */
+  delivery: z.string().optional(),
 });
 type InProgress = z.infer<typeof InProgress>;
 
@@ -85,7 +88,7 @@ export class Recording {
     const startTimeMs = Date.now();
     const name = renderRecordName(cfg.template, { ...fields, startTimeMs, videoCodec: "H264", audioCodec: tracks.audio ? "opus" : "" });
     const reserved = await reserveRecordPath(cfg.dir, name, cfg.taken);
-    const entry: InProgress = { file: reserved.name, template: cfg.template, fields, startTimeMs, audio: tracks.audio !== undefined };
+    const entry: InProgress = { file: reserved.name, template: cfg.template, fields, startTimeMs, audio: tracks.audio !== undefined, delivery: randomUUID() };
     try {
       await recordJournal(cfg.dir).put(Journal.idOf(reserved.name), entry);
     } catch (err) {
@@ -139,6 +142,11 @@ async function handOver(
   const id = Journal.idOf(entry.file);
   const source = path.join(cfg.dir, entry.file);
   let target = entry.target;
+  // Queued before a crash cut the hand-over short: the upload's own journal carries it on.
+  if (target !== undefined && cfg.uploads?.has(target)) {
+    await journal.remove(id);
+    return target;
+  }
   if (target === undefined) {
     const finalName = renderRecordName(entry.template, {
       ...entry.fields,
@@ -176,11 +184,10 @@ async function handOver(
     startTimeMs: times.startTimeMs,
     endTimeMs: times.endTimeMs,
   };
-  if (cfg.uploads) {
-    await cfg.uploads.enqueue(event);
-    await cfg.announce?.();
-  } else cfg.hook(event);
+  if (cfg.uploads) await cfg.uploads.enqueue(event);
+  else void cfg.hook(event, entry.delivery !== undefined ? { delivery: entry.delivery } : {});
   await journal.remove(id);
+  await cfg.announce?.();
   return target;
 }
 

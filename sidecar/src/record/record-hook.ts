@@ -29,7 +29,7 @@ export interface RecordHookEvent {
 }
 
 /** `delivery`: the X-Edge-Vod-Delivery id, when the event may be announced again after a restart (the same then). */
-export type RecordHook = (event: RecordHookEvent, opts?: { delivery?: string }) => void;
+export type RecordHook = (event: RecordHookEvent, opts?: { delivery?: string }) => unknown;
 
 export interface RecordHookOptions {
   /** Per attempt, headers and body included. Default 10 s. */
@@ -41,7 +41,9 @@ export interface RecordHookOptions {
   log?: Pick<Console, "warn" | "error">;
 }
 
-export interface RecordHookSender extends RecordHook {
+export interface RecordHookSender {
+  /** Resolves once the event is delivered or given up on; never rejects. */
+  (event: RecordHookEvent, opts?: { delivery?: string }): Promise<void>;
   /** Settles when every delivery started so far has succeeded or given up (for shutdown and tests). */
   idle(): Promise<void>;
 }
@@ -88,11 +90,12 @@ export function createRecordHook(url: string | undefined, secret: string, opts: 
   }
 
   const hook = ((event: RecordHookEvent, opts?: { delivery?: string }) => {
-    if (url === undefined) return;
+    if (url === undefined) return Promise.resolve();
     const p = deliver(event, opts?.delivery ?? randomUUID())
       .catch((err: unknown) => log.error(`record hook for ${event.recordName}: ${String(err)}`))
       .finally(() => pending.delete(p));
     pending.add(p);
+    return p;
   }) as RecordHookSender;
   hook.idle = async () => {
     while (pending.size > 0) await Promise.allSettled([...pending]);

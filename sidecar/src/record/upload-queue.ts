@@ -13,7 +13,7 @@ import { createHash, randomUUID } from "node:crypto";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
-import { StoreError, type ObjectStore } from "../store/object-store.ts";
+import { StoreError, type ObjectHead, type ObjectStore } from "../store/object-store.ts";
 import { Journal } from "./journal.ts";
 import type { RecordHook, RecordHookEvent } from "./record-hook.ts";
 
@@ -79,8 +79,10 @@ export class UploadQueue {
   private readonly retryAt = new Map<string, number>();
   private readonly attempts = new Map<string, number>();
   /** Removed while their upload was in flight: what that upload puts in the bucket is deleted again. */
-  private readonly cancelled = new Set<string>();
-  private busy: string | undefined;
+  private readonly cancelled = new Set<Entry>();
+  private busy: Entry | undefined;
+  /** Uploaded, their hook under way: not picked again. */
+  private readonly announcing = new Set<Entry>();
   private wake: (() => void) | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
@@ -114,6 +116,8 @@ export class UploadQueue {
 
   /** Queues a finished recording (its file in RECORD_DIR); durable once this resolves. */
   async enqueue(event: RecordHookEvent): Promise<void> {
+    // Queued already (a recovery that redoes a hand-over a crash cut short): the journalled upload goes on.
+    if (this.entries.has(event.recordName)) return;
     const file = path.join(this.opts.dir, event.recordName);
     const { size, etag } = await expectedEtag(file, this.partBytes);
     const entry: Entry = {
@@ -146,7 +150,7 @@ export class UploadQueue {
   async remove(name: string): Promise<boolean> {
     const entry = this.entries.get(name);
     if (!entry) return false;
-    this.cancelled.add(name);
+    this.cancelled.add(entry);
     this.entries.delete(name);
     this.stats.pending = this.entries.size;
     await this.journal.remove(Journal.idOf(name));
@@ -170,11 +174,12 @@ export class UploadQueue {
 
   private async loop(): Promise<void> {
     while (!this.stopped) {
-      for (const name of this.cancelled) if (!this.entries.has(name) && this.busy !== name) this.cancelled.delete(name);
+      for (const e of this.cancelled) if (this.busy !== e) this.cancelled.delete(e);
       const now = Date.now();
       let next: Entry | undefined;
       let soonest = Infinity;
       for (const e of this.entries.values()) {
+        if (this.announcing.has(e)) continue;
         const at = this.retryAt.get(e.name) ?? 0;
         if (at <= now) {
           next = e;
@@ -194,7 +199,7 @@ export class UploadQueue {
         this.wake = undefined;
         continue;
       }
-      this.busy = next.name;
+      this.busy = next;
       try {
         await this.upload(next);
         this.retryAt.delete(next.name);
@@ -229,7 +234,7 @@ export class UploadQueue {
       }
       if (st.size !== entry.size) throw new Error(`${entry.name} changed size on disk (${st.size}, queued at ${entry.size})`);
       const there = await store.head(entry.key);
-      if (there && there.size === entry.size && there.etag === entry.expectedEtag) {
+      if (there && ours(there, entry)) {
         // An earlier attempt went through and its answer was lost.
         entry.etag = there.etag;
       } else if (there) {
@@ -244,7 +249,7 @@ export class UploadQueue {
         delete entry.etag;
         throw new Error(`the bucket shows ${got} for ${entry.key}, not ${entry.size} bytes`);
       }
-      if (this.cancelled.delete(entry.name)) {
+      if (this.cancelled.delete(entry)) {
         await store.delete(entry.key);
         await this.forget(entry);
         return;
@@ -255,9 +260,14 @@ export class UploadQueue {
       this.stats.bytes += entry.size;
       console.log(`uploads: ${entry.name} is in ${store.description} as ${entry.key} (${entry.size} bytes)`);
     }
-    this.opts.hook({ ...entry.event, key: entry.key, store: store.description }, { delivery: entry.delivery });
     await fs.rm(file, { force: true });
-    await this.forget(entry);
+    // The entry stays (journalled as uploaded) until the hook got it or gave up: a restart meanwhile tells it again,
+    // with the same delivery id. The queue goes on with the next upload.
+    this.announcing.add(entry);
+    void Promise.resolve(this.opts.hook({ ...entry.event, key: entry.key, store: store.description }, { delivery: entry.delivery }))
+      .catch(() => undefined)
+      .then(() => this.forget(entry))
+      .finally(() => this.announcing.delete(entry));
   }
 
   private async putWhole(entry: Entry, file: string): Promise<string> {
@@ -305,7 +315,7 @@ export class UploadQueue {
     } catch (err) {
       // An answer lost after the server completed it: the object is there, with the bytes' ETag.
       const there = await store.head(entry.key).catch(() => undefined);
-      if (there && there.size === entry.size && there.etag === entry.expectedEtag) return there.etag;
+      if (there && ours(there, entry)) return there.etag;
       if (err instanceof StoreError && (err.kind === "not-found" || err.kind === "bad-request")) {
         delete entry.uploadId;
         entry.parts = [];
@@ -321,9 +331,13 @@ export class UploadQueue {
     await this.journal.put(Journal.idOf(entry.name), entry);
   }
 
+  /** Drops a finished (or dropped) entry; one removed meanwhile, or replaced by a new recording of its name, is left be. */
   private async forget(entry: Entry): Promise<void> {
+    if (this.entries.get(entry.name) !== entry) return;
+    this.entries.delete(entry.name);
     await this.journal.remove(Journal.idOf(entry.name));
-    if (this.entries.get(entry.name) === entry) this.entries.delete(entry.name);
+    // A hook that finished while the loop sleeps: whoever waits for an empty queue hears it now.
+    if (this.entries.size === 0) for (const w of this.idleWaiters.splice(0)) w();
     this.stats.pending = this.entries.size;
     this.opts.onChange?.();
   }
@@ -362,9 +376,21 @@ export async function expectedEtag(file: string, partBytes: number): Promise<{ s
   }
 }
 
-/** Object metadata: what listings show without reading the file. */
+/**
+ * Object metadata: what listings show without reading the file, and which upload made it (a store whose ETags are
+ * not MD5s, an encrypted bucket, still tells its own object from another by it).
+ */
 function meta(entry: Entry): Record<string, string> {
-  return { "edge-vod-duration-ms": String(Math.round(entry.event.durationMs)), "edge-vod-stream": encodeURIComponent(entry.event.streamName) };
+  return {
+    "edge-vod-duration-ms": String(Math.round(entry.event.durationMs)),
+    "edge-vod-stream": encodeURIComponent(entry.event.streamName),
+    "edge-vod-delivery": entry.delivery,
+  };
+}
+
+/** Whether the object under the key is this entry's upload (an attempt whose answer was lost). */
+function ours(there: ObjectHead, entry: Entry): boolean {
+  return there.size === entry.size && (there.etag === entry.expectedEtag || there.metadata["edge-vod-delivery"] === entry.delivery);
 }
 
 function text(err: unknown): string {

@@ -149,16 +149,23 @@ export class FolderStore implements ObjectStore {
     const objects: ListedObject[] = [];
     const prefixes = new Set<string>();
     let next: string | undefined;
+    let last: string | undefined;
     for (const o of all.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))) {
       if (!o.key.startsWith(prefix) || (opts.after !== undefined && o.key <= opts.after)) continue;
-      if (objects.length + prefixes.size >= max) {
-        next = objects.at(-1)?.key ?? opts.after;
-        break;
-      }
       const rest = o.key.slice(prefix.length);
       const cut = opts.delimiter ? rest.indexOf(opts.delimiter) : -1;
-      if (cut >= 0) prefixes.add(prefix + rest.slice(0, cut + opts.delimiter!.length));
-      else objects.push(o);
+      const group = cut >= 0 ? prefix + rest.slice(0, cut + opts.delimiter!.length) : undefined;
+      // Keys of a prefix already listed cost nothing: the page ends only before a new entry, so a prefix never
+      // comes back on the next page.
+      if (group === undefined || !prefixes.has(group)) {
+        if (objects.length + prefixes.size >= max) {
+          next = last;
+          break;
+        }
+        if (group !== undefined) prefixes.add(group);
+        else objects.push(o);
+      }
+      last = o.key;
     }
     return { objects, prefixes: [...prefixes], ...(next !== undefined ? { next } : {}) };
   }

@@ -71,8 +71,17 @@ export class S3Store implements ObjectStore {
 
   async read(key: string, range: ByteRange, opts: ReadOptions = {}): Promise<RangeResult> {
     const res = await this.send("GET", key, { headers: { range: rangeHeader(range), ...ifMatch(opts) } });
-    const bytes = new Uint8Array(await res.arrayBuffer());
-    const { size, start } = extent(res, bytes.length);
+    // A server that ignores the range sends the whole object: only the bytes asked for are kept in memory.
+    const want = "suffix" in range ? range.suffix : range.end !== undefined ? range.end - range.start + 1 : Infinity;
+    let bytes: Uint8Array;
+    try {
+      bytes = await readBody(res, res.status === 206 ? Infinity : want);
+    } catch (err) {
+      const e = new StoreError("unavailable", `${this.description}: GET ${key}: body: ${networkText(err)}`);
+      this.observe(e);
+      throw e;
+    }
+    const { size, start } = extent(res, Number(res.headers.get("content-length") ?? bytes.length));
     return { bytes, size, start, etag: bareEtag(res.headers.get("etag")) };
   }
 
@@ -303,6 +312,24 @@ function extent(res: Response, bodyLength: number): { size: number; start: numbe
   const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.headers.get("content-range") ?? "");
   if (res.status === 206 && m) return { start: Number(m[1]), size: m[3] === "*" ? NaN : Number(m[3]) };
   return { start: 0, size: bodyLength };
+}
+
+/** The body, or its first `max` bytes (the rest is not downloaded). */
+async function readBody(res: Response, max: number): Promise<Uint8Array> {
+  if (!Number.isFinite(max)) return new Uint8Array(await res.arrayBuffer());
+  const out = new Uint8Array(max);
+  let n = 0;
+  const reader = res.body?.getReader();
+  if (!reader) return out.subarray(0, 0);
+  while (n < max) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    const take = Math.min(value.length, max - n);
+    out.set(value.subarray(0, take), n);
+    n += take;
+  }
+  await reader.cancel().catch(() => undefined);
+  return out.subarray(0, n);
 }
 
 function putHeaders(opts: PutOptions): Record<string, string> {

@@ -36,7 +36,7 @@ export async function answerAsSender(
   have: { video: boolean; audio: boolean; profileIdc: number | undefined; clockwise?: Orientation["clockwise"] },
   publicIp: string | undefined,
 ): Promise<SendAnswer> {
-  const offer = shapeOffer(offerSdp, have.profileIdc);
+  const offer = shapeOffer(offerSdp, have.profileIdc, "receive");
   const sendVideo = have.video && offer.h264Pt !== undefined;
   const sendAudio = have.audio && offer.opusPt !== undefined;
   if (!sendVideo && !sendAudio) throw new NoCommonCodecs();
@@ -71,7 +71,7 @@ export async function answerAsSender(
  * without picture is not what a publisher of this server is for (NoCommonCodecs, e.g. a VP8-only offer).
  */
 export async function answerAsReceiver(pc: RTCPeerConnection, offerSdp: string, publicIp: string | undefined): Promise<ReceiveAnswer> {
-  const offer = shapeOffer(offerSdp, 66);
+  const offer = shapeOffer(offerSdp, 66, "send");
   if (offer.h264Pt === undefined) throw new NoCommonCodecs();
   await pc.setRemoteDescription({ type: "offer", sdp: offer.sdp });
   const h264Pt = offer.h264Pt;

@@ -86,7 +86,12 @@ function keepPayloadTypes(section: string[], keep: Set<number>): string[] {
   return out;
 }
 
-export function shapeOffer(sdp: string, fileProfileIdc: number | undefined): OfferShape {
+/**
+ * `flow`: what the offerer must do in at least one audio or video section, `receive` for a viewer (recvonly or
+ * sendrecv), `send` for a publisher (sendonly or sendrecv): a player's offer sent to publish, or an encoder's to
+ * play, is refused as what it is, not answered with nothing flowing.
+ */
+export function shapeOffer(sdp: string, fileProfileIdc: number | undefined, flow?: "receive" | "send"): OfferShape {
   if (!sdp.startsWith("v=0")) throw new OfferError("not an SDP offer");
   const lines = sdp.split(/\r?\n/).filter((l) => l.length > 0);
   const sections: string[][] = [[]];
@@ -95,6 +100,21 @@ export function shapeOffer(sdp: string, fileProfileIdc: number | undefined): Off
     sections[sections.length - 1]!.push(line);
   }
   if (sections.length < 2) throw new OfferError("offer has no media sections");
+  // Checked before the codecs: a malformed offer is a bad offer, not one without a codec we take.
+  for (const section of sections.slice(1)) {
+    if (!/^m=[a-z]+ \d+(\/\d+)? [A-Za-z/]+( \S+)+$/.test(section[0]!)) throw new OfferError(`malformed media line '${section[0]!.slice(0, 80)}'`);
+  }
+  for (const attr of ["ice-ufrag", "ice-pwd", "fingerprint"]) {
+    if (!lines.some((l) => l.startsWith(`a=${attr}:`))) throw new OfferError(`offer has no a=${attr}`);
+  }
+  if (flow) {
+    const sessionDir = directionOf(sections[0]!) ?? "sendrecv";
+    const wanted = flow === "receive" ? ["recvonly", "sendrecv"] : ["sendonly", "sendrecv"];
+    const media = sections.slice(1).filter((sec) => /^m=(audio|video) /.test(sec[0]!));
+    if (!media.some((sec) => wanted.includes(directionOf(sec) ?? sessionDir))) {
+      throw new OfferError(flow === "receive" ? "offer receives nothing (a publisher's offer, sent to play?)" : "offer sends nothing (a player's offer, sent to publish?)");
+    }
+  }
   let h264Pt: number | undefined;
   let opusPt: number | undefined;
   let hasVideoSection = false;
@@ -125,6 +145,14 @@ export function shapeOffer(sdp: string, fileProfileIdc: number | undefined): Off
     return section;
   });
   return { sdp: shaped.flat().join("\r\n") + "\r\n", h264Pt, opusPt, hasVideoSection, hasAudioSection, cvoId: videoOrientationId(lines) };
+}
+
+function directionOf(section: readonly string[]): string | undefined {
+  for (const l of section) {
+    const m = /^a=(sendrecv|sendonly|recvonly|inactive)$/.exec(l);
+    if (m) return m[1];
+  }
+  return undefined;
 }
 
 /**
