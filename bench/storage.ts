@@ -105,7 +105,7 @@ export async function measureStorage(opts: StorageOptions = {}): Promise<Storage
     await swift.createBucket(MEDIA_BUCKET);
     await swift.createBucket(RECORD_BUCKET);
     const store = (bucket: string) =>
-      new S3Store({ endpoint: swift!.endpoint, bucket, region: swift!.region, accessKeyId: swift!.accessKeyId, secretAccessKey: swift!.secretAccessKey, forcePathStyle: true, timeoutMs: 30_000 });
+      new S3Store(swift!.storeConfig(bucket, { timeoutMs: 30_000 }));
 
     log("storage: first frame, local file");
     const sampleDir = await sampleMediaDir(() => fs.mkdtemp(path.join(tmp, "sample-")));

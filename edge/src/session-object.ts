@@ -25,6 +25,7 @@ import {
   RestHookMethod,
   verifyAuthToken,
   safeEqual,
+  toHex,
   type ConnectionData,
   type ParseResult,
   type PlayStreamData,
@@ -93,7 +94,7 @@ export interface ResourceRequest {
 export type ResourceOutcome = { ok: true; sdp: string; secret: string } | { ok: false; info: string };
 
 /** What a play or publish request came to: the SDP answer sent, or the info of its FAILED. */
-export type StreamOutcome = { ok: true; sdp: string; mediaSessionId: string } | { ok: false; info: string };
+export type StreamOutcome = { ok: true; sdp: string } | { ok: false; info: string };
 
 /** Tries of other sidecars after one refused the connection, per stream request. */
 const MAX_PLACEMENT_RETRIES = 2;
@@ -223,14 +224,14 @@ export class SessionObject extends DurableObject<Env> {
    */
   async openResource(req: ResourceRequest): Promise<ResourceOutcome> {
     if (this.ctx.getWebSockets().length > 0 || (await this.getMeta())) return { ok: false, info: Info.FAILED_BY_ERROR };
-    const secret = [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, "0")).join("");
+    const secret = toHex(crypto.getRandomValues(new Uint8Array(16)));
     const mediaSessionId = crypto.randomUUID();
     const sessionId = crypto.randomUUID();
     // The offer's ICE user fragment: a PATCH with another one asks for an ICE restart, not a trickle.
     const ufrag = /^a=ice-ufrag:(\S+)/m.exec(req.sdp)?.[1];
     const resource = { kind: req.kind, secret, mediaSessionId, ...(ufrag ? { ufrag } : {}) };
-    const meta: SessionMeta = { eventsUrl: eventsOrigin(this.env, req.url) + EDGE_EVENTS_PATH, nodeId: new URL(req.url).host, sessionId, appKey: req.kind, resource };
-    const refusal = await this.admission({ appKey: req.kind, ...(req.authToken !== undefined ? { authToken: req.authToken } : {}), mediaProviders: ["WebRTC"] }, { ...meta, sessionId, appKey: req.kind });
+    const meta = { eventsUrl: eventsOrigin(this.env, req.url) + EDGE_EVENTS_PATH, nodeId: new URL(req.url).host, sessionId, appKey: req.kind, resource } satisfies SessionMeta;
+    const refusal = await this.admission({ appKey: req.kind, ...(req.authToken !== undefined ? { authToken: req.authToken } : {}), mediaProviders: ["WebRTC"] }, meta);
     if (refusal !== undefined) return { ok: false, info: refusal };
     await this.ctx.storage.put(META_KEY, meta);
     await this.ctx.storage.setAlarm(Date.now() + keepAliveConfig(this.env).intervalMs);
@@ -483,7 +484,7 @@ export class SessionObject extends DurableObject<Env> {
     // Still PENDING: the sidecar reports PLAYING / PUBLISHING once ICE and DTLS are up (and, publishing, media flows).
     this.send(serverFrames.setRemoteSDP(id, answer.sdp));
     this.report(RestHookMethod.StreamStatusEvent, { mediaSessionId: id, name: data.name, published, status: StreamStatus.PENDING, ...(record ? { record: true } : {}) });
-    return { ok: true, sdp: answer.sdp, mediaSessionId: id };
+    return { ok: true, sdp: answer.sdp };
   }
 
   private async onStop(data: StopStreamData): Promise<void> {

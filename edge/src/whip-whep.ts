@@ -146,23 +146,20 @@ whipWhep.options("/whep/*", () => new Response(null, { status: 204, headers: { .
 whipWhep.options("/whip/*", () => new Response(null, { status: 204, headers: { ...PREFLIGHT, "accept-post": "application/sdp" } }));
 whipWhep.options(`${WISH_RESOURCE_BASE}/*`, () => new Response(null, { status: 204, headers: { ...PREFLIGHT, "accept-patch": "application/trickle-ice-sdpfrag" } }));
 
-whipWhep.post("/whep/vod/*", (c) => {
-  const file = nameAfter(c, "/whep/vod/");
-  return offer(c, "whep", file !== undefined && checkFileName(file) === null ? `vod://${file}` : undefined, false);
-});
-whipWhep.post("/whep/vod-live/*", (c) => {
-  const file = nameAfter(c, "/whep/vod-live/");
-  return offer(c, "whep", file !== undefined && checkFileName(file) === null ? `vod-live://${file}` : undefined, false);
-});
-whipWhep.post("/whep/live/*", (c) => {
-  const name = nameAfter(c, "/whep/live/");
-  return offer(c, "whep", name !== undefined && checkPublishName(name) === null ? name : undefined, false);
-});
-whipWhep.post("/whip/*", (c) => {
-  const name = nameAfter(c, "/whip/");
-  const record = /^(1|true|yes)$/i.test(c.req.query("record") ?? "");
-  return offer(c, "whip", name !== undefined && checkPublishName(name) === null ? name : undefined, record);
-});
+/** Each POST endpoint: its kind, and the stream name its path's rest stands for (undefined: a bad name). */
+const ENDPOINTS: [prefix: string, kind: "whep" | "whip", name: (rest: string) => string | undefined][] = [
+  ["/whep/vod/", "whep", (f) => (checkFileName(f) === null ? `vod://${f}` : undefined)],
+  ["/whep/vod-live/", "whep", (f) => (checkFileName(f) === null ? `vod-live://${f}` : undefined)],
+  ["/whep/live/", "whep", (n) => (checkPublishName(n) === null ? n : undefined)],
+  ["/whip/", "whip", (n) => (checkPublishName(n) === null ? n : undefined)],
+];
+for (const [prefix, kind, name] of ENDPOINTS) {
+  whipWhep.post(`${prefix}*`, (c) => {
+    const rest = nameAfter(c, prefix);
+    const record = kind === "whip" && /^(1|true|yes)$/i.test(c.req.query("record") ?? "");
+    return offer(c, kind, rest !== undefined ? name(rest) : undefined, record);
+  });
+}
 
 whipWhep.patch(`${WISH_RESOURCE_BASE}/:id/:secret`, async (c) => {
   const r = resource(c);

@@ -26,7 +26,7 @@ before(async () => {
   const secret = randomBytes(24).toString("hex");
   swift = await startSwift();
   await swift.createBucket(BUCKET);
-  const store = new S3Store({ endpoint: swift.endpoint, bucket: BUCKET, region: swift.region, accessKeyId: swift.accessKeyId, secretAccessKey: swift.secretAccessKey, forcePathStyle: true, timeoutMs: 10_000 });
+  const store = new S3Store(swift.storeConfig(BUCKET));
   await store.put(`${PREFIX}sample.mp4`, await fs.readFile(SAMPLE_MP4));
   mediaDir = await fs.mkdtemp(path.join(os.tmpdir(), "edge-vod-bucket-player-"));
   sidecar = await startSidecar({ secret, mediaDir, env: swift.env(BUCKET, PREFIX) });

@@ -8,6 +8,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { AwsClient } from "aws4fetch";
 import { freePort } from "./ports.ts";
+import type { S3StoreConfig } from "../../sidecar/src/store/s3-store.ts";
 
 /** The Python the swift packages are built for (their scripts' shebang), not whatever `python3` is first on PATH. */
 const PYTHON = "/usr/bin/python3";
@@ -62,6 +63,8 @@ export interface SwiftServer {
   createBucket(name: string): Promise<void>;
   /** The env vars a sidecar needs to use `bucket` (S3_ENDPOINT, S3_BUCKET, ...), plus S3_PREFIX when given. */
   env(bucket: string, prefix?: string): Record<string, string>;
+  /** An S3Store's settings for `bucket`, for tests that put and read objects themselves. */
+  storeConfig(bucket: string, overrides?: Partial<S3StoreConfig>): S3StoreConfig;
   /** Stops the proxy only (an S3 outage), keeping data; startProxy() brings it back on the same port. */
   stopProxy(): Promise<void>;
   startProxy(): Promise<void>;
@@ -241,6 +244,9 @@ export async function startSwift(): Promise<SwiftServer> {
         S3_FORCE_PATH_STYLE: "true",
         ...(prefix !== undefined ? { S3_PREFIX: prefix } : {}),
       };
+    },
+    storeConfig(bucket, overrides = {}) {
+      return { endpoint, bucket, ...CREDENTIALS, forcePathStyle: true, timeoutMs: 10_000, ...overrides };
     },
     stopProxy: () => halt("proxy"),
     async startProxy() {

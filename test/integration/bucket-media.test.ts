@@ -35,7 +35,7 @@ before(async () => {
   tmp = await fs.mkdtemp(path.join(os.tmpdir(), "edge-vod-bucket-media-"));
   swift = await startSwift();
   await swift.createBucket(BUCKET);
-  store = new S3Store({ endpoint: swift.endpoint, bucket: BUCKET, region: swift.region, accessKeyId: swift.accessKeyId, secretAccessKey: swift.secretAccessKey, forcePathStyle: true, timeoutMs: 10_000 });
+  store = new S3Store(swift.storeConfig(BUCKET));
   const sample = await fs.readFile(SAMPLE_MP4);
   await store.put(`${PREFIX}sample.mp4`, sample);
   await store.put(`${PREFIX}${UNICODE}`, sample);

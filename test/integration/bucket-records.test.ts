@@ -67,7 +67,7 @@ before(async () => {
   hookUrl = `http://127.0.0.1:${(hookServer.address() as { port: number }).port}/record`;
   swift = await startSwift();
   await swift.createBucket(BUCKET);
-  store = new S3Store({ endpoint: swift.endpoint, bucket: BUCKET, region: swift.region, accessKeyId: swift.accessKeyId, secretAccessKey: swift.secretAccessKey, forcePathStyle: true, timeoutMs: 10_000 });
+  store = new S3Store(swift.storeConfig(BUCKET));
   edge = await startWrangler({ sidecarUrl: "", secret, logLevel: "warn", vars: { SIDECAR_DEAD_AFTER_MS: "2000", KEEPALIVE_INTERVAL_MS: "1000", REST_API_KEY: REST_KEY } });
   for (const id of ["a", "b"]) {
     dirs[id] = await fs.mkdtemp(path.join(tmp, `disk-${id}-`));

@@ -51,7 +51,7 @@ before(async () => {
   seconds = index.durationSec;
   swift = await startSwift();
   await swift.createBucket(BUCKET);
-  store = new S3Store({ endpoint: swift.endpoint, bucket: BUCKET, region: swift.region, accessKeyId: swift.accessKeyId, secretAccessKey: swift.secretAccessKey, forcePathStyle: true, timeoutMs: 10_000 });
+  store = new S3Store(swift.storeConfig(BUCKET));
   await store.put(`${PREFIX}bframes.mp4`, await fs.readFile(file));
   edge = await startWrangler({ sidecarUrl: "", secret, logLevel: "warn" });
   await host("a");

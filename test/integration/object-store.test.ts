@@ -56,15 +56,7 @@ const backends: [string, () => ObjectStore][] = [
   [
     "Swift's S3 API",
     () =>
-      new S3Store({
-        endpoint: swift.endpoint,
-        bucket: "contract",
-        region: swift.region,
-        accessKeyId: swift.accessKeyId,
-        secretAccessKey: swift.secretAccessKey,
-        forcePathStyle: true,
-        timeoutMs: 10_000,
-      }),
+      new S3Store(swift.storeConfig("contract")),
   ],
 ];
 
@@ -163,26 +155,10 @@ for (const [label, make] of backends) {
 }
 
 test("wrong credentials are 'refused' (not 'not-found'), a server that does not answer 'unavailable'", async () => {
-  const wrong = new S3Store({
-    endpoint: swift.endpoint,
-    bucket: "contract",
-    region: swift.region,
-    accessKeyId: swift.accessKeyId,
-    secretAccessKey: "not-the-secret",
-    forcePathStyle: true,
-    timeoutMs: 5000,
-  });
+  const wrong = new S3Store(swift.storeConfig("contract", { secretAccessKey: "not-the-secret", timeoutMs: 5000 }));
   assert.equal(await kindOf(wrong.read("pinned.bin", { start: 0, end: 9 })), "refused");
   assert.equal(await kindOf(wrong.list("")), "refused");
-  const noBucket = new S3Store({
-    endpoint: swift.endpoint,
-    bucket: "no-such-bucket",
-    region: swift.region,
-    accessKeyId: swift.accessKeyId,
-    secretAccessKey: swift.secretAccessKey,
-    forcePathStyle: true,
-    timeoutMs: 5000,
-  });
+  const noBucket = new S3Store(swift.storeConfig("no-such-bucket", { timeoutMs: 5000 }));
   assert.equal(await kindOf(noBucket.read("x.mp4", { start: 0, end: 9 })), "refused");
   const down = new S3Store({ endpoint: "http://127.0.0.1:9", bucket: "contract", region: "us-east-1", accessKeyId: "a", secretAccessKey: "b", forcePathStyle: true, timeoutMs: 2000 });
   assert.equal(await kindOf(down.read("x.mp4", { start: 0, end: 9 })), "unavailable");

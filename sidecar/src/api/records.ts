@@ -72,8 +72,7 @@ async function serveObject(storage: Storage, name: string, req: Request): Promis
   try {
     const head = await storage.store.head(key);
     // Only recordings: a media file under the prefix is not downloadable by its name here.
-    if (!lookOf(head)?.recording) return json(404, "Record not found");
-    if (!head) return json(404, "Record not found");
+    if (!head || !lookOf(head)?.recording) return json(404, "Record not found");
     // Pinned: an object replaced between the HEAD and this GET fails the download instead of mixing versions.
     return await respond(req, { size: head.size, etag: head.etag, mtimeMs: head.lastModifiedMs }, async (start, length) =>
       (await storage.store.stream(key, { start, end: start + length - 1 }, { ifMatch: head.etag })).body,

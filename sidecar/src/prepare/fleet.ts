@@ -8,7 +8,8 @@ import fs from "node:fs/promises";
 import { MediaError, type RandomAccessFile } from "../files/file-access.ts";
 import { INTERNAL_FOLDER, type ObjectFile } from "../files/object-access.ts";
 import { expectedEtag, PART_BYTES } from "../record/upload-queue.ts";
-import { MIN_PART_BYTES } from "../store/object-store.ts";
+import type { CompletedPart } from "../store/object-store.ts";
+import { uploadFileParts } from "../store/file-upload.ts";
 import type { Storage } from "../store/storage.ts";
 import { GrowingIndex } from "./growing-index.ts";
 
@@ -101,18 +102,8 @@ export class FleetPrepare {
     } else {
       const id = await store.createMultipart(objectKey, { contentType: "video/mp4" });
       try {
-        const h = await fs.open(file, "r");
-        const parts = [];
-        try {
-          for (let n = 1, pos = 0; pos < size; n++, pos += PART_BYTES) {
-            const buf = Buffer.allocUnsafe(Math.min(PART_BYTES, size - pos));
-            const { bytesRead } = await h.read(buf, 0, buf.length, pos);
-            if (bytesRead !== buf.length) throw new Error(`${file}: short read of part ${n}`);
-            parts.push({ partNumber: n, etag: await store.uploadPart(objectKey, id, n, buf) });
-          }
-        } finally {
-          await h.close();
-        }
+        const parts: CompletedPart[] = [];
+        await uploadFileParts(store, objectKey, id, file, size, PART_BYTES, parts);
         await store.completeMultipart(objectKey, id, parts);
       } catch (err) {
         await store.abortMultipart(objectKey, id).catch(() => undefined);
@@ -121,11 +112,9 @@ export class FleetPrepare {
     }
     const head = await store.head(objectKey);
     if (head?.size !== size) throw new Error(`${objectKey}: the bucket shows ${head?.size ?? "nothing"}, not ${size} bytes`);
-    // Checked in passing: what went up is what ffmpeg wrote (multipart ETags only when parts are S3-sized).
-    if (size <= PART_BYTES || PART_BYTES >= MIN_PART_BYTES) {
-      const want = (await expectedEtag(file, PART_BYTES)).etag;
-      if (head.etag !== want) console.warn(`prepare ${key}: the bucket's ETag ${head.etag} is not ${want}; size checked`);
-    }
+    // Checked in passing: what went up is what ffmpeg wrote.
+    const want = (await expectedEtag(file, PART_BYTES)).etag;
+    if (head.etag !== want) console.warn(`prepare ${key}: the bucket's ETag ${head.etag} is not ${want}; size checked`);
   }
 
   /** Another host's copy, followed as it grows. */

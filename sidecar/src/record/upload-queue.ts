@@ -15,6 +15,7 @@ import path from "node:path";
 import { z } from "zod";
 import { StoreError, type ObjectHead, type ObjectStore } from "../store/object-store.ts";
 import { Journal } from "./journal.ts";
+import { uploadFileParts } from "../store/file-upload.ts";
 import type { RecordHook, RecordHookEvent } from "./record-hook.ts";
 
 /** Size of every part but the last; files up to this size go up in one PUT. */
@@ -282,32 +283,17 @@ export class UploadQueue {
       entry.parts = [];
       await this.persist(entry);
     }
-    const count = Math.ceil(entry.size / this.partBytes);
-    const h = await fs.open(file, "r");
     try {
-      for (let n = entry.parts.length + 1; n <= count; n++) {
-        const start = (n - 1) * this.partBytes;
-        const length = Math.min(this.partBytes, entry.size - start);
-        const buf = Buffer.allocUnsafe(length);
-        const { bytesRead } = await h.read(buf, 0, length, start);
-        if (bytesRead !== length) throw new Error(`${entry.name}: short read of part ${n}`);
-        let etag: string;
-        try {
-          etag = await store.uploadPart(entry.key, entry.uploadId, n, buf);
-        } catch (err) {
-          // The upload expired or was aborted on the server: start it over.
-          if (err instanceof StoreError && err.kind === "not-found") {
-            delete entry.uploadId;
-            entry.parts = [];
-            await this.persist(entry);
-          }
-          throw err;
-        }
-        entry.parts.push({ partNumber: n, etag });
+      // Each finished part is journalled: a restart resumes at the next one.
+      await uploadFileParts(store, entry.key, entry.uploadId, file, entry.size, this.partBytes, entry.parts, () => this.persist(entry));
+    } catch (err) {
+      // The upload expired or was aborted on the server: start it over.
+      if (err instanceof StoreError && err.kind === "not-found") {
+        delete entry.uploadId;
+        entry.parts = [];
         await this.persist(entry);
       }
-    } finally {
-      await h.close();
+      throw err;
     }
     try {
       const { etag } = await store.completeMultipart(entry.key, entry.uploadId, entry.parts);
