@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# One command for every test: installs what the tests need (Debian chromium + ffmpeg, OpenStack Swift with its S3
-# API as the real object store the bucket tests start, npm packages), then runs the type checks and the unit,
-# integration and browser suites.
+# One command for every test: installs what the tests need (Debian chromium, firefox-esr with libopenh264-7 for its
+# H.264 plugin, ffmpeg, OpenStack Swift with its S3 API as the real object store the bucket tests start, npm
+# packages), then runs the type checks and the unit, integration and browser suites.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +9,9 @@ need=()
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/firefox-esr ] || need+=(firefox-esr)
+# Firefox's H.264 (test/helpers/firefox.ts, h264: true) is Debian's OpenH264 registered as its plugin.
+dpkg-query -W -f='${Status}' libopenh264-7 2>/dev/null | grep -q "install ok installed" || need+=(libopenh264-7)
 # The bucket tests start their own one-node Swift on loopback (test/helpers/swift.ts); nothing runs as a service.
 for s in proxy object container account; do
   [ -x "/usr/bin/swift-$s-server" ] || need+=("swift-$s")

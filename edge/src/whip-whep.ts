@@ -46,6 +46,7 @@ function statusOf(info: string): number {
     case Info.STREAM_NOT_FOUND:
       return 404;
     case Info.NO_COMMON_CODECS:
+    case Info.STREAM_CODEC_NOT_SUPPORTED:
       return 406;
     case Info.STREAM_NAME_ALREADY_IN_USE:
       return 409;
@@ -65,7 +66,7 @@ function statusOf(info: string): number {
 
 /** What a client that got `info` should know beyond the words. */
 const EXPLAIN: Record<string, string> = {
-  [Info.NO_COMMON_CODECS]: "No common codecs: offer H.264 (packetization-mode 1) video and/or Opus audio",
+  [Info.NO_COMMON_CODECS]: "No common codecs: offer H.264 (packetization-mode 1) or VP8 video, and/or Opus audio",
 };
 
 function problem(c: Ctx, info: string): Response {

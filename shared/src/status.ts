@@ -57,6 +57,11 @@ export const Info = {
   RECORD_WRITE_FAILED: "Failed to write record file",
   /** Our addition: the file needed preparing for WebRTC (re-encode) and that failed; the log says why. */
   PREPARE_FAILED: "Failed to prepare file",
+  /**
+   * Our addition: a live stream's viewer whose browser does not take the publisher's video codec (a VP8 publish from
+   * Firefox, played by a browser that offers only H.264). Live streams are forwarded, not transcoded.
+   */
+  STREAM_CODEC_NOT_SUPPORTED: "Player does not support the stream's video codec",
   /** Our addition: a video codec nothing here can decode. */
   UNSUPPORTED_VIDEO_CODEC: "Unsupported video codec",
   /** Our addition: the object store (S3_ENDPOINT) did not answer, timed out or failed (5xx): try again later. */

@@ -185,12 +185,14 @@ describe("through the edge", () => {
     }
   });
 
-  test("VP8-only and audio-only publishes fail with 'No common codecs'; nothing is left on disk", async () => {
+  test("VP9-only and audio-only publishes fail with 'No common codecs'; nothing is left on disk", async () => {
     const before = await fs.readdir(recordDir);
     const client = await SdkClient.connect(edge.wsUrl);
     const vp8 = await createWeriftPublisher(source, { codecs: "vp8" });
     try {
-      const id = client.publishStream({ name: `vp8-${randomUUID()}`, sdp: vp8.offerSdp, record: true });
+      // VP9 alone: a video codec this server neither records nor forwards.
+      const vp9Offer = vp8.offerSdp.replace(/VP8\/90000/g, "VP9/90000");
+      const id = client.publishStream({ name: `vp9-${randomUUID()}`, sdp: vp9Offer, record: true });
       assert.equal((await client.waitForStatus(id, "FAILED", { timeoutMs: 20_000 })).info, Info.NO_COMMON_CODECS);
       const audioOnly = vp8.offerSdp.split(/(?=^m=)/m).filter((s) => !s.startsWith("m=video")).join("").replace(/a=group:BUNDLE.*\r\n/, "");
       const id2 = client.publishStream({ name: `audio-${randomUUID()}`, sdp: audioOnly, record: true });

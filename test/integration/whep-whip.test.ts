@@ -158,10 +158,10 @@ function trickleFragment(offer: string, gathered: string): { frag: string; candi
   return { frag: lines.join("\r\n") + "\r\n", candidates: candidates.length };
 }
 
-/** The same offer with H.264 swapped for VP8: a player or encoder without a codec this server has. */
-function vp8Instead(offer: string): string {
+/** The same offer with H.264 swapped for VP9: a player or encoder without a codec this server has. */
+function vp9Instead(offer: string): string {
   const pt = /^a=rtpmap:(\d+) H264\/90000/m.exec(offer)![1]!;
-  return offer.replace(`a=rtpmap:${pt} H264/90000`, `a=rtpmap:${pt} VP8/90000`).replace(new RegExp(`^a=fmtp:${pt} .*\\r\\n`, "m"), "");
+  return offer.replace(`a=rtpmap:${pt} H264/90000`, `a=rtpmap:${pt} VP9/90000`).replace(new RegExp(`^a=fmtp:${pt} .*\\r\\n`, "m"), "");
 }
 
 /** The operator's backend for the REST hooks: refuses playing vod://denied.mp4 and publishing names `denied-…`. */
@@ -468,15 +468,16 @@ describe("refusals", () => {
     assert.equal((await del(third.location)).status, 200);
   });
 
-  test("406 for codecs this server cannot take or send (VP8 only), the body saying what to offer", async () => {
+  test("406 for codecs this server cannot take or send (VP9 only), the body saying what to offer", async () => {
     const enc = await createWeriftPublisher(source, { codecs: "vp8" });
     cleanups.push(() => enc.close());
-    const r = await post(`${edge.url}/whip/vp8-${randomUUID().slice(0, 8)}`, enc.offerSdp);
+    const r = await post(`${edge.url}/whip/vp9-${randomUUID().slice(0, 8)}`, enc.offerSdp.replace(/VP8\/90000/g, "VP9/90000"));
     assertProblem(r, 406, /H\.264/);
+    assert.match(JSON.parse(r.body).error, /VP8/);
     assert.match(JSON.parse(r.body).error, /Opus/);
     const viewer = await createWeriftViewer();
     cleanups.push(() => viewer.close());
-    assertProblem(await post(`${edge.url}/whep/vod/sample.mp4`, vp8Instead(viewer.offerSdp)), 406, /H\.264/);
+    assertProblem(await post(`${edge.url}/whep/vod/sample.mp4`, vp9Instead(viewer.offerSdp)), 406, /H\.264/);
   });
 
   test("503 with Retry-After when the sidecar has MAX_VIEWERS players; the place is taken again once one leaves", async () => {

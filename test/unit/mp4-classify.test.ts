@@ -6,7 +6,7 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { LocalDiskAccess } from "../../sidecar/src/files/local-disk.ts";
-import { classify, type Classification } from "../../sidecar/src/mp4/classify.ts";
+import { classify, planFor, videoCodecFor, type Classification } from "../../sidecar/src/mp4/classify.ts";
 import { openMp4, readSample } from "../../sidecar/src/mp4/reader.ts";
 import type { Mp4Index } from "../../sidecar/src/mp4/types.ts";
 import {
@@ -289,4 +289,30 @@ test("co64: 64-bit chunk offsets past 4 GiB give ffprobe's packet positions and 
     await src.close();
     await big.close();
   }
+});
+
+test("the codec a viewer gets: a file's own VP8 to VP8 clients, else H.264 when offered, else a VP8 copy", () => {
+  const video = (family: "h264" | "vp8" | "hevc", rotation: 0 | 90 = 0, bFrames = false): Classification => ({
+    video: {
+      family, codec: family, profileIdc: undefined, bFrames, maxGopSec: 2, rotation, width: 640, height: 360,
+      displayWidth: 640, displayHeight: 360, vfr: false, fps: 30,
+    },
+    audio: undefined,
+    plan: { video: family === "h264" && !bFrames && rotation === 0 ? "as-is" : "prepare", audio: "none" },
+    reasons: [],
+  });
+  const both = new Set(["h264", "vp8"] as const);
+  const vp8 = new Set(["vp8"] as const);
+  const h264 = new Set(["h264"] as const);
+  assert.equal(videoCodecFor(video("h264"), both), "h264");
+  assert.equal(videoCodecFor(video("vp8"), both), "vp8", "a VP8 file goes out as it is to a client that takes VP8");
+  assert.equal(videoCodecFor(video("vp8"), h264), "h264");
+  assert.equal(videoCodecFor(video("h264"), vp8), "vp8");
+  assert.equal(videoCodecFor(video("h264"), new Set()), undefined);
+  assert.equal(planFor(video("h264"), "vp8").video, "prepare", "an H.264 file to a VP8 client: its VP8 copy");
+  assert.equal(planFor(video("hevc"), "vp8").video, "prepare");
+  assert.equal(planFor(video("vp8"), "vp8").video, "as-is");
+  assert.equal(planFor(video("vp8", 90), "vp8").video, "prepare", "rotated VP8 is prepared upright");
+  assert.equal(planFor(video("vp8"), "h264").video, "prepare", "a VP8 file to an H.264-only client: its H.264 copy");
+  assert.equal(planFor(video("h264", 0, true), "h264").video, "prepare");
 });

@@ -403,3 +403,45 @@ test("prepares beyond maxRunning wait their turn, then run", async () => {
   assert.equal(cache.stats.waiting, 0);
   assert.equal(cache.stats.running, 0);
 });
+
+test("VP8 copies: upright VP8 alone, every frame at its source time, keyframes at 0, 0.5, 1 s then <= 2 s, ffprobe-valid", async () => {
+  const dir = path.join(tmp, "vp8");
+  const { cache, runs } = counting(dir);
+  const src = await makeFixture(tmp, "vp8-source.mp4", [
+    ...["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30:duration=7"],
+    ...["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=7"],
+    ...["-c:v", "libx264", "-threads", "1", "-bf", "2", "-g", "150", "-c:a", "aac"],
+  ]);
+  for (const [name, file, portrait] of [
+    ["B-frames + AAC", src, false],
+    ["rotated 90", await fx.rotated90(), true],
+  ] as const) {
+    const first = await cache.get(await request(file, "vp8", false));
+    assert.equal(first.done, false, `${name}: prepared on first ask`);
+    const out = await finish(cache, first);
+    const index = await indexOf(out);
+    const after = classify(index);
+    assert.equal(after.video?.family, "vp8", name);
+    assert.equal(index.audio, undefined, `${name}: picture alone`);
+    assert.equal(after.video?.rotation, 0, name);
+    assert.equal(after.video!.displayWidth < after.video!.displayHeight, portrait, `${name}: portrait`);
+    const s = index.video!.samples;
+    const keys: number[] = [];
+    for (let i = 0; i < s.count; i++) if (s.sync[i] === 1) keys.push((s.dts[i]! - s.dts[0]!) / index.video!.timescale);
+    const length = (s.dts[s.count - 1]! + s.duration[s.count - 1]! - s.dts[0]!) / index.video!.timescale;
+    const planned = [0, 0.5, 1, 2, 4, 6, 8].filter((t) => t < length - 0.01);
+    assert.deepEqual(keys.map((k) => Math.round(k * 10) / 10), planned, `${name}: keyframes`);
+    assert.ok(after.video!.maxGopSec <= 2.05, `${name}: keyframe gap ${after.video!.maxGopSec}`);
+    const a = await presentationTimes(file);
+    const b = await presentationTimes(out);
+    assert.equal(b.length, a.length, `${name}: every frame kept`);
+    for (let i = 0; i < a.length; i++) assert.ok(Math.abs(b[i]! - a[i]!) < 0.002, `${name}: frame ${i} at ${b[i]} s, source ${a[i]} s`);
+    const { stdout } = await run(FFPROBE, ["-v", "error", "-count_frames", "-show_entries", "stream=codec_name,nb_read_frames", "-of", "json", out]);
+    const streams = (JSON.parse(stdout) as { streams: { codec_name: string; nb_read_frames: string }[] }).streams;
+    assert.deepEqual(streams.map((x) => x.codec_name), ["vp8"], name);
+    assert.equal(Number(streams[0]!.nb_read_frames), a.length, `${name}: ffmpeg decodes every frame`);
+    const again = await cache.get(await request(file, "vp8", false));
+    assert.equal(again.done, true, `${name}: a hit once made`);
+  }
+  assert.equal(runs.length, 2);
+});

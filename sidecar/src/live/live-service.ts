@@ -6,6 +6,7 @@ import { StreamRegistry, streamMeta } from "../streams/registry.ts";
 import { viewerEvents } from "../streams/viewer-events.ts";
 import { answerAsSender, answerFailureInfo } from "../webrtc/answer.ts";
 import type { PeerFactory } from "../webrtc/peer-factory.ts";
+import { offeredVideoCodecs } from "../webrtc/offer.ts";
 import { LiveViewer } from "./live-viewer.ts";
 
 export interface LiveServiceOptions {
@@ -31,9 +32,14 @@ export class LiveService {
     if (this.viewers.has(req.sessionRef, req.mediaSessionId)) return { ok: false, info: Info.MEDIASESSION_ID_ALREADY_IN_USE };
     const publisher = this.publishers.find(req.name);
     if (!publisher) return { ok: false, info: Info.STREAM_NOT_FOUND };
+    const codec = publisher.videoCodec;
+    const offered = offeredVideoCodecs(req.sdp);
+    // A browser that takes another of our codecs, not this one: say so (No common codecs is for offers we take nothing of).
+    if (offered.size > 0 && !offered.has(codec)) return { ok: false, info: Info.STREAM_CODEC_NOT_SUPPORTED };
     const pc = this.makePeer();
     try {
-      const answer = await answerAsSender(pc, req.sdp, { video: true, audio: publisher.hasAudio, profileIdc: publisher.profileIdc }, this.opts.publicIp);
+      const have = { video: true, audio: publisher.hasAudio, videoCodec: codec, profileIdc: publisher.profileIdc };
+      const answer = await answerAsSender(pc, req.sdp, have, this.opts.publicIp);
       const viewer: LiveViewer = new LiveViewer(
         pc,
         publisher,

@@ -4,7 +4,7 @@
 import type { RTCPeerConnection, RtpPacket } from "werift";
 import { Info, StreamStatus } from "@edge-vod/shared";
 import type { LiveSink, Publisher } from "../publish/publisher.ts";
-import { isH264KeyframeStart } from "../rtp/h264-rtp.ts";
+import { isKeyframeStart, type VideoCodec } from "../rtp/video-codec.ts";
 import { PeerViewer, type ViewerEvents } from "../streams/peer-viewer.ts";
 import { RtpOut } from "../streams/rtp-out.ts";
 import type { SendAnswer } from "../webrtc/answer.ts";
@@ -19,6 +19,7 @@ interface Out {
 export class LiveViewer extends PeerViewer implements LiveSink {
   private readonly video: Out | undefined;
   private readonly audio: Out | undefined;
+  private readonly codec: VideoCodec;
 
   constructor(
     pc: RTCPeerConnection,
@@ -28,9 +29,10 @@ export class LiveViewer extends PeerViewer implements LiveSink {
     iceTimeoutMs: number,
   ) {
     super(pc, events, iceTimeoutMs);
-    const out = (t: SendAnswer["video"]): Out | undefined =>
+    const out = (t: SendAnswer["audio"]): Out | undefined =>
       t ? { rtp: new RtpOut(t.sender, t.payloadType), seqOffset: 0, started: false } : undefined;
     this.video = out(answer.video);
+    this.codec = answer.video?.codec ?? "h264";
     this.audio = out(answer.audio);
     this.video?.rtp.sender.onPictureLossIndication.subscribe(() => publisher.requestKeyframe());
   }
@@ -46,7 +48,7 @@ export class LiveViewer extends PeerViewer implements LiveSink {
     if (!out.started) {
       // Frames before the first keyframe cannot be decoded; audio waits too, so both start together.
       if (kind === "audio" && this.video && !this.video.started) return;
-      if (kind === "video" && !isH264KeyframeStart(rtp.payload)) return;
+      if (kind === "video" && !isKeyframeStart(this.codec, rtp.payload)) return;
       out.started = true;
       out.seqOffset = (Math.floor(Math.random() * 0x10000) - rtp.header.sequenceNumber) & 0xffff;
     }

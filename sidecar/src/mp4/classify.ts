@@ -1,6 +1,7 @@
 // What a file holds and what it takes to send it over WebRTC, decided once per file version from its index (the
 // result is cached with it). Browsers decode H.264 without B-frames (any profile, measured in Chromium) and Opus;
 // everything else (B-frames, HEVC, rotated pictures, AAC/MP3/AC-3 audio) is prepared once into a WebRTC-ready copy.
+import type { VideoCodec } from "../rtp/video-codec.ts";
 import type { Mp4Index, Rotation } from "./types.ts";
 
 export type VideoFamily = "h264" | "hevc" | "vp8" | "vp9" | "av1" | "mpeg4" | "other";
@@ -160,6 +161,29 @@ export function onlyRotated(c: Classification): boolean {
 /** The clockwise turn that shows a picture upright, from its display rotation (counter-clockwise, as ffprobe's). */
 export function clockwiseTurn(rotation: Rotation): Rotation {
   return ((360 - rotation) % 360) as Rotation;
+}
+
+/**
+ * The codec a viewer gets the file's video in, from the codecs its offer takes: the file's own when it is one of them
+ * (no prepare), else H.264 when offered, else VP8; undefined when it takes none of ours (or the file has no video).
+ */
+export function videoCodecFor(c: Classification, offered: ReadonlySet<VideoCodec>): VideoCodec | undefined {
+  const v = c.video;
+  if (!v) return undefined;
+  if (v.family === "vp8" && offered.has("vp8")) return "vp8";
+  if (offered.has("h264")) return "h264";
+  if (offered.has("vp8")) return "vp8";
+  return undefined;
+}
+
+/**
+ * The plan for a viewer that gets the video in `codec`: H.264 as classified; VP8 as it is only from a VP8 file shown
+ * upright (VP8 over RTP has no orientation of its own here), else from a VP8 copy.
+ */
+export function planFor(c: Classification, codec: VideoCodec): Classification["plan"] {
+  if (codec === "h264" || !c.video) return c.plan;
+  const asIs = c.video.family === "vp8" && c.video.rotation === 0;
+  return { ...c.plan, video: asIs ? "as-is" : "prepare" };
 }
 
 /** The prepare a plan needs, if any: the video re-encoded (with its audio), or the audio alone to Opus. */

@@ -13,11 +13,16 @@ import { Info } from "@edge-vod/shared";
 import { MediaError, type RandomAccessFile, type ToolSource } from "../files/file-access.ts";
 import { LocalFile } from "../files/local-disk.ts";
 import { FfmpegError, findFfmpeg, runFfmpeg } from "../tools/ffmpeg.ts";
+import type { Readable } from "node:stream";
 import { GrowingIndex } from "./growing-index.ts";
+import { muxVp8Copy } from "./vp8-copy.ts";
 import type { FleetPrepare, GrowingCopy } from "./fleet.ts";
 
-/** video: re-encode the picture (and audio to Opus, or drop it); audio: the audio alone to Opus. */
-export type PrepareKind = "video" | "audio";
+/**
+ * video: re-encode the picture to H.264 (and audio to Opus, or drop it); audio: the audio alone to Opus; vp8: the
+ * picture alone to VP8, for browsers without H.264 (their sound is the file's own or its `audio` copy).
+ */
+export type PrepareKind = "video" | "audio" | "vp8";
 
 export interface PrepareRequest {
   /** Where ffmpeg reads the source: a local path confined to its folder, or a bucket object's presigned URL. */
@@ -188,8 +193,6 @@ export class PrepareCache {
    */
   private async fromFleet(key: string): Promise<Prepared | null | undefined> {
     const fleet = this.fleet!;
-    const following = this.following.get(key);
-    if (following) return { done: false, job: following };
     const inBucket = await fleet.inBucket(key).catch((err: unknown) => {
       console.warn(`prepare ${key}: the bucket's copy could not be looked up: ${String(err)}`);
       return undefined;
@@ -206,11 +209,10 @@ export class PrepareCache {
       return undefined;
     }
     if (lease.granted || !lease.holder) return null;
-    const copy = this.following.get(key) ?? fleet.follow(key, lease.holder.url);
-    if (!this.following.has(key)) {
-      this.following.set(key, copy);
-      void copy.finished.then(() => this.following.delete(key));
-    }
+    // Only start() calls this, once per key at a time, after finding no copy followed yet.
+    const copy = fleet.follow(key, lease.holder.url);
+    this.following.set(key, copy);
+    void copy.finished.then(() => this.following.delete(key));
     return { done: false, job: copy };
   }
 
@@ -359,7 +361,13 @@ export class PrepareJob implements GrowingCopy {
     try {
       if (this.signal.aborted) throw new Error("shutting down");
       // Signed now, not when the viewer came: the wait for a slot must not eat into the URL's validity.
-      await runFfmpeg(this.ffmpeg, this.args(await this.req.source.input()), this.timeoutMs, { nice: 10, signal: this.signal });
+      const input = await this.req.source.input();
+      const handle = this.handle!;
+      await runFfmpeg(this.ffmpeg, this.args(input), this.timeoutMs, {
+        nice: 10,
+        signal: this.signal,
+        ...(this.req.kind === "vp8" ? { stdout: (out: Readable) => muxVp8Copy(out, handle) } : {}),
+      });
     } catch (err) {
       // ffmpeg's words for a codec it has no decoder for (only decodable audio is ever mapped: this is the video).
       const undecodable = err instanceof FfmpegError && /Decoder \(codec [^)]*\) not found|no decoder found/i.test(err.stderr);
@@ -401,6 +409,11 @@ export class PrepareJob implements GrowingCopy {
    * every fragment) under a temporary name, then renamed: the final name only ever holds a complete file.
    */
   private async publish(final: string): Promise<void> {
+    if (this.req.kind === "vp8") {
+      // ffmpeg cannot write VP8 into MP4 (see vp8-copy.ts): the fragmented copy is kept as it is.
+      await fs.rename(this.partPath, final);
+      return;
+    }
     const tmp = path.join(this.dir, `.${this.key}.${randomUUID()}.tmp`);
     try {
       await runFfmpeg(
@@ -444,6 +457,9 @@ export class PrepareJob implements GrowingCopy {
 
   private args(input: string): string[] {
     const { kind, withAudio } = this.req;
+    // Same size rule for both codecs: ffmpeg turns rotated video upright itself (autorotate); then at most 1080 on
+    // the short side, even sizes.
+    const scale = ["-vf", "scale=w='if(lte(iw,ih),2*trunc(min(iw,1080)/2),-2)':h='if(lte(iw,ih),-2,2*trunc(min(ih,1080)/2))'"];
     const audio = ["-c:a", "libopus", "-b:a", "96k", "-ar", "48000", "-ac", "2", "-frame_duration", "20"];
     const video = [
       // Constrained baseline: every WebRTC H.264 decoder takes it (Firefox's OpenH264, hardware decoders).
@@ -453,16 +469,36 @@ export class PrepareJob implements GrowingCopy {
       ...["-force_key_frames", "expr:gte(t,n_forced*2)"],
       // Phones record variable frame rate: each frame keeps its own time.
       ...["-fps_mode", "passthrough"],
-      // ffmpeg turns rotated video upright itself (autorotate); then at most 1080 on the short side, even sizes.
-      ...["-vf", "scale=w='if(lte(iw,ih),2*trunc(min(iw,1080)/2),-2)':h='if(lte(iw,ih),-2,2*trunc(min(ih,1080)/2))'"],
+      ...scale,
     ];
+    // A bucket file is read over HTTP by ranges: a dropped connection is resumed where it broke, and a server that
+    // stops answering fails the prepare instead of holding its slot until the time limit.
+    const remote: string[] = /^https?:/i.test(input) ? ["-reconnect", "1", "-reconnect_on_network_error", "1", "-reconnect_delay_max", "5", "-rw_timeout", "20000000"] : [];
+    if (kind === "vp8") {
+      return [
+        ...QUIET,
+        ...remote,
+        // The source's own times, at 90 kHz: the copy's frames sit where the source's do (see vp8-copy.ts).
+        "-copyts",
+        "-i",
+        input,
+        ...["-map", "0:v:0", "-an", "-sn", "-dn", "-map_metadata", "-1"],
+        // Real-time libvpx: no look-ahead, so no hidden alt-ref frames (every sample is a shown picture) and the
+        // first frames come out at once; error resilient, so a viewer's loss heals without a keyframe more often.
+        ...["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-lag-in-frames", "0", "-auto-alt-ref", "0", "-error-resilient", "1"],
+        ...["-b:v", "2M", "-maxrate", "3M", "-bufsize", "3M", "-qmin", "4", "-qmax", "48", "-pix_fmt", "yuv420p"],
+        // Keyframes at 0, 0.5 and 1 s, then every 2 s: fragments close at keyframes, so the first viewer's first
+        // fragment is on disk after half a second of encoding, and a PLI or vod-live join waits at most 2 s.
+        ...["-force_key_frames", "expr:gte(t,if(lt(n_forced,3),n_forced*0.5,(n_forced-2)*2))"],
+        ...["-fps_mode", "passthrough", "-enc_time_base:v", "1:90000"],
+        ...scale,
+        ...["-f", "ivf", "pipe:1"],
+      ];
+    }
     const maps =
       kind === "audio"
         ? ["-map", "0:a:0", "-vn", ...audio]
         : ["-map", "0:v:0", ...video, ...(withAudio ? ["-map", "0:a:0", ...audio] : ["-an"])];
-    // A bucket file is read over HTTP by ranges: a dropped connection is resumed where it broke, and a server that
-    // stops answering fails the prepare instead of holding its slot until the time limit.
-    const remote = /^https?:/i.test(input) ? ["-reconnect", "1", "-reconnect_on_network_error", "1", "-reconnect_delay_max", "5", "-rw_timeout", "20000000"] : [];
     return [
       ...QUIET,
       ...remote,

@@ -15,6 +15,7 @@ import { answerAsReceiver, answerFailureInfo } from "../webrtc/answer.ts";
 import type { PeerFactory } from "../webrtc/peer-factory.ts";
 import { Publisher } from "./publisher.ts";
 import type { RecorderTracks } from "../record/types.ts";
+import type { VideoCodec } from "../rtp/video-codec.ts";
 import { Recording, type RecordingConfig } from "./recording.ts";
 
 export interface PublishServiceOptions {
@@ -71,7 +72,7 @@ export class PublishService {
         recording = await Recording.start(
           this.opts.recording,
           { streamName: req.name, mediaSessionId: req.mediaSessionId, login: req.login },
-          recordedTracks(answer.audio !== undefined),
+          recordedTracks(answer.audio !== undefined, answer.video?.codec ?? "h264"),
         );
       }
       const event = (status: StreamEvent["status"], info?: string, recordName?: string) =>
@@ -141,7 +142,7 @@ export class PublishService {
       recording = await Recording.start(
         fileTemplate !== undefined ? { ...this.opts.recording, template: fileTemplate } : this.opts.recording,
         { streamName: publisher.name, mediaSessionId, login: entry.meta.login ?? "" },
-        recordedTracks(publisher.hasAudio),
+        recordedTracks(publisher.hasAudio, publisher.videoCodec),
       );
     } catch (err) {
       console.error(`publish ${mediaSessionId}: cannot create the record file:`, err);
@@ -176,9 +177,9 @@ export class PublishService {
   }
 }
 
-/** What a publish's recording holds: its H.264, and its Opus (always stereo from a browser) when it sends audio. */
-function recordedTracks(hasAudio: boolean): RecorderTracks {
-  return { video: true, audio: hasAudio ? { channels: 2 } : undefined };
+/** What a publish's recording holds: its video, and its Opus (always stereo from a browser) when it sends audio. */
+function recordedTracks(hasAudio: boolean, videoCodec: VideoCodec): RecorderTracks {
+  return { video: true, videoCodec, audio: hasAudio ? { channels: 2 } : undefined };
 }
 
 function isFsError(err: unknown): boolean {

@@ -1,8 +1,9 @@
-// One browser publishing a stream: a werift peer connection that receives H.264 + Opus, feeds the recording (when
+// One browser publishing a stream: a werift peer connection that receives H.264 or VP8 + Opus, feeds the recording (when
 // `record: true`) and the viewers of the live name, and asks the browser for keyframes when either needs one.
 import { RtcpSrPacket, type RTCPeerConnection, type RtpPacket } from "werift";
 import { Info, StreamStatus } from "@edge-vod/shared";
 import type { ReceiveAnswer } from "../webrtc/answer.ts";
+import type { VideoCodec } from "../rtp/video-codec.ts";
 import type { Recording } from "./recording.ts";
 
 /** A viewer of the live stream. Called per packet: no allocation the sink does not need itself. */
@@ -79,6 +80,11 @@ export class Publisher {
 
   get live(): boolean {
     return this.state !== "closed";
+  }
+
+  /** The video codec the publisher sends: its live viewers get it as it is. */
+  get videoCodec(): VideoCodec {
+    return this.media.video?.codec ?? "h264";
   }
 
   /** profile_idc the publisher sends, so viewers get the closest payload type. */

@@ -15,6 +15,7 @@ import { renderRecordName, reserveRecordPath } from "../record/record-name.ts";
 import type { RecordHook, RecordHookEvent } from "../record/record-hook.ts";
 import type { UploadQueue } from "../record/upload-queue.ts";
 import type { Recorder, RecorderTracks } from "../record/types.ts";
+import { codecLabel } from "../rtp/video-codec.ts";
 import { openMp4 } from "../mp4/reader.ts";
 import { LocalDiskAccess } from "../files/local-disk.ts";
 import { mediaCounters } from "../runtime/media-counters.ts";
@@ -55,6 +56,8 @@ const InProgress = z.object({
   fields: z.object({ streamName: z.string(), mediaSessionId: z.string(), login: z.string() }),
   startTimeMs: z.number(),
   audio: z.boolean(),
+  /** What the video is; absent in entries written before VP8 was recorded (H.264). */
+  videoCodec: z.enum(["h264", "vp8"]).optional(),
   /** Set once finalizing began: the name it goes to. */
   target: z.string().optional(),
   /** The record hook's delivery id (without a bucket): the same if a restart announces it again. */
@@ -86,9 +89,18 @@ export class Recording {
 
   static async start(cfg: RecordingConfig, fields: RecordingFields, tracks: RecorderTracks): Promise<Recording> {
     const startTimeMs = Date.now();
-    const name = renderRecordName(cfg.template, { ...fields, startTimeMs, videoCodec: "H264", audioCodec: tracks.audio ? "opus" : "" });
+    const videoCodec = tracks.videoCodec ?? "h264";
+    const name = renderRecordName(cfg.template, { ...fields, startTimeMs, videoCodec: codecLabel(videoCodec), audioCodec: tracks.audio ? "opus" : "" });
     const reserved = await reserveRecordPath(cfg.dir, name, cfg.taken);
-    const entry: InProgress = { file: reserved.name, template: cfg.template, fields, startTimeMs, audio: tracks.audio !== undefined, delivery: randomUUID() };
+    const entry: InProgress = {
+      file: reserved.name,
+      template: cfg.template,
+      fields,
+      startTimeMs,
+      audio: tracks.audio !== undefined,
+      videoCodec,
+      delivery: randomUUID(),
+    };
     try {
       await recordJournal(cfg.dir).put(Journal.idOf(reserved.name), entry);
     } catch (err) {
@@ -153,7 +165,7 @@ async function handOver(
       startTimeMs: times.startTimeMs,
       endTimeMs: times.endTimeMs,
       durationMs: times.durationMs,
-      videoCodec: "H264",
+      videoCodec: codecLabel(entry.videoCodec ?? "h264"),
       audioCodec: times.audio ? "opus" : "",
     });
     target = entry.file;
@@ -171,8 +183,9 @@ async function handOver(
   const targetPath = path.join(cfg.dir, target);
   // The source gone means an earlier finalize got as far as its rename: the target is complete.
   if (target === entry.file || (await exists(source))) {
-    const { fastStart } = await finalizeRecord(source, targetPath, { ffmpegPath: cfg.ffmpegPath, timeoutMs: cfg.finalizeTimeoutMs });
-    if (!fastStart) console.warn(`record ${target}: kept fragmented (remux failed)`);
+    const remux = entry.videoCodec !== "vp8";
+    const { fastStart } = await finalizeRecord(source, targetPath, { ffmpegPath: cfg.ffmpegPath, timeoutMs: cfg.finalizeTimeoutMs, remux });
+    if (!fastStart && remux) console.warn(`record ${target}: kept fragmented (remux failed)`);
   }
   const bytes = await fs.stat(targetPath).then((st) => st.size);
   const event: RecordHookEvent = {

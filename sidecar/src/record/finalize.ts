@@ -12,6 +12,11 @@ export interface FinalizeOptions {
   ffmpegPath: string;
   /** ffmpeg is killed after this long. Default 5 minutes (a remux runs at ~100x real time). */
   timeoutMs?: number;
+  /**
+   * False: keep the fragmented file as the record. Debian's ffmpeg 5.1 cannot write VP8 into MP4, so a VP8
+   * recording stays as mediabunny wrote it (valid `vp08` MP4 that ffprobe and every player read).
+   */
+  remux?: boolean;
 }
 
 const DEFAULT_TIMEOUT_MS = 5 * 60_000;
@@ -27,6 +32,11 @@ export async function finalizeRecord(
   // Hidden and not .mp4, so nothing that lists records picks up a half-written file.
   const tmp = path.join(dir, `.${path.basename(target)}.${randomUUID()}.tmp`);
   const deadline = Date.now() + (opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+  if (opts.remux === false) {
+    if (source !== target) await fs.rename(source, target);
+    await fsyncDir(dir);
+    return { fastStart: false };
+  }
   try {
     try {
       await remux(opts.ffmpegPath, source, tmp, deadline - Date.now(), true);

@@ -1,4 +1,4 @@
-// Records a published H.264 + Opus stream to a fragmented MP4, written as it goes: after a crash (even SIGKILL) the
+// Records a published H.264 (or VP8) + Opus stream to a fragmented MP4, written as it goes: after a crash (even SIGKILL) the
 // file holds every fragment that was complete, and it plays as it is. mediabunny does the muxing.
 //
 // Timeline (see rtp-clock.ts): the file starts (time 0) at the first video keyframe. The first samples wait until
@@ -36,7 +36,9 @@ import {
   RtpReorderBuffer,
   type AccessUnit,
   type ReorderOptions,
+  type ReorderStats,
 } from "./h264-depacketizer.ts";
+import { Vp8Depacketizer, type Vp8Frame } from "../rtp/vp8-rtp.ts";
 import { RtpClock, TrackTimeline, type SyncSource } from "./rtp-clock.ts";
 import type { Recorder, RecorderTracks, RecordFileInfo, RecordStats } from "./types.ts";
 import { mediaCounters } from "../runtime/media-counters.ts";
@@ -122,8 +124,25 @@ export function createFmp4Recorder(opts: Fmp4RecorderOptions): Fmp4Recorder {
   return new Fmp4RecorderImpl(opts);
 }
 
+/** A whole frame from either codec's depacketizer; `config` (mediabunny's decoder config) is set on keyframes. */
+interface VideoUnit {
+  readonly data: Uint8Array;
+  readonly timestamp: number;
+  readonly keyframe: boolean;
+  readonly arrivalMs: number;
+  readonly config: object | undefined;
+}
+
+/** What the recorder asks of a depacketizer (H264Depacketizer, Vp8Depacketizer). */
+interface VideoDepacketizer {
+  push(rtp: RtpPacket, arrivalMs: number): void;
+  flush(): void;
+  requireKeyframe(): void;
+  readonly stats: { dropped: number; packets: ReorderStats };
+}
+
 interface PendingVideo {
-  unit: AccessUnit;
+  unit: VideoUnit;
   ext: number;
 }
 
@@ -134,7 +153,7 @@ interface PendingAudio {
 }
 
 interface VideoState {
-  readonly depack: H264Depacketizer;
+  readonly depack: VideoDepacketizer;
   readonly clock: RtpClock;
   readonly timeline: TrackTimeline;
   readonly source: EncodedVideoPacketSource;
@@ -247,16 +266,16 @@ class Fmp4RecorderImpl implements Fmp4Recorder {
     const reorder = opts.reorder ?? {};
     let trackId = 0;
     if (opts.tracks.video) {
-      const source = new EncodedVideoPacketSource("avc");
+      const vp8 = opts.tracks.videoCodec === "vp8";
+      const source = new EncodedVideoPacketSource(vp8 ? "vp8" : "avc");
       // frameRate 90000 makes the track timescale 90 kHz: RTP timestamps go in exactly.
       this.output.addVideoTrack(source, { frameRate: VIDEO_RATE });
       this.videoTrackId = ++trackId;
+      const onKeyframeNeeded = () => this.requestKeyframe();
       this.video = {
-        depack: new H264Depacketizer({
-          ...reorder,
-          onAccessUnit: (unit) => this.onVideoUnit(unit),
-          onKeyframeNeeded: () => this.requestKeyframe(),
-        }),
+        depack: vp8
+          ? new Vp8Depacketizer({ ...reorder, onFrame: (f) => this.onVideoUnit(vp8Unit(f)), onKeyframeNeeded })
+          : new H264Depacketizer({ ...reorder, onAccessUnit: (unit) => this.onVideoUnit(h264Unit(unit)), onKeyframeNeeded }),
         clock: new RtpClock(VIDEO_RATE),
         timeline: new TrackTimeline(VIDEO_RATE),
         source,
@@ -365,7 +384,7 @@ class Fmp4RecorderImpl implements Fmp4Recorder {
 
   // ---- media in ----
 
-  private onVideoUnit(unit: AccessUnit): void {
+  private onVideoUnit(unit: VideoUnit): void {
     const v = this.video!;
     const ext = v.clock.unwrap(unit.timestamp);
     v.clock.observeArrival(ext, unit.arrivalMs);
@@ -422,13 +441,13 @@ class Fmp4RecorderImpl implements Fmp4Recorder {
     }
   }
 
-  private writeVideo(unit: AccessUnit, ext: number): void {
+  private writeVideo(unit: VideoUnit, ext: number): void {
     const v = this.video!;
     if (this.error) return;
     let ticks: number;
     let meta: object | undefined;
     if (!v.configured) {
-      const config = unit.keyframe ? decoderConfig(unit) : undefined;
+      const config = unit.keyframe ? unit.config : undefined;
       if (!config) {
         v.dropped++;
         v.depack.requireKeyframe();
@@ -696,6 +715,16 @@ class Fmp4RecorderImpl implements Fmp4Recorder {
 async function openForWriting(file: string): Promise<RecordFileHandle> {
   await fs.mkdir(path.dirname(file), { recursive: true });
   return fs.open(file, "w");
+}
+
+function h264Unit(unit: AccessUnit): VideoUnit {
+  const { data, timestamp, keyframe, arrivalMs } = unit;
+  return { data, timestamp, keyframe, arrivalMs, config: keyframe ? decoderConfig(unit) : undefined };
+}
+
+function vp8Unit(f: Vp8Frame): VideoUnit {
+  const config = f.keyframe && f.width && f.height ? { codec: "vp8", codedWidth: f.width, codedHeight: f.height } : undefined;
+  return { data: f.data, timestamp: f.timestamp, keyframe: f.keyframe, arrivalMs: f.arrivalMs, config };
 }
 
 /** mediabunny decoder config for the first keyframe: codec string, picture size and avcC from its SPS/PPS. */

@@ -1,10 +1,13 @@
 // What the publish path needs from a recording, kept small so the container, the file store (local disk now,
 // object storage later) and the finalization can change behind it.
 import type { RtpPacket } from "werift";
+import type { VideoCodec } from "../rtp/video-codec.ts";
 
 export interface RecorderTracks {
-  /** H.264, 90 kHz RTP clock. */
+  /** Video, 90 kHz RTP clock. */
   video: boolean;
+  /** What the video is (default H.264). */
+  videoCodec?: VideoCodec;
   /** Opus, 48 kHz RTP clock; channels as negotiated (Chromium sends stereo-capable Opus, usually mono content). */
   audio: { channels: number } | undefined;
 }

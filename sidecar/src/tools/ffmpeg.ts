@@ -1,5 +1,6 @@
 // Running ffmpeg: the AAC → Opus transcode and the recording remux both go through here.
 import { spawn } from "node:child_process";
+import type { Readable } from "node:stream";
 import { existsSync } from "node:fs";
 import os from "node:os";
 
@@ -27,12 +28,25 @@ export interface RunOptions {
   nice?: number;
   /** Kills ffmpeg when aborted (the sidecar shutting down must not leave transcodes running). */
   signal?: AbortSignal;
+  /**
+   * Reads what ffmpeg writes to its standard output (`pipe:1`); the run ends when both are done. If it rejects,
+   * ffmpeg is killed and the run rejects with its error.
+   */
+  stdout?: (out: Readable) => Promise<void>;
 }
 
 /** Runs ffmpeg to completion; rejects with an FfmpegError when it cannot start, fails, or outlives `timeoutMs`. */
-export function runFfmpeg(ffmpeg: string, args: readonly string[], timeoutMs: number, opts: RunOptions = {}): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(ffmpeg, args, { stdio: ["ignore", "ignore", "pipe"], signal: opts.signal, killSignal: "SIGKILL" });
+export async function runFfmpeg(ffmpeg: string, args: readonly string[], timeoutMs: number, opts: RunOptions = {}): Promise<void> {
+  let consumed: Promise<void> | undefined;
+  let consumerError: unknown;
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn(ffmpeg, args, { stdio: ["ignore", opts.stdout ? "pipe" : "ignore", "pipe"], signal: opts.signal, killSignal: "SIGKILL" });
+    if (opts.stdout && child.stdout) {
+      consumed = opts.stdout(child.stdout).catch((err: unknown) => {
+        consumerError ??= err;
+        child.kill("SIGKILL");
+      });
+    }
     if (opts.nice && child.pid !== undefined) {
       try {
         os.setPriority(child.pid, opts.nice);
@@ -48,8 +62,8 @@ export function runFfmpeg(ffmpeg: string, args: readonly string[], timeoutMs: nu
       child.kill("SIGKILL");
     }, Math.max(0, timeoutMs));
     let stderr = "";
-    child.stderr.setEncoding("utf8");
-    child.stderr.on("data", (chunk: string) => {
+    child.stderr!.setEncoding("utf8");
+    child.stderr!.on("data", (chunk: string) => {
       if (stderr.length < STDERR_KEEP) stderr += chunk.slice(0, STDERR_KEEP - stderr.length);
     });
     child.on("error", (err) => {
@@ -63,5 +77,11 @@ export function runFfmpeg(ffmpeg: string, args: readonly string[], timeoutMs: nu
       const why = timedOut ? `killed after the ${timeoutMs} ms time limit` : signal ? `killed by ${signal}` : `exit code ${code}`;
       reject(new FfmpegError(`ffmpeg ${why}: ${stderr.trim()}`, timedOut ? "" : stderr));
     });
+  }).catch(async (err: unknown) => {
+    await consumed;
+    // What the reader of the output ran into is why ffmpeg was killed.
+    throw consumerError ?? err;
   });
+  await consumed;
+  if (consumerError) throw consumerError;
 }

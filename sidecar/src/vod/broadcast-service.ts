@@ -10,6 +10,8 @@ import { RtpOut } from "../streams/rtp-out.ts";
 import { viewerEvents } from "../streams/viewer-events.ts";
 import { answerAsSender, answerFailureInfo } from "../webrtc/answer.ts";
 import type { PeerFactory } from "../webrtc/peer-factory.ts";
+import { offeredVideoCodecs } from "../webrtc/offer.ts";
+import type { VideoCodec } from "../rtp/video-codec.ts";
 import { BroadcastViewer } from "./broadcast-viewer.ts";
 import { LiveSource, type Spread } from "./live-source.ts";
 import type { PacketStore } from "./packet-store.ts";
@@ -66,11 +68,21 @@ export class BroadcastService {
     const name = parseStreamName(req.name);
     if (name.kind !== "vod-live" || !req.broadcast) return { ok: false, info: Info.BAD_URI };
     const { startedAt, loop } = req.broadcast;
-    const key = `${name.file}\u0000${startedAt}\u0000${loop}`;
+    // One packet source per video codec the broadcast is watched in, each at the broadcast's position: H.264 and VP8
+    // viewers see the same moment.
+    let codec: VideoCodec;
+    try {
+      codec = (await this.opener.videoCodecOf(name.file, offeredVideoCodecs(req.sdp))) ?? "h264";
+    } catch (err) {
+      if (err instanceof MediaError) return { ok: false, info: err.info };
+      console.error(`vod-live: opening ${name.file} failed`, err);
+      return { ok: false, info: Info.FAILED_TO_READ_FILE };
+    }
+    const key = `${name.file}\u0000${startedAt}\u0000${loop}\u0000${codec}`;
 
     let entry = this.broadcasts.get(key);
     if (!entry) {
-      entry = { key, opening: this.open(name.file, startedAt, loop), refs: 0 };
+      entry = { key, opening: this.open(name.file, startedAt, loop, codec), refs: 0 };
       this.broadcasts.set(key, entry);
     }
     // Counted before the wait, so a viewer that fails meanwhile cannot close the broadcast under this one.
@@ -118,8 +130,8 @@ export class BroadcastService {
     }
   }
 
-  private async open(file: string, startedAt: number, loop: boolean): Promise<Broadcast> {
-    const media = await this.opener.open(file);
+  private async open(file: string, startedAt: number, loop: boolean, codec: VideoCodec): Promise<Broadcast> {
+    const media = await this.opener.open(file, { videoCodecs: new Set([codec]) });
     try {
       // The position is taken when the tracks are there: a copy being prepared has them a moment later.
       const source = deferredPacketSource(

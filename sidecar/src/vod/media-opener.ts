@@ -4,9 +4,11 @@
 import { Info } from "@edge-vod/shared";
 import { MediaError, type FileAccess, type RandomAccessFile } from "../files/file-access.ts";
 import { ObjectFile } from "../files/object-access.ts";
-import { classify, clockwiseTurn, onlyRotated, prepareFor, type Classification } from "../mp4/classify.ts";
+import { classify, clockwiseTurn, onlyRotated, planFor, prepareFor, videoCodecFor, type Classification } from "../mp4/classify.ts";
 import { openMp4 } from "../mp4/reader.ts";
-import type { AudioTrack, Mp4Index, Rotation, VideoTrack } from "../mp4/types.ts";
+import type { AudioTrack, Mp4Index, VideoTrack } from "../mp4/types.ts";
+import type { VideoCodec } from "../rtp/video-codec.ts";
+import type { SendHave } from "../webrtc/answer.ts";
 import type { PrepareCache, PrepareKind } from "../prepare/prepare-cache.ts";
 import type { GrowingCopy } from "../prepare/fleet.ts";
 import type { TrackInput } from "./packet-source.ts";
@@ -18,10 +20,10 @@ export interface Tracks {
 
 export interface OpenedMedia {
   /**
-   * What will be sent, known before the tracks are (a copy being prepared is H.264 constrained baseline + Opus by
-   * construction): enough to answer the offer. profileIdc picks the browser's closest H.264 payload type.
+   * What will be sent, known before the tracks are (a copy being prepared is H.264 constrained baseline + Opus, or
+   * VP8, by construction): enough to answer the offer. profileIdc picks the browser's closest H.264 payload type.
    */
-  have: { video: boolean; audio: boolean; profileIdc: number | undefined; clockwise?: Rotation };
+  have: SendHave;
   /**
    * The tracks: at once for a file sent as it is or a finished copy; for a copy being prepared once its first
    * fragment is on disk. Rejects (with a MediaError) if that prepare fails first.
@@ -75,8 +77,11 @@ export class MediaOpener {
   /**
    * `orientation`: the viewer's browser takes the video orientation extension, so a rotated H.264 file that needs
    * nothing else is sent as it is with `have.clockwise` (vod-live broadcasts, shared by all browsers, do not ask).
+   * `videoCodecs`: what the viewer's offer takes (default H.264): the video goes out in one of them (see
+   * videoCodecFor), from the file or from a copy prepared in that codec. When it takes none, `have.video` still says
+   * the file has video and the answer refuses the offer (No common codecs); nothing is prepared for it.
    */
-  async open(name: string, opts: { orientation?: boolean } = {}): Promise<OpenedMedia> {
+  async open(name: string, opts: { orientation?: boolean; videoCodecs?: ReadonlySet<VideoCodec> } = {}): Promise<OpenedMedia> {
     const file = await this.media.open(name);
     const files: RandomAccessFile[] = [file];
     const close = async () => {
@@ -85,12 +90,16 @@ export class MediaOpener {
     try {
       const { index, classification: c } = await this.indexes.get(file);
       if (c.plan.audio === "none" && c.audio) console.warn(`vod: ${name}: ${c.reasons.join(", ")}; playing without sound`);
+      const codec = videoCodecFor(c, opts.videoCodecs ?? H264_ONLY);
+      const videoCodec = codec ?? "h264";
       let have: OpenedMedia["have"];
       let tracks: Promise<Tracks>;
-      const byOrientation = opts.orientation === true && onlyRotated(c);
-      const plan: Classification["plan"] = byOrientation ? { ...c.plan, video: "as-is" } : c.plan;
+      const byOrientation = codec === "h264" && opts.orientation === true && onlyRotated(c);
+      let plan = planFor(c, videoCodec);
+      if (byOrientation) plan = { ...plan, video: "as-is" };
+      if (codec === undefined && c.video) plan = { ...plan, video: "none" };
       const prep = prepareFor(plan);
-      if (prep?.kind === "video") {
+      if (prep?.kind === "video" && videoCodec === "h264") {
         // Picture and sound come from one prepared copy, so they share its timeline.
         const copy = await this.prepared(name, file, "video", prep.withAudio, files);
         have = copy.have;
@@ -102,22 +111,35 @@ export class MediaOpener {
         const own: Tracks = {};
         if (index.video && plan.video === "as-is") own.video = { file, track: index.video };
         if (index.audio && plan.audio === "as-is") own.audio = { file, track: index.audio };
-        have = haveOf(own);
+        have = haveOf(own, videoCodec);
+        if (codec === undefined && c.video) have.video = true;
         if (byOrientation && own.video) have.clockwise = clockwiseTurn(own.video.track.rotation);
         tracks = Promise.resolve(own);
-        if (prep?.kind === "audio") {
+        if (plan.video === "prepare") {
+          // A VP8 copy is picture only: the sound is the file's own, or its Opus copy, which H.264 viewers share.
+          const copy = await this.prepared(name, file, "vp8", false, files);
+          have.video = true;
+          tracks = copy.tracks.then((t) => {
+            if (!t.video) throw new MediaError(Info.PREPARE_FAILED, `${name}: the prepared copy has no video`);
+            return { ...own, video: t.video };
+          });
+        }
+        if (plan.audio === "transcode") {
+          const withVideo = tracks;
           // Picture without sound beats no playback at all; an audio-only file has nothing else to play.
-          const soundless = (err: unknown): Tracks => {
-            if (!own.video) throw err;
+          const soundless = async (err: unknown): Promise<Tracks> => {
+            const t = await withVideo;
+            if (!t.video) throw err;
             console.warn(`vod: ${name}: audio transcode failed, playing video only: ${String(err)}`);
-            return own;
+            return t;
           };
           try {
             const copy = await this.prepared(name, file, "audio", true, files);
             have.audio = copy.have.audio;
-            tracks = copy.tracks.then((t) => (t.audio ? { ...own, audio: t.audio } : own), soundless);
+            tracks = Promise.all([withVideo, copy.tracks]).then(([t, a]) => (a.audio ? { ...t, audio: a.audio } : t), soundless);
           } catch (err) {
-            soundless(err);
+            if (!own.video && plan.video !== "prepare") throw err;
+            tracks = soundless(err);
           }
         }
       }
@@ -138,6 +160,19 @@ export class MediaOpener {
     }
   }
 
+  /**
+   * The codec a viewer that takes `offered` gets the video of `name` in (see videoCodecFor): a vod-live broadcast
+   * has one packet source per codec, and a viewer joins the one for its codec. The index is cached, so this is cheap.
+   */
+  async videoCodecOf(name: string, offered: ReadonlySet<VideoCodec>): Promise<VideoCodec | undefined> {
+    const file = await this.media.open(name);
+    try {
+      return videoCodecFor((await this.indexes.get(file)).classification, offered);
+    } finally {
+      await file.close();
+    }
+  }
+
   /** Names this host served lately, most recent first (the edge prefers this host for their new viewers). */
   warmNames(max: number): string[] {
     return [...this.recent.keys()].reverse().slice(0, max);
@@ -155,8 +190,8 @@ export class MediaOpener {
     const source = await file.toolSource();
     const prepared = await this.prepare.get({ source, identity: file.identity, kind, withAudio });
     if (!prepared.done) {
-      // What the recipe makes (see PrepareJob.args): constrained baseline H.264 (profile_idc 66) and Opus.
-      const have = { video: kind === "video", audio: withAudio, profileIdc: kind === "video" ? 66 : undefined };
+      // What the recipes make (see PrepareJob): constrained baseline H.264 (profile_idc 66) and Opus, VP8 alone, or Opus.
+      const have = { video: kind !== "audio", audio: kind !== "vp8" && withAudio, profileIdc: kind === "video" ? 66 : undefined };
       return { have, tracks: this.growing(prepared.job, files) };
     }
     // The fleet's copy in the bucket, or this host's own in CACHE_DIR.
@@ -167,7 +202,7 @@ export class MediaOpener {
       ...(index.video ? { video: { file: copy, track: index.video } } : {}),
       ...(index.audio ? { audio: { file: copy, track: index.audio } } : {}),
     };
-    return { have: haveOf(tracks), tracks: Promise.resolve(tracks) };
+    return { have: haveOf(tracks, kind === "vp8" ? "vp8" : "h264"), tracks: Promise.resolve(tracks) };
   }
 
   private growing(job: GrowingCopy, files: RandomAccessFile[]): Promise<Tracks> {
@@ -182,6 +217,8 @@ export class MediaOpener {
   }
 }
 
-function haveOf(tracks: Tracks): OpenedMedia["have"] {
-  return { video: !!tracks.video, audio: !!tracks.audio, profileIdc: tracks.video?.track.avc?.profileIdc };
+function haveOf(tracks: Tracks, videoCodec: VideoCodec): OpenedMedia["have"] {
+  return { video: !!tracks.video, audio: !!tracks.audio, videoCodec, profileIdc: tracks.video?.track.avc?.profileIdc };
 }
+
+const H264_ONLY: ReadonlySet<VideoCodec> = new Set(["h264"]);

@@ -17,6 +17,8 @@ import { MediaError, type RandomAccessFile } from "../files/file-access.ts";
 import type { AudioTrack, SampleTable, VideoTrack } from "../mp4/types.ts";
 import { LateError } from "./late-error.ts";
 import { DEFAULT_MAX_PAYLOAD, H264Packetizer, type PayloadSink } from "../rtp/h264-packetizer.ts";
+import type { VideoPacketizer } from "../rtp/video-codec.ts";
+import { Vp8Packetizer } from "../rtp/vp8-rtp.ts";
 import type { PacketStore } from "./packet-store.ts";
 
 export interface MediaPacket {
@@ -102,7 +104,7 @@ interface Lane {
    * the offsets the file gives them (audio starting after video) and share one clock. Set once all lanes exist.
    */
   zero: number;
-  readonly packetizer: H264Packetizer | undefined;
+  readonly packetizer: VideoPacketizer | undefined;
   readonly growth: Growth | undefined;
   /** A start position not reached yet because the track's samples there are still being written. */
   seekMs: number | undefined;
@@ -210,15 +212,7 @@ class VodPacketSource implements PacketSource {
     if (!(this.prefetchMs >= 0)) throw new RangeError(`prefetchMs must be >= 0, not ${this.prefetchMs}`);
     const v = opts.video;
     if (v && (v.track.samples.count > 0 || v.growth)) {
-      const avc = v.track.avc;
-      if (!avc) throw new MediaError(Info.FILE_HAS_WRONG_FORMAT, `video codec ${v.track.codec} is not H.264`);
-      const packetizer = new H264Packetizer({
-        nalLengthSize: avc.nalLengthSize,
-        sps: avc.sps,
-        pps: avc.pps,
-        maxPayload: opts.maxPayload ?? DEFAULT_MAX_PAYLOAD,
-      });
-      this.video = makeLane("video", v, packetizer);
+      this.video = makeLane("video", v, videoPacketizer(v.track, opts.maxPayload ?? DEFAULT_MAX_PAYLOAD));
       this.lanes.push(this.video);
     }
     const a = opts.audio;
@@ -511,14 +505,16 @@ class VodPacketSource implements PacketSource {
     for (const w of wants) w.data = buf.subarray(w.offset - position, w.offset - position + w.size);
   }
 
-  private queueVideo(lane: Lane, packetizer: H264Packetizer, i: number, data: Uint8Array): void {
+  private queueVideo(lane: Lane, packetizer: VideoPacketizer, i: number, data: Uint8Array): void {
     const s = lane.samples;
     const keyframe = s.sync[i] === 1;
     this.curTimestamp = lane.pass90k + Math.round(((s.dts[i]! + s.ctsOffset[i]! - lane.zero) * 90000) / lane.timescale);
     this.curDueMs = dueOf(lane, i);
     this.curKeyframe = keyframe;
     try {
-      packetizer.packetize(data, this.emitVideo, keyframe);
+      // Frames numbered across passes (VP8's picture ID): the same sample on the first pass always gets the same
+      // packets, which the packet store relies on.
+      packetizer.packetize(data, this.emitVideo, keyframe, lane.pass * s.count + i);
     } catch (err) {
       // A broken sample in the file: nothing sensible to show after it until the next keyframe, so stop loudly.
       throw new MediaError(
@@ -555,10 +551,18 @@ class VodPacketSource implements PacketSource {
   }
 }
 
+/** The packetizer for a track's codec: H.264 (avcC) or VP8; anything else cannot be sent as it is. */
+function videoPacketizer(track: VideoTrack, maxPayload: number): VideoPacketizer {
+  if (track.codec.startsWith("vp08")) return new Vp8Packetizer({ maxPayload });
+  const avc = track.avc;
+  if (!avc) throw new MediaError(Info.FILE_HAS_WRONG_FORMAT, `video codec ${track.codec} is not H.264 or VP8`);
+  return new H264Packetizer({ nalLengthSize: avc.nalLengthSize, sps: avc.sps, pps: avc.pps, maxPayload });
+}
+
 function makeLane(
   kind: "video" | "audio",
   input: TrackInput<VideoTrack | AudioTrack>,
-  packetizer: H264Packetizer | undefined,
+  packetizer: VideoPacketizer | undefined,
 ): Lane {
   const { file, track } = input;
   const timescale = track.timescale;

@@ -6,7 +6,7 @@ import { StreamRegistry, streamMeta } from "../streams/registry.ts";
 import { RtpOut } from "../streams/rtp-out.ts";
 import { viewerEvents } from "../streams/viewer-events.ts";
 import { answerAsSender, answerFailureInfo } from "../webrtc/answer.ts";
-import { offersVideoOrientation } from "../webrtc/offer.ts";
+import { offeredVideoCodecs, offersVideoOrientation } from "../webrtc/offer.ts";
 import type { PeerFactory } from "../webrtc/peer-factory.ts";
 import type { MediaOpener } from "./media-opener.ts";
 import { deferredPacketSource } from "./deferred-source.ts";
@@ -44,7 +44,7 @@ export class VodService {
 
     let media;
     try {
-      media = await this.opener.open(name.file, { orientation: offersVideoOrientation(req.sdp) });
+      media = await this.opener.open(name.file, { orientation: offersVideoOrientation(req.sdp), videoCodecs: offeredVideoCodecs(req.sdp) });
     } catch (err) {
       if (err instanceof MediaError) return { ok: false, info: err.info };
       console.error(`vod: opening ${name.file} failed`, err);

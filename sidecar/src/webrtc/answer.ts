@@ -3,17 +3,20 @@
 import { randomUUID } from "node:crypto";
 import type { RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver } from "werift";
 import { Info } from "@edge-vod/shared";
+import type { VideoCodec } from "../rtp/video-codec.ts";
 import { CVO_URI, OfferError, finishAnswer, shapeOffer, withoutRemoteSsrcs } from "./offer.ts";
 
 export interface SendAnswer {
   sdp: string;
-  video: { sender: RTCRtpSender; payloadType: number; orientation?: Orientation } | undefined;
+  video: { sender: RTCRtpSender; payloadType: number; codec: VideoCodec; orientation?: Orientation } | undefined;
   audio: { sender: RTCRtpSender; payloadType: number } | undefined;
 }
 
 export interface ReceiveAnswer {
   sdp: string;
-  video: { transceiver: RTCRtpTransceiver; receiver: RTCRtpReceiver; payloadType: number; profileIdc: number | undefined } | undefined;
+  video:
+    | { transceiver: RTCRtpTransceiver; receiver: RTCRtpReceiver; payloadType: number; codec: VideoCodec; profileIdc: number | undefined }
+    | undefined;
   audio: { transceiver: RTCRtpTransceiver; receiver: RTCRtpReceiver; payloadType: number } | undefined;
 }
 
@@ -26,20 +29,28 @@ export interface Orientation {
 /** Thrown when the offer and what we have to send or accept share no codec. */
 export class NoCommonCodecs extends Error {}
 
+/** What a viewer is sent: the video in one codec (H.264 by default), audio in Opus. */
+export interface SendHave {
+  video: boolean;
+  audio: boolean;
+  videoCodec?: VideoCodec;
+  profileIdc: number | undefined;
+  clockwise?: Orientation["clockwise"];
+}
+
 /**
  * Answers a recvonly offer with sendonly tracks for what we have (`video`/`audio`) and the browser can take.
- * Throws OfferError for an offer that is not SDP, NoCommonCodecs when nothing can be sent.
+ * Throws OfferError for an offer that is not SDP, NoCommonCodecs when nothing can be sent, or when there is video to
+ * send and the offer's video section takes none of our codecs (sound alone is not what a player of a video asked
+ * for; an offer without a video section gets the sound).
  */
-export async function answerAsSender(
-  pc: RTCPeerConnection,
-  offerSdp: string,
-  have: { video: boolean; audio: boolean; profileIdc: number | undefined; clockwise?: Orientation["clockwise"] },
-  publicIp: string | undefined,
-): Promise<SendAnswer> {
-  const offer = shapeOffer(offerSdp, have.profileIdc, "receive");
-  const sendVideo = have.video && offer.h264Pt !== undefined;
+export async function answerAsSender(pc: RTCPeerConnection, offerSdp: string, have: SendHave, publicIp: string | undefined): Promise<SendAnswer> {
+  const videoCodec = have.videoCodec ?? "h264";
+  const offer = shapeOffer(offerSdp, have.profileIdc, "receive", [videoCodec]);
+  const sendVideo = have.video && offer.videoPt !== undefined;
   const sendAudio = have.audio && offer.opusPt !== undefined;
   if (!sendVideo && !sendAudio) throw new NoCommonCodecs();
+  if (have.video && offer.hasVideoSection && !sendVideo) throw new NoCommonCodecs();
   await pc.setRemoteDescription({ type: "offer", sdp: withoutRemoteSsrcs(offer.sdp) });
   // Transceivers made from a recvonly offer default to inactive in werift until told they send.
   // One msid for both tracks: the SDK attaches `event.streams[0]` to its <video>, which needs a stream id.
@@ -60,21 +71,23 @@ export async function answerAsSender(
   if (orientation) sdp = withExtmap(sdp, "video", `a=extmap:${orientation.id} ${CVO_URI}`);
   return {
     sdp,
-    video: videoSender ? { sender: videoSender, payloadType: offer.h264Pt!, ...(orientation ? { orientation } : {}) } : undefined,
+    video: videoSender ? { sender: videoSender, payloadType: offer.videoPt!, codec: videoCodec, ...(orientation ? { orientation } : {}) } : undefined,
     audio: audioSender ? { sender: audioSender, payloadType: offer.opusPt! } : undefined,
   };
 }
 
 /**
  * Answers a publisher's sendonly offer with recvonly tracks: H.264 (packetization-mode 1, constrained baseline
- * preferred, which every browser encoder offers) and Opus. Video is required: a recording or a live stream
- * without picture is not what a publisher of this server is for (NoCommonCodecs, e.g. a VP8-only offer).
+ * preferred, which every browser encoder offers) when offered, else VP8 (Firefox without its H.264 plugin), and
+ * Opus. Video is required: a recording or a live stream without picture is not what a publisher of this server is
+ * for (NoCommonCodecs).
  */
 export async function answerAsReceiver(pc: RTCPeerConnection, offerSdp: string, publicIp: string | undefined): Promise<ReceiveAnswer> {
-  const offer = shapeOffer(offerSdp, 66, "send");
-  if (offer.h264Pt === undefined) throw new NoCommonCodecs();
+  const offer = shapeOffer(offerSdp, 66, "send", ["h264", "vp8"]);
+  if (offer.videoPt === undefined || offer.videoCodec === undefined) throw new NoCommonCodecs();
   await pc.setRemoteDescription({ type: "offer", sdp: offer.sdp });
-  const h264Pt = offer.h264Pt;
+  const videoPt = offer.videoPt;
+  const codec = offer.videoCodec;
   for (const t of pc.getTransceivers()) {
     const receives = t.kind === "video" || (t.kind === "audio" && offer.opusPt !== undefined);
     t.setDirection(receives ? "recvonly" : "inactive");
@@ -83,10 +96,10 @@ export async function answerAsReceiver(pc: RTCPeerConnection, offerSdp: string, 
   const tr = (kind: string) => pc.getTransceivers().find((t) => t.kind === kind);
   const v = tr("video");
   const a = offer.opusPt !== undefined ? tr("audio") : undefined;
-  const pli = new RegExp(`^a=fmtp:${h264Pt} .*profile-level-id=([0-9a-fA-F]{6})`, "m").exec(offer.sdp);
+  const pli = codec === "h264" ? new RegExp(`^a=fmtp:${videoPt} .*profile-level-id=([0-9a-fA-F]{6})`, "m").exec(offer.sdp) : null;
   return {
     sdp: finishAnswer(pc.localDescription?.sdp ?? "", publicIp),
-    video: v ? { transceiver: v, receiver: v.receiver, payloadType: h264Pt, profileIdc: pli ? parseInt(pli[1]!.slice(0, 2), 16) : undefined } : undefined,
+    video: v ? { transceiver: v, receiver: v.receiver, payloadType: videoPt, codec, profileIdc: pli ? parseInt(pli[1]!.slice(0, 2), 16) : undefined } : undefined,
     audio: a ? { transceiver: a, receiver: a.receiver, payloadType: offer.opusPt! } : undefined,
   };
 }

@@ -1,11 +1,13 @@
 // Shapes the browser's offer before werift answers it. werift keeps every offered codec whose MIME type it knows
-// and sends with the first one, so the offer is narrowed to the one H.264 payload type that suits the file
-// (packetization-mode=1, closest profile) and to Opus; the answer then names exactly what we send.
+// and sends with the first one, so the offer is narrowed to the one video payload type we use (H.264
+// packetization-mode=1 with the closest profile, or VP8) and to Opus; the answer then names exactly what we send.
+import type { VideoCodec } from "../rtp/video-codec.ts";
 
 export interface OfferShape {
   sdp: string;
-  /** Payload type chosen for H.264, when the offer had a video section with a usable one. */
-  h264Pt: number | undefined;
+  /** The video codec chosen and its payload type, when the offer had a video section with one we take. */
+  videoCodec: VideoCodec | undefined;
+  videoPt: number | undefined;
   opusPt: number | undefined;
   hasVideoSection: boolean;
   hasAudioSection: boolean;
@@ -70,6 +72,32 @@ function profileRank(offered: string | undefined, fileProfileIdc: number): numbe
   return idc === 100 ? 1 : idc === 77 ? 2 : 3;
 }
 
+/** The offer's payload types usable as `codec`, best first. */
+function videoCandidates(codecs: Map<number, Codec>, codec: VideoCodec, fileProfileIdc: number | undefined): Codec[] {
+  const all = [...codecs.values()];
+  if (codec === "vp8") return all.filter((c) => c.name === "vp8" && c.clock === 90000);
+  const idc = fileProfileIdc ?? 66;
+  return all
+    .filter((c) => c.name === "h264" && c.clock === 90000 && c.fmtp.get("packetization-mode") === "1")
+    .sort((a, b) => profileRank(a.fmtp.get("profile-level-id"), idc) - profileRank(b.fmtp.get("profile-level-id"), idc));
+}
+
+/**
+ * The video codecs we serve that a viewer's offer can take (its first video section). Asked before the file is
+ * opened: what the viewer takes decides whether the file goes out as it is or from a prepared copy.
+ */
+export function offeredVideoCodecs(sdp: string): Set<VideoCodec> {
+  const out = new Set<VideoCodec>();
+  const lines = sdp.split(/\r?\n/);
+  const start = lines.findIndex((l) => l.startsWith("m=video "));
+  if (start < 0) return out;
+  let end = lines.findIndex((l, i) => i > start && l.startsWith("m="));
+  if (end < 0) end = lines.length;
+  const codecs = parseCodecs(lines.slice(start, end));
+  for (const codec of ["h264", "vp8"] as const) if (videoCandidates(codecs, codec, undefined).length > 0) out.add(codec);
+  return out;
+}
+
 function keepPayloadTypes(section: string[], keep: Set<number>): string[] {
   const out: string[] = [];
   for (const line of section) {
@@ -91,7 +119,13 @@ function keepPayloadTypes(section: string[], keep: Set<number>): string[] {
  * sendrecv), `send` for a publisher (sendonly or sendrecv): a player's offer sent to publish, or an encoder's to
  * play, is refused as what it is, not answered with nothing flowing.
  */
-export function shapeOffer(sdp: string, fileProfileIdc: number | undefined, flow?: "receive" | "send"): OfferShape {
+export function shapeOffer(
+  sdp: string,
+  fileProfileIdc: number | undefined,
+  flow?: "receive" | "send",
+  /** Video codecs we can use here, best first: the first one the offer has is chosen. */
+  videoCodecs: readonly VideoCodec[] = ["h264"],
+): OfferShape {
   if (!sdp.startsWith("v=0")) throw new OfferError("not an SDP offer");
   const lines = sdp.split(/\r?\n/).filter((l) => l.length > 0);
   const sections: string[][] = [[]];
@@ -115,7 +149,8 @@ export function shapeOffer(sdp: string, fileProfileIdc: number | undefined, flow
       throw new OfferError(flow === "receive" ? "offer receives nothing (a publisher's offer, sent to play?)" : "offer sends nothing (a player's offer, sent to publish?)");
     }
   }
-  let h264Pt: number | undefined;
+  let videoCodec: VideoCodec | undefined;
+  let videoPt: number | undefined;
   let opusPt: number | undefined;
   let hasVideoSection = false;
   let hasAudioSection = false;
@@ -125,12 +160,18 @@ export function shapeOffer(sdp: string, fileProfileIdc: number | undefined, flow
     const codecs = parseCodecs(section);
     if (kind === "video") {
       hasVideoSection = true;
-      const h264 = [...codecs.values()]
-        .filter((c) => c.name === "h264" && c.clock === 90000 && c.fmtp.get("packetization-mode") === "1")
-        .sort((a, b) => profileRank(a.fmtp.get("profile-level-id"), fileProfileIdc ?? 66) - profileRank(b.fmtp.get("profile-level-id"), fileProfileIdc ?? 66));
-      const chosen = h264[0];
-      if (!chosen) return section;
-      h264Pt ??= chosen.pt;
+      let chosen: Codec | undefined;
+      let codec: VideoCodec | undefined;
+      for (const want of videoCodecs) {
+        chosen = videoCandidates(codecs, want, fileProfileIdc)[0];
+        codec = want;
+        if (chosen) break;
+      }
+      if (!chosen || !codec) return section;
+      if (videoPt === undefined) {
+        videoPt = chosen.pt;
+        videoCodec = codec;
+      }
       const keep = new Set([chosen.pt]);
       for (const c of codecs.values()) if (c.name === "rtx" && c.fmtp.get("apt") === String(chosen.pt)) keep.add(c.pt);
       return keepPayloadTypes(section, keep);
@@ -144,7 +185,7 @@ export function shapeOffer(sdp: string, fileProfileIdc: number | undefined, flow
     }
     return section;
   });
-  return { sdp: shaped.flat().join("\r\n") + "\r\n", h264Pt, opusPt, hasVideoSection, hasAudioSection, cvoId: videoOrientationId(lines) };
+  return { sdp: shaped.flat().join("\r\n") + "\r\n", videoCodec, videoPt, opusPt, hasVideoSection, hasAudioSection, cvoId: videoOrientationId(lines) };
 }
 
 function directionOf(section: readonly string[]): string | undefined {
