@@ -35,8 +35,8 @@ import {
   parseSps,
   RtpReorderBuffer,
   type AccessUnit,
+  type FrameDepacketizer,
   type ReorderOptions,
-  type ReorderStats,
 } from "./h264-depacketizer.ts";
 import { Vp8Depacketizer, type Vp8Frame } from "../rtp/vp8-rtp.ts";
 import { RtpClock, TrackTimeline, type SyncSource } from "./rtp-clock.ts";
@@ -133,14 +133,6 @@ interface VideoUnit {
   readonly config: object | undefined;
 }
 
-/** What the recorder asks of a depacketizer (H264Depacketizer, Vp8Depacketizer). */
-interface VideoDepacketizer {
-  push(rtp: RtpPacket, arrivalMs: number): void;
-  flush(): void;
-  requireKeyframe(): void;
-  readonly stats: { dropped: number; packets: ReorderStats };
-}
-
 interface PendingVideo {
   unit: VideoUnit;
   ext: number;
@@ -153,7 +145,7 @@ interface PendingAudio {
 }
 
 interface VideoState {
-  readonly depack: VideoDepacketizer;
+  readonly depack: FrameDepacketizer;
   readonly clock: RtpClock;
   readonly timeline: TrackTimeline;
   readonly source: EncodedVideoPacketSource;

@@ -170,6 +170,94 @@ const EMPTY = new Uint8Array(0);
 const LATE_RUN_RESET = 256;
 
 // ---------------------------------------------------------------------------------------------------------------
+// Frame assembly, shared by the H.264 and VP8 depacketizers
+
+export interface DepacketizerStats {
+  units: number;
+  keyframes: number;
+  /** Units dropped: damaged by loss, malformed, or not decodable (waiting for a keyframe). */
+  dropped: number;
+  packets: ReorderStats;
+}
+
+/**
+ * What both codecs' depacketizers do alike: the reorder window in front, the counters, the assembly buffer, and the
+ * rule that a dropped frame makes everything after it wait for a keyframe that is provably complete. Each codec says
+ * how packets make a frame (onPacket) and when a keyframe is complete.
+ */
+export abstract class FrameDepacketizer {
+  private readonly reorder: RtpReorderBuffer;
+  private readonly onKeyframeNeeded: (() => void) | undefined;
+  protected units = 0;
+  protected keyframes = 0;
+  protected dropped = 0;
+  /** True until a keyframe that is provably complete: at start and after any loss. */
+  protected waitKey = true;
+  // The frame being assembled: its bytes go into `buf` (reused, grows as needed).
+  protected buf = new Uint8Array(64 * 1024);
+  protected len = 0;
+  protected active = false;
+
+  constructor(opts: ReorderOptions & { onKeyframeNeeded?: () => void }) {
+    this.onKeyframeNeeded = opts.onKeyframeNeeded;
+    this.reorder = new RtpReorderBuffer((p, ts, m, arrival, lost) => this.onPacket(p, ts, m, arrival, lost), opts);
+  }
+
+  get stats(): DepacketizerStats {
+    return { units: this.units, keyframes: this.keyframes, dropped: this.dropped, packets: { ...this.reorder.stats } };
+  }
+
+  /** True while frames are dropped until the next complete keyframe. */
+  get waitingForKeyframe(): boolean {
+    return this.waitKey;
+  }
+
+  push(rtp: RtpPacket, arrivalMs: number): void {
+    this.reorder.push(rtp, arrivalMs);
+  }
+
+  pushRaw(seq: number, timestamp: number, marker: boolean, payload: Uint8Array, arrivalMs: number): void {
+    this.reorder.pushRaw(seq, timestamp, marker, payload, arrivalMs);
+  }
+
+  /**
+   * Delivers what the reorder window holds. A frame still open afterwards (its marker never came) is dropped: it may
+   * be missing its end.
+   */
+  flush(): void {
+    this.reorder.flush();
+    if (this.active) this.drop();
+  }
+
+  /** Drops frames until the next complete keyframe (the caller could not use a frame, e.g. its timestamp went back). */
+  requireKeyframe(): void {
+    this.waitKey = true;
+  }
+
+  /** Packets in sequence-number order, as the reorder window delivers them (see OrderedPacketSink). */
+  protected abstract onPacket(payload: Uint8Array, ts: number, marker: boolean, arrivalMs: number, lostBefore: number): void;
+
+  /** Gives up the frame being assembled: decoding resumes at the next complete keyframe, which is asked for. */
+  protected drop(): void {
+    this.active = false;
+    this.dropped++;
+    this.waitKey = true;
+    this.onKeyframeNeeded?.();
+  }
+
+  /** Room for `extra` more bytes in `buf`. */
+  protected reserve(extra: number): void {
+    const need = this.len + extra;
+    if (need <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < need) size *= 2;
+    const grown = new Uint8Array(size);
+    grown.set(this.buf.subarray(0, this.len));
+    this.buf = grown;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Depacketizer
 
 export interface AccessUnit {
@@ -192,32 +280,14 @@ export interface H264DepacketizerOptions extends ReorderOptions {
   onKeyframeNeeded?: () => void;
 }
 
-export interface H264DepacketizerStats {
-  units: number;
-  keyframes: number;
-  /** Units dropped: damaged by loss, or not decodable (waiting for an IDR). */
-  dropped: number;
-  packets: ReorderStats;
-}
+export type H264DepacketizerStats = DepacketizerStats;
 
-export class H264Depacketizer {
-  private readonly reorder: RtpReorderBuffer;
+export class H264Depacketizer extends FrameDepacketizer {
   private readonly onAccessUnit: (unit: AccessUnit) => void;
-  private readonly onKeyframeNeeded: (() => void) | undefined;
-  private units = 0;
-  private keyframes = 0;
-  private dropped = 0;
 
   /** Latest parameter sets seen in a unit that was emitted (immutable copies). */
   private sps: Uint8Array | undefined;
   private pps: Uint8Array | undefined;
-  /** True until an IDR that is provably complete: at start and after any loss. */
-  private waitKey = true;
-
-  // The unit being assembled: its bytes go into `buf` (reused, grows as needed).
-  private buf = new Uint8Array(64 * 1024);
-  private len = 0;
-  private active = false;
   private ts = 0;
   private arrivalMs = 0;
   /** No sequence number is missing between the previous unit's last packet and this unit's first one. */
@@ -234,43 +304,11 @@ export class H264Depacketizer {
   private fuAt = -1;
 
   constructor(opts: H264DepacketizerOptions) {
+    super(opts);
     this.onAccessUnit = opts.onAccessUnit;
-    this.onKeyframeNeeded = opts.onKeyframeNeeded;
-    this.reorder = new RtpReorderBuffer((p, ts, m, arrival, lost) => this.onPacket(p, ts, m, arrival, lost), opts);
   }
 
-  get stats(): H264DepacketizerStats {
-    return { units: this.units, keyframes: this.keyframes, dropped: this.dropped, packets: { ...this.reorder.stats } };
-  }
-
-  /** True while units are dropped until the next complete IDR. */
-  get waitingForKeyframe(): boolean {
-    return this.waitKey;
-  }
-
-  push(rtp: RtpPacket, arrivalMs: number): void {
-    this.reorder.push(rtp, arrivalMs);
-  }
-
-  pushRaw(seq: number, timestamp: number, marker: boolean, payload: Uint8Array, arrivalMs: number): void {
-    this.reorder.pushRaw(seq, timestamp, marker, payload, arrivalMs);
-  }
-
-  /**
-   * Delivers what the reorder window holds. A unit still open afterwards (its marker never came) is dropped: it may
-   * be missing its end.
-   */
-  flush(): void {
-    this.reorder.flush();
-    if (this.active) this.drop();
-  }
-
-  /** Drops units until the next complete IDR (the caller could not use a unit, e.g. its timestamp went backwards). */
-  requireKeyframe(): void {
-    this.waitKey = true;
-  }
-
-  private onPacket(payload: Uint8Array, ts: number, marker: boolean, arrivalMs: number, lostBefore: number): void {
+  protected onPacket(payload: Uint8Array, ts: number, marker: boolean, arrivalMs: number, lostBefore: number): void {
     if (lostBefore > 0) {
       // The missing packets may belong to the open unit (its middle or its end): it cannot be trusted.
       if (this.active) this.drop();
@@ -428,22 +466,9 @@ export class H264Depacketizer {
     });
   }
 
-  private drop(): void {
-    this.active = false;
+  protected override drop(): void {
     this.fuAt = -1;
-    this.dropped++;
-    this.waitKey = true;
-    this.onKeyframeNeeded?.();
-  }
-
-  private reserve(extra: number): void {
-    const need = this.len + extra;
-    if (need <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < need) size *= 2;
-    const grown = new Uint8Array(size);
-    grown.set(this.buf.subarray(0, this.len));
-    this.buf = grown;
+    super.drop();
   }
 }
 

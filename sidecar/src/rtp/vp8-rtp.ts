@@ -11,9 +11,8 @@
 // The frame goes out as two partitions (RFC 7741 4.4): the first partition (frame header, modes, motion vectors;
 // PID 0) and everything after it (the DCT token partitions; PID 1), never mixed in one packet, so a receiver that
 // lost token data can still tell it kept the whole first partition.
-import type { RtpPacket } from "werift";
 import { DEFAULT_MAX_PAYLOAD, type PayloadSink } from "./h264-packetizer.ts";
-import { RtpReorderBuffer, type ReorderOptions, type ReorderStats } from "../record/h264-depacketizer.ts";
+import { FrameDepacketizer, type DepacketizerStats, type ReorderOptions } from "../record/h264-depacketizer.ts";
 
 // Descriptor, first byte. N (non-reference frame) stays 0: MP4 does not say which frames nobody references.
 const X_BIT = 0x80;
@@ -196,28 +195,10 @@ export interface Vp8DepacketizerOptions extends ReorderOptions {
   onKeyframeNeeded?: () => void;
 }
 
-export interface Vp8DepacketizerStats {
-  units: number;
-  keyframes: number;
-  /** Frames dropped: damaged by loss, malformed, or not decodable (waiting for a keyframe). */
-  dropped: number;
-  packets: ReorderStats;
-}
+export type Vp8DepacketizerStats = DepacketizerStats;
 
-export class Vp8Depacketizer {
-  private readonly reorder: RtpReorderBuffer;
+export class Vp8Depacketizer extends FrameDepacketizer {
   private readonly onFrame: (frame: Vp8Frame) => void;
-  private readonly onKeyframeNeeded: (() => void) | undefined;
-  private units = 0;
-  private keyframes = 0;
-  private dropped = 0;
-  /** True until a keyframe that is provably complete: at start and after any loss. */
-  private waitKey = true;
-
-  // The frame being assembled: its bytes go into `buf` (reused, grows as needed).
-  private buf = new Uint8Array(64 * 1024);
-  private len = 0;
-  private active = false;
   private ts = 0;
   private arrivalMs = 0;
   private corrupt = false;
@@ -226,43 +207,11 @@ export class Vp8Depacketizer {
   private skipTs = 0;
 
   constructor(opts: Vp8DepacketizerOptions) {
+    super(opts);
     this.onFrame = opts.onFrame;
-    this.onKeyframeNeeded = opts.onKeyframeNeeded;
-    this.reorder = new RtpReorderBuffer((p, ts, m, arrival, lost) => this.onPacket(p, ts, m, arrival, lost), opts);
   }
 
-  get stats(): Vp8DepacketizerStats {
-    return { units: this.units, keyframes: this.keyframes, dropped: this.dropped, packets: { ...this.reorder.stats } };
-  }
-
-  /** True while frames are dropped until the next complete keyframe. */
-  get waitingForKeyframe(): boolean {
-    return this.waitKey;
-  }
-
-  push(rtp: RtpPacket, arrivalMs: number): void {
-    this.reorder.push(rtp, arrivalMs);
-  }
-
-  pushRaw(seq: number, timestamp: number, marker: boolean, payload: Uint8Array, arrivalMs: number): void {
-    this.reorder.pushRaw(seq, timestamp, marker, payload, arrivalMs);
-  }
-
-  /**
-   * Delivers what the reorder window holds. A frame still open afterwards (its marker never came) is dropped: it may
-   * be missing its end.
-   */
-  flush(): void {
-    this.reorder.flush();
-    if (this.active) this.drop();
-  }
-
-  /** Drops frames until the next complete keyframe (the caller could not use a frame, e.g. its timestamp went back). */
-  requireKeyframe(): void {
-    this.waitKey = true;
-  }
-
-  private onPacket(payload: Uint8Array, ts: number, marker: boolean, arrivalMs: number, lostBefore: number): void {
+  protected onPacket(payload: Uint8Array, ts: number, marker: boolean, arrivalMs: number, lostBefore: number): void {
     if (lostBefore > 0) {
       // The missing packets may belong to the open frame (its middle or its end): it cannot be trusted.
       if (this.active) {
@@ -333,20 +282,4 @@ export class Vp8Depacketizer {
     this.onFrame({ data, timestamp: this.ts, keyframe, arrivalMs: this.arrivalMs, width, height });
   }
 
-  private drop(): void {
-    this.active = false;
-    this.dropped++;
-    this.waitKey = true;
-    this.onKeyframeNeeded?.();
-  }
-
-  private reserve(extra: number): void {
-    const need = this.len + extra;
-    if (need <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < need) size *= 2;
-    const grown = new Uint8Array(size);
-    grown.set(this.buf.subarray(0, this.len));
-    this.buf = grown;
-  }
 }
