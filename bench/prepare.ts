@@ -27,7 +27,8 @@ export interface PrepareResult {
   ttff: TtffResult;
 }
 
-async function makeSource(dir: string, name: string, seconds: number): Promise<string> {
+/** The file this part prepares (bench/vp8.ts prepares it too): `seconds` of 720p30 High + B-frames + AAC, noisy. */
+export async function makeSource(dir: string, name: string, seconds: number): Promise<string> {
   const out = path.join(dir, name);
   await run(FFMPEG, [
     ...["-nostdin", "-hide_banner", "-loglevel", "error", "-y"],

@@ -4,11 +4,13 @@
 //
 // BENCH_OUT=<file> writes the results there instead of bench/results/<date>.json. BENCH_PROFILE_VIEWERS (150) is the
 // step profiled for the per-stage cost of the media path (0: none).
-// BENCH_ONLY=viewers,ttff,floor,record,prepare,storage,whep picks parts (BENCH_PREPARE_SECONDS: the prepared file,
-// default 600; storage: first frame from a bucket vs local disk, bucket reads per viewer-minute with 1 and
-// BENCH_STORAGE_VIEWERS (20) viewers for BENCH_STORAGE_WINDOW_MS (30000), a 10-minute recording's upload, against a
-// Swift it starts itself; whep: first frame over WHEP, a page's fetch POST -> first frame, same origin and cross
-// origin, against the Web SDK's play() -> first frame, BENCH_TTFF_RUNS each);
+// BENCH_ONLY=viewers,ttff,floor,record,prepare,vp8,storage,whep picks parts (BENCH_PREPARE_SECONDS: the prepared
+// file, default 600; vp8: VP8 against H.264, prepare speed and first fragment of a BENCH_VP8_SECONDS (60) 720p file,
+// BENCH_VP8_RUNS (3) each, then sidecar CPU per vod:// viewer, BENCH_VP8_VIEWERS (50) viewers, BENCH_VP8_ROUNDS (2)
+// windows of BENCH_VP8_WINDOW_MS (20000) per codec; storage: first frame from a bucket vs local disk, bucket reads
+// per viewer-minute with 1 and BENCH_STORAGE_VIEWERS (20) viewers for BENCH_STORAGE_WINDOW_MS (30000), a 10-minute
+// recording's upload, against a Swift it starts itself; whep: first frame over WHEP, a page's fetch POST -> first
+// frame, same origin and cross origin, against the Web SDK's play() -> first frame, BENCH_TTFF_RUNS each);
 // BENCH_WINDOW_MS (default 30000) is each viewer step's window;
 // BENCH_STEPS=1,50,100 and BENCH_SYSTEMS=vod,vod-live,janus narrow the viewer climb; BENCH_JANUS_EVENT_LOOPS sets
 // Janus's event_loops (default 2, its best here; 0 = a thread per handle, its default). For a closer look at one
@@ -25,9 +27,10 @@ import { measureTtff } from "./ttff.ts";
 import { measurePrepare } from "./prepare.ts";
 import { measureStorage, storageSummary } from "./storage.ts";
 import { measureViewers, type StepResult, type System, type ViewersResult } from "./viewers.ts";
+import { measureVp8, vp8Summary } from "./vp8.ts";
 import { measureWhep, whepSummary } from "./whep.ts";
 
-const parts = new Set((process.env.BENCH_ONLY ?? "viewers,ttff,floor,record,prepare,storage,whep").split(","));
+const parts = new Set((process.env.BENCH_ONLY ?? "viewers,ttff,floor,record,prepare,vp8,storage,whep").split(","));
 const list = (v: string | undefined) => v?.split(",").map((s) => s.trim()).filter(Boolean);
 
 function version(cmd: string, args: string[]): string {
@@ -113,6 +116,20 @@ async function main(): Promise<void> {
       const warm = prep.ttff.warm.firstFrame.median;
       console.log(`  ${prep.file.seconds} s prepared with ${prep.cpuSec.toFixed(1)} s CPU in ${prep.wallSec.toFixed(1)} s (${prep.realTimeFactor.toFixed(1)}x real time)`);
       console.log(`  first frame: first viewer (prepare running) ${cold.toFixed(0)} ms; prepared copy median ${warm.toFixed(0)} ms (${(cold / warm).toFixed(2)}x)`);
+    }
+    if (parts.has("vp8")) {
+      console.log("VP8 for browsers without H.264, against H.264: preparing a copy, and sidecar CPU per viewer");
+      const num = (v: string | undefined) => (v ? Number(v) : undefined);
+      const vp8 = await measureVp8({
+        dir,
+        seconds: num(process.env.BENCH_VP8_SECONDS),
+        runs: num(process.env.BENCH_VP8_RUNS),
+        viewers: num(process.env.BENCH_VP8_VIEWERS),
+        rounds: num(process.env.BENCH_VP8_ROUNDS),
+        windowMs: num(process.env.BENCH_VP8_WINDOW_MS),
+      });
+      result.vp8 = vp8;
+      console.log(vp8Summary(vp8).join("\n"));
     }
     if (parts.has("storage")) {
       console.log("object storage: a real S3 server (Swift) against local disk");

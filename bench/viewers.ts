@@ -13,7 +13,7 @@ import os from "node:os";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { coreMs, cpuSplitMs, rssMb } from "../test/helpers/proc-stats.ts";
 import { makeFixture } from "../test/helpers/fixtures.ts";
-import { startSidecar } from "../test/helpers/sidecar-process.ts";
+import { startSidecar, type SidecarProcess } from "../test/helpers/sidecar-process.ts";
 import { signedFetch } from "../test/helpers/signed-fetch.ts";
 import { makeBenchFile } from "./bench-file.ts";
 import type { CountingViewer, WindowStats } from "./load/counting-viewer.ts";
@@ -82,14 +82,14 @@ const FPS = 30;
 const toolLag = monitorEventLoopDelay({ resolution: 5 });
 toolLag.enable();
 const REALTIME_P99_MS = 20;
-const SERVER_CPU = 0;
-const TOOL_CPU = 1;
+export const SERVER_CPU = 0;
+export const TOOL_CPU = 1;
 
 /**
  * The machine's cores. Not os.availableParallelism(): that is this process's affinity, one core once pin() has run,
  * and reading it then left the sidecar unpinned on the viewers' core (every run before 2026-11-27 afternoon).
  */
-const CORES = os.cpus().length;
+export const CORES = os.cpus().length;
 
 /** Pins every thread of a process to one core; false where taskset or a second core is missing. */
 export function pin(pid: number, cpu: number): boolean {
@@ -152,7 +152,25 @@ type GcClock = (() => Promise<number>) | undefined;
 /** The server's event-loop lag since the last call (a scrape resets prom-client's histogram), where it reports it. */
 type LoopLag = (() => Promise<{ p99: number; max: number }>) | undefined;
 
-async function step(
+/** Our sidecar's GC clock (`gcMs` from its health). */
+export function sidecarGcMs(sidecar: SidecarProcess): () => Promise<number> {
+  return async () => {
+    const res = await signedFetch(sidecar.secret, `${sidecar.url}/v1/health`);
+    return ((await res.json()) as { gcMs: number }).gcMs;
+  };
+}
+
+/** Our sidecar's event-loop lag (prom-client's, from /metrics). */
+export function sidecarLoopLag(sidecar: SidecarProcess): () => Promise<{ p99: number; max: number }> {
+  return async () => {
+    const text = await (await fetch(`${sidecar.url}/metrics`)).text();
+    const read = (name: string) => Number(text.split("\n").find((l) => l.startsWith(`${name} `))?.split(" ")[1] ?? NaN) * 1000;
+    return { p99: read("nodejs_eventloop_lag_p99_seconds"), max: read("nodejs_eventloop_lag_max_seconds") };
+  };
+}
+
+/** One window of `n` viewers from `factory` (opened a few at a time, then 2 s to settle), as every climb measures it. */
+export async function step(
   sink: RtpSink,
   system: System,
   factory: ViewerFactory,
@@ -332,16 +350,7 @@ async function climbAll(
         system === "vod"
           ? sidecarViewers(sink, sidecar, "vod://bench-long.mp4")
           : sidecarViewers(sink, sidecar, "vod-live://bench.mp4", { startedAt: Date.now(), loop: true });
-      const gcMs = async () => {
-        const res = await signedFetch(sidecar.secret, `${sidecar.url}/v1/health`);
-        return ((await res.json()) as { gcMs: number }).gcMs;
-      };
-      const loopLag = async () => {
-        const text = await (await fetch(`${sidecar.url}/metrics`)).text();
-        const read = (name: string) => Number(text.split("\n").find((l) => l.startsWith(`${name} `))?.split(" ")[1] ?? NaN) * 1000;
-        return { p99: read("nodejs_eventloop_lag_p99_seconds"), max: read("nodejs_eventloop_lag_max_seconds") };
-      };
-      results = await climb(sink, system, factory, sidecar.pid, climbWith, gcMs, loopLag);
+      results = await climb(sink, system, factory, sidecar.pid, climbWith, sidecarGcMs(sidecar), sidecarLoopLag(sidecar));
     } finally {
       // A clean exit: the CPU profile is written then.
       await sidecar.stop();

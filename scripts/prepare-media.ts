@@ -49,11 +49,11 @@ for (const name of names) {
       const index = await openMp4(file);
       const c = classify(index);
       // Prepared for every browser: rotation too, not only for those that lack the orientation extension.
-      const preps: { kind: PrepareKind; withAudio: boolean }[] = [];
+      const preps: { kind: PrepareKind; withAudio: boolean; sourceKbps?: number }[] = [];
       const h264 = prepareFor(c.plan);
       if (h264) preps.push(h264);
       if (vp8) {
-        if (planFor(c, "vp8").video === "prepare") preps.push({ kind: "vp8", withAudio: false });
+        if (planFor(c, "vp8").video === "prepare") preps.push({ kind: "vp8", withAudio: false, ...(c.video?.kbps ? { sourceKbps: c.video.kbps } : {}) });
         // A VP8 viewer's sound: the Opus copy, unless the H.264 copy is all this file needs (sound in it).
         if (c.plan.audio === "transcode" && !preps.some((p) => p.kind === "audio")) preps.push({ kind: "audio", withAudio: true });
       }

@@ -1,5 +1,6 @@
 // How the load tool gets one viewer from each server under test. Our sidecar is driven through its control API
 // (the edge only signals; the media host's cost is the sidecar's alone), Janus through its WebSocket API.
+import { RTCRtpCodecParameters } from "werift";
 import { SIDECAR_PATHS, type PlayRequest, type StopRequest } from "@edge-vod/shared";
 import type { SidecarProcess } from "../../test/helpers/sidecar-process.ts";
 import { signedFetch } from "../../test/helpers/signed-fetch.ts";
@@ -11,10 +12,26 @@ import { videoPayloadTypes } from "../../test/helpers/sdp.ts";
 
 export type ViewerFactory = () => Promise<{ viewer: CountingViewer; hangup(): Promise<void> }>;
 
-/** Viewers of `name` on our sidecar; `broadcast` makes them join one vod-live broadcast. */
-export function sidecarViewers(sink: RtpSink, sidecar: SidecarProcess, name: string, broadcast?: PlayRequest["broadcast"]): ViewerFactory {
+/** What a browser without H.264 offers for video (Firefox without its OpenH264 plugin): VP8 alone. */
+export const VP8_ONLY = new RTCRtpCodecParameters({
+  mimeType: "video/VP8",
+  clockRate: 90000,
+  rtcpFeedback: [{ type: "nack" }, { type: "nack", parameter: "pli" }],
+});
+
+/**
+ * Viewers of `name` on our sidecar; `broadcast` makes them join one vod-live broadcast. `video`: the one video codec
+ * they offer (default H.264 42e01f, as testPeer).
+ */
+export function sidecarViewers(
+  sink: RtpSink,
+  sidecar: SidecarProcess,
+  name: string,
+  broadcast?: PlayRequest["broadcast"],
+  video?: RTCRtpCodecParameters,
+): ViewerFactory {
   return async () => {
-    const pc = testPeer();
+    const pc = testPeer(video);
     pc.addTransceiver("video", { direction: "recvonly" });
     pc.addTransceiver("audio", { direction: "recvonly" });
     const played = await playOnSidecar(sidecar, pc, name, broadcast);

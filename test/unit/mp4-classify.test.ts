@@ -295,7 +295,7 @@ test("the codec a viewer gets: a file's own VP8 to VP8 clients, else H.264 when 
   const video = (family: "h264" | "vp8" | "hevc", rotation: 0 | 90 = 0, bFrames = false): Classification => ({
     video: {
       family, codec: family, profileIdc: undefined, bFrames, maxGopSec: 2, rotation, width: 640, height: 360,
-      displayWidth: 640, displayHeight: 360, vfr: false, fps: 30,
+      displayWidth: 640, displayHeight: 360, vfr: false, fps: 30, kbps: 1000,
     },
     audio: undefined,
     plan: { video: family === "h264" && !bFrames && rotation === 0 ? "as-is" : "prepare", audio: "none" },

@@ -25,6 +25,8 @@ export interface VideoClass {
   readonly vfr: boolean;
   /** Mean frame rate. */
   readonly fps: number;
+  /** Mean video bitrate, kbit/s (a re-encode to another codec aims near it, not at a fixed rate). */
+  readonly kbps: number;
 }
 
 export interface AudioClass {
@@ -109,7 +111,9 @@ function classifyVideo(index: Mp4Index): VideoClass {
   let lastKey = -1;
   let minDur = Infinity;
   let maxDur = 0;
+  let bytes = 0;
   for (let i = 0; i < s.count; i++) {
+    bytes += s.size[i]!;
     if (s.sync[i] === 1) {
       if (lastKey >= 0) maxGop = Math.max(maxGop, s.dts[i]! - s.dts[lastKey]!);
       lastKey = i;
@@ -141,6 +145,7 @@ function classifyVideo(index: Mp4Index): VideoClass {
     // 5 %: muxers round durations to the timescale (29.97 fps at 1/1000 alternates 33 and 34).
     vfr: minDur !== Infinity && maxDur > minDur * 1.05,
     fps: spanSec > 0 ? s.count / spanSec : 0,
+    kbps: spanSec > 0 ? (bytes * 8) / spanSec / 1000 : 0,
   };
 }
 

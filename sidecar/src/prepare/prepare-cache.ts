@@ -32,6 +32,8 @@ export interface PrepareRequest {
   kind: PrepareKind;
   /** For `video`: whether the file has audio ffmpeg can decode (else the copy has none). */
   withAudio: boolean;
+  /** For `vp8`: the source's video bitrate, kbit/s; the copy aims a little above it (see vp8Kbps). */
+  sourceKbps?: number;
 }
 
 /**
@@ -486,7 +488,8 @@ export class PrepareJob implements GrowingCopy {
         // Real-time libvpx: no look-ahead, so no hidden alt-ref frames (every sample is a shown picture) and the
         // first frames come out at once; error resilient, so a viewer's loss heals without a keyframe more often.
         ...["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-lag-in-frames", "0", "-auto-alt-ref", "0", "-error-resilient", "1"],
-        ...["-b:v", "2M", "-maxrate", "3M", "-bufsize", "3M", "-qmin", "4", "-qmax", "48", "-pix_fmt", "yuv420p"],
+        ...["-b:v", `${vp8Kbps(this.req.sourceKbps)}k`, "-maxrate", `${Math.round(vp8Kbps(this.req.sourceKbps) * 1.5)}k`],
+        ...["-bufsize", `${Math.round(vp8Kbps(this.req.sourceKbps) * 1.5)}k`, "-qmin", "4", "-qmax", "48", "-pix_fmt", "yuv420p"],
         // Keyframes at 0, 0.5 and 1 s, then every 2 s: fragments close at keyframes, so the first viewer's first
         // fragment is on disk after half a second of encoding, and a PLI or vod-live join waits at most 2 s.
         ...["-force_key_frames", "expr:gte(t,if(lt(n_forced,3),n_forced*0.5,(n_forced-2)*2))"],
@@ -516,6 +519,16 @@ export class PrepareJob implements GrowingCopy {
 }
 
 const QUIET = ["-nostdin", "-hide_banner", "-loglevel", "error", "-y"];
+
+/**
+ * A VP8 copy's target bitrate: a quarter above the source's (VP8 in real-time mode needs about that to look as good
+ * as H.264), within 400 kbit/s and 4 Mbit/s; 2 Mbit/s when the source's is unknown. A fixed 2 Mbit/s doubled what
+ * a 1 Mbit/s file cost to send (bench `vp8`).
+ */
+export function vp8Kbps(sourceKbps: number | undefined): number {
+  if (!sourceKbps || !(sourceKbps > 0)) return 2000;
+  return Math.round(Math.min(4000, Math.max(400, sourceKbps * 1.25)));
+}
 
 /** Counts running prepares against a limit; a waiting one is handed the slot its predecessor frees. */
 class Slots {

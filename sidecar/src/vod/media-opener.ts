@@ -188,7 +188,8 @@ export class MediaOpener {
   ): Promise<{ have: OpenedMedia["have"]; tracks: Promise<Tracks> }> {
     if (!file.toolSource) throw new MediaError(Info.FILE_HAS_WRONG_FORMAT, `${name}: needs preparing, and no tool can read it`);
     const source = await file.toolSource();
-    const prepared = await this.prepare.get({ source, identity: file.identity, kind, withAudio });
+    const sourceKbps = kind === "vp8" ? (await this.indexes.get(file)).classification.video?.kbps : undefined;
+    const prepared = await this.prepare.get({ source, identity: file.identity, kind, withAudio, ...(sourceKbps ? { sourceKbps } : {}) });
     if (!prepared.done) {
       // What the recipes make (see PrepareJob): constrained baseline H.264 (profile_idc 66) and Opus, VP8 alone, or Opus.
       const have = { video: kind !== "audio", audio: kind !== "vp8" && withAudio, profileIdc: kind === "video" ? 66 : undefined };
