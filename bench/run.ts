@@ -10,7 +10,9 @@
 // windows of BENCH_VP8_WINDOW_MS (20000) per codec; storage: first frame from a bucket vs local disk, bucket reads
 // per viewer-minute with 1 and BENCH_STORAGE_VIEWERS (20) viewers for BENCH_STORAGE_WINDOW_MS (30000), a 10-minute
 // recording's upload, against a Swift it starts itself; whep: first frame over WHEP, a page's fetch POST -> first
-// frame, same origin and cross origin, against the Web SDK's play() -> first frame, BENCH_TTFF_RUNS each);
+// frame, same origin and cross origin, against the Web SDK's play() -> first frame, BENCH_TTFF_RUNS each; firefox:
+// stock Firefox's play() -> first frame of a 30-s 720p H.264 + AAC file it gets as a VP8 copy, first viewer (fresh
+// sidecar per run) and prepared, against Chromium's H.264 of the file, BENCH_FIREFOX_RUNS (5) each);
 // BENCH_WINDOW_MS (default 30000) is each viewer step's window;
 // BENCH_STEPS=1,50,100 and BENCH_SYSTEMS=vod,vod-live,janus narrow the viewer climb; BENCH_JANUS_EVENT_LOOPS sets
 // Janus's event_loops (default 2, its best here; 0 = a thread per handle, its default). For a closer look at one
@@ -29,8 +31,9 @@ import { measureStorage, storageSummary } from "./storage.ts";
 import { measureViewers, type StepResult, type System, type ViewersResult } from "./viewers.ts";
 import { measureVp8, vp8Summary } from "./vp8.ts";
 import { measureWhep, whepSummary } from "./whep.ts";
+import { firefoxSummary, measureFirefox } from "./firefox.ts";
 
-const parts = new Set((process.env.BENCH_ONLY ?? "viewers,ttff,floor,record,prepare,vp8,storage,whep").split(","));
+const parts = new Set((process.env.BENCH_ONLY ?? "viewers,ttff,floor,record,prepare,vp8,storage,whep,firefox").split(","));
 const list = (v: string | undefined) => v?.split(",").map((s) => s.trim()).filter(Boolean);
 
 function version(cmd: string, args: string[]): string {
@@ -80,7 +83,7 @@ async function main(): Promise<void> {
   const date = new Date().toISOString().slice(0, 10);
   ensureDebianPackages([
     "ffmpeg",
-    ...(parts.has("ttff") || parts.has("prepare") || parts.has("storage") || parts.has("whep") ? (["chromium"] as const) : []),
+    ...(parts.has("ttff") || parts.has("prepare") || parts.has("storage") || parts.has("whep") || parts.has("firefox") ? (["chromium"] as const) : []),
     ...(parts.has("storage") ? (["swift-proxy", "swift-object", "swift-container", "swift-account"] as const) : []),
   ]);
   const result: Record<string, unknown> = { date, machine: machine() };
@@ -146,6 +149,12 @@ async function main(): Promise<void> {
       const whep = await measureWhep({ runs: Number(process.env.BENCH_TTFF_RUNS ?? 10) });
       result.whep = whep;
       console.log(whepSummary(whep).join("\n"));
+    }
+    if (parts.has("firefox")) {
+      console.log("time to first frame, stock Firefox (VP8 copy) against Chromium (H.264): a 720p H.264 + AAC file");
+      const firefox = await measureFirefox({ runs: process.env.BENCH_FIREFOX_RUNS ? Number(process.env.BENCH_FIREFOX_RUNS) : undefined });
+      result.firefox = firefox;
+      console.log(firefoxSummary(firefox).join("\n"));
     }
     if (parts.has("floor")) {
       console.log("the floor: SRTP + UDP send alone in Node");

@@ -31,12 +31,21 @@ export function testPeer(video: RTCRtpCodecParameters = H264_42E01F): RTCPeerCon
   });
 }
 
-const H264_42E01F = new RTCRtpCodecParameters({
+export const H264_42E01F = new RTCRtpCodecParameters({
   mimeType: "video/H264",
   clockRate: 90000,
   rtcpFeedback: [{ type: "nack" }, { type: "nack", parameter: "pli" }],
   parameters: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
 });
+
+/** VP8 as a browser without H.264 offers it (Firefox without OpenH264): nack and nack pli, or no feedback at all. */
+export function vp8Codec(opts: { feedback?: boolean } = {}): RTCRtpCodecParameters {
+  return new RTCRtpCodecParameters({
+    mimeType: "video/VP8",
+    clockRate: 90000,
+    rtcpFeedback: opts.feedback === false ? [] : [{ type: "nack" }, { type: "nack", parameter: "pli" }],
+  });
+}
 
 /**
  * Offers only SRTP AES_CM_128_HMAC_SHA1_80, the profile Chromium picks as the DTLS server of a call it offers. A
@@ -76,8 +85,9 @@ export function withoutCandidates(sdp: string): string {
     .join("\r\n");
 }
 
-export async function createWeriftViewer() {
-  const pc = testPeer();
+/** `video`: the one video codec the viewer offers (default H.264 42e01f, as the Web SDK in Chromium). */
+export async function createWeriftViewer(opts: { video?: RTCRtpCodecParameters } = {}) {
+  const pc = testPeer(opts.video);
   const received: Received = { videoFrameTimestamps: [], videoFrameArrivals: [], firstVideoPayload: undefined, videoPackets: 0, audioTimestamps: [] };
   pc.addTransceiver("video", { direction: "recvonly" });
   pc.addTransceiver("audio", { direction: "recvonly" });

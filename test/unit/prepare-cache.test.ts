@@ -404,7 +404,7 @@ test("prepares beyond maxRunning wait their turn, then run", async () => {
   assert.equal(cache.stats.running, 0);
 });
 
-test("VP8 copies: upright VP8 alone, every frame at its source time, keyframes at 0, 0.5, 1 s then <= 2 s, ffprobe-valid", async () => {
+test("VP8 copies: upright VP8 alone, every frame at its source time, keyframes at 0, 0.25, 0.5, 1 s then <= 2 s, ffprobe-valid", async () => {
   const dir = path.join(tmp, "vp8");
   const { cache, runs } = counting(dir);
   const src = await makeFixture(tmp, "vp8-source.mp4", [
@@ -429,8 +429,8 @@ test("VP8 copies: upright VP8 alone, every frame at its source time, keyframes a
     const keys: number[] = [];
     for (let i = 0; i < s.count; i++) if (s.sync[i] === 1) keys.push((s.dts[i]! - s.dts[0]!) / index.video!.timescale);
     const length = (s.dts[s.count - 1]! + s.duration[s.count - 1]! - s.dts[0]!) / index.video!.timescale;
-    const planned = [0, 0.5, 1, 2, 4, 6, 8].filter((t) => t < length - 0.01);
-    assert.deepEqual(keys.map((k) => Math.round(k * 10) / 10), planned, `${name}: keyframes`);
+    const planned = [0, 0.25, 0.5, 1, 2, 4, 6, 8].filter((t) => t < length - 0.01);
+    assert.deepEqual(keys.map((k) => Math.round(k * 20) / 20), planned, `${name}: keyframes`);
     assert.ok(after.video!.maxGopSec <= 2.05, `${name}: keyframe gap ${after.video!.maxGopSec}`);
     const a = await presentationTimes(file);
     const b = await presentationTimes(out);

@@ -490,9 +490,10 @@ export class PrepareJob implements GrowingCopy {
         ...["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-lag-in-frames", "0", "-auto-alt-ref", "0", "-error-resilient", "1"],
         ...["-b:v", `${vp8Kbps(this.req.sourceKbps)}k`, "-maxrate", `${Math.round(vp8Kbps(this.req.sourceKbps) * 1.5)}k`],
         ...["-bufsize", `${Math.round(vp8Kbps(this.req.sourceKbps) * 1.5)}k`, "-qmin", "4", "-qmax", "48", "-pix_fmt", "yuv420p"],
-        // Keyframes at 0, 0.5 and 1 s, then every 2 s: fragments close at keyframes, so the first viewer's first
-        // fragment is on disk after half a second of encoding, and a PLI or vod-live join waits at most 2 s.
-        ...["-force_key_frames", "expr:gte(t,if(lt(n_forced,3),n_forced*0.5,(n_forced-2)*2))"],
+        // Keyframes at 0, 0.25, 0.5 and 1 s, then every 2 s: fragments close at keyframes, so the first viewer's
+        // first fragment is on disk after a quarter second of media is encoded, and a PLI or vod-live join waits at
+        // most 2 s.
+        ...["-force_key_frames", "expr:gte(t,if(lt(n_forced,2),n_forced*0.25,if(lt(n_forced,4),(n_forced-1)*0.5,(n_forced-3)*2)))"],
         ...["-fps_mode", "passthrough", "-enc_time_base:v", "1:90000"],
         ...scale,
         ...["-f", "ivf", "pipe:1"],
