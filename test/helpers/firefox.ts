@@ -25,7 +25,7 @@ export interface FirefoxOptions {
 
 export interface LaunchedFirefox {
   browser: Browser;
-  /** A new tab, with its page errors and console errors going to the test's log. */
+  /** A new tab (60 s default timeouts), with its page errors going to the test's log. */
   newPage(): Promise<Page>;
   /** Closes the browser, kills what is left of it and removes its profile (and plugin) folders. Never throws. */
   close(): Promise<void>;
@@ -139,6 +139,9 @@ export async function launchFirefox(opts: FirefoxOptions = {}): Promise<Launched
     browser,
     async newPage() {
       const page = await browser.newPage();
+      // Generous defaults for unlabelled waits (navigation, selectors): tests share a small machine.
+      page.setDefaultTimeout(60_000);
+      page.setDefaultNavigationTimeout(60_000);
       page.on("pageerror", (err) => console.log(`firefox page error: ${err instanceof Error ? err.message : String(err)}`));
       return page;
     },
@@ -206,7 +209,7 @@ export async function openPlayer(page: Page, edgeUrl: string, stream: string, in
   for (const script of [capturePeerConnections, ...initScripts]) await page.evaluateOnNewDocument(script);
   await page.goto(`${edgeUrl}/player.html?stream=${encodeURIComponent(stream)}`);
   await page.waitForFunction(() => typeof (window as unknown as { Flashphoner?: unknown }).Flashphoner !== "undefined", {
-    timeout: 30_000,
+    timeout: 60_000,
   });
   return page;
 }

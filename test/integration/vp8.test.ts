@@ -205,7 +205,8 @@ function watchWire(pc: RTCPeerConnection, codec: Codec) {
     },
     keyframes(): Keyframes {
       // One per frame (an H.264 keyframe may have its parameter sets and its IDR each in a packet that says so).
-      const keys = ordered().filter(([, p], i, all) => p.key && !all.slice(0, i).some(([, q]) => q.key && q.ts === p.ts));
+      const seen = new Set<number>();
+      const keys = ordered().filter(([, p]) => p.key && !seen.has(p.ts) && !!seen.add(p.ts));
       return { timestamps: keys.map(([, p]) => p.ts), arrivals: keys.map(([, p]) => p.arrival) };
     },
     /** Video packets missing between frame i-1's marker and frame i's (the received() frame indexes). */
@@ -271,6 +272,9 @@ async function playToEnd(name: string, video: RTCRtpCodecParameters, codec: Code
     const last = await client.waitForStatus(started.id, ["STOPPED", "FAILED"], { timeoutMs });
     // The last packets may still be on their way.
     await sleep(300);
+    const wire = viewer.wire.stats();
+    // Not asserted (the kernel may drop a burst for this busy process), but it tells such a failure from the server's.
+    if (wire.lost > 0 || wire.duplicates > 0) console.warn(`${codec} viewer of ${name}: ${wire.lost} video packets never arrived, ${wire.duplicates} came twice`);
     return { received: viewer.wire.received(), keyframes: viewer.wire.keyframes(), answerSdp: started.answerSdp!, last };
   } finally {
     await Promise.allSettled([viewer.close(), client.close()]);
@@ -414,8 +418,8 @@ describe("vod-live:// to VP8 and H.264 viewers", () => {
       const b = await startPlay(vp8Client, vp8, "vod-live://live.mp4", "VP8 vod-live viewer");
       assert.equal(b.failed, undefined, JSON.stringify(b.failed));
       assert.deepEqual(videoCodecsOf(b.answerSdp!), ["VP8"]);
-      await until("60 VP8 frames", () => vp8.received.videoFrameTimestamps.length >= 60, 30_000);
-      assert.ok(h264.received.videoFrameTimestamps.length >= 60, `H.264 viewer: ${h264.received.videoFrameTimestamps.length} frames`);
+      await until("90 VP8 frames", () => vp8.received.videoFrameTimestamps.length >= 90, 30_000);
+      assert.ok(h264.received.videoFrameTimestamps.length >= 90, `H.264 viewer: ${h264.received.videoFrameTimestamps.length} frames`);
 
       const gotH = h264.wire.received();
       const gotV = vp8.wire.received();
@@ -437,9 +441,10 @@ describe("vod-live:// to VP8 and H.264 viewers", () => {
       assert.ok(vp8Start >= 1000, `the VP8 viewer joined the broadcast where it was (${vp8Start} ms in), not at its start`);
 
       // Frames that arrive at the same moment show the same media time: each viewer's media-time-0 on the wall
-      // clock, from its least delayed frame.
-      const zH = mediaZeroAt(gotH);
-      const zV = mediaZeroAt(gotV);
+      // clock, from its least delayed frame of the last second (the VP8 viewer's first frames may come in a burst
+      // while its copy is still being made).
+      const zH = mediaZeroAt(gotH, gotH.videoFrameTimestamps.length - 30);
+      const zV = mediaZeroAt(gotV, gotV.videoFrameTimestamps.length - 30);
       assert.ok(Math.abs(zH - zV) <= 100 + FRAME_MS, `media time 0 is at ${zH.toFixed(1)} for H.264 and ${zV.toFixed(1)} for VP8 (${(zV - zH).toFixed(1)} ms apart)`);
       // And directly: when the VP8 viewer's latest frame came, the H.264 viewer's latest frame showed (nearly) the same time.
       const lastV = gotV.videoFrameArrivals.length - 1;
@@ -483,10 +488,14 @@ describe("publishing VP8", () => {
       const liveKeys = live.wire.keyframes().timestamps.length;
       assert.ok(liveKeys >= 3, `keyframes arrive about every second (${liveKeys})`);
 
+      // As the SDK's stream.stop(): the media stops, then unPublishStream. Let the last packets land first, so that
+      // what was sent is what the recorder got.
+      pub.pause();
+      await sleep(300);
       const framesSent = pub.stats.videoFramesSent;
+      // From the publisher's first frame (it sends once connected, a moment before PUBLISHING) to the end of its last.
+      const publishedSec = (pub.stats.lastVideoFrameAt! - pub.stats.firstVideoFrameAt!) / 1000 + FRAME_MS / 1000;
       client.unPublishStream(id);
-      // From the publisher's first frame: it sends as soon as it is connected, a moment before PUBLISHING.
-      const publishedSec = (Date.now() - pub.stats.firstVideoFrameAt!) / 1000;
       const done = await client.waitForStatus(id, "UNPUBLISHED", { timeoutMs: 30_000 });
       assert.equal(done.info, Info.STOPPED_BY_USER);
       const recordName = done.recordName;
@@ -633,6 +642,8 @@ describe("bad VP8 input", () => {
       assert.ok(keyAfter.length >= 2, `keyframes reach the live viewer after the damaged one (${keyAfter.length})`);
       assert.ok(await healthOk(), "the sidecar answers");
 
+      pub.pause();
+      await sleep(300);
       const framesSent = pub.stats.videoFramesSent;
       client.unPublishStream(id);
       const done = await client.waitForStatus(id, "UNPUBLISHED", { timeoutMs: 30_000 });
