@@ -104,7 +104,9 @@ async function whep(url: string, headers: Record<string, string> = {}) {
 
 /** A WHIP encoder: a werift sendonly offer POSTed to `url`, sending `source` once the answer is applied. */
 async function whip(url: string, headers: Record<string, string> = {}) {
-  const pub = await createWeriftPublisher(source);
+  // Sender reports right to the millisecond, as an encoder's: werift's own are right to the second, which placed the
+  // recording's audio up to half a second late (its playback then had less audio than the file's length).
+  const pub = await createWeriftPublisher(source, { exactSenderReports: true });
   cleanups.push(() => pub.close());
   const res = await post(url, pub.offerSdp, { "content-type": SDP, ...headers });
   if (res.status === 201) await pub.setAnswer(res.body);
