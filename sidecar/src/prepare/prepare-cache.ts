@@ -477,6 +477,7 @@ export class PrepareJob implements GrowingCopy {
     // stops answering fails the prepare instead of holding its slot until the time limit.
     const remote: string[] = /^https?:/i.test(input) ? ["-reconnect", "1", "-reconnect_on_network_error", "1", "-reconnect_delay_max", "5", "-rw_timeout", "20000000"] : [];
     if (kind === "vp8") {
+      const kbps = vp8Kbps(this.req.sourceKbps);
       return [
         ...QUIET,
         ...remote,
@@ -488,8 +489,8 @@ export class PrepareJob implements GrowingCopy {
         // Real-time libvpx: no look-ahead, so no hidden alt-ref frames (every sample is a shown picture) and the
         // first frames come out at once; error resilient, so a viewer's loss heals without a keyframe more often.
         ...["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-lag-in-frames", "0", "-auto-alt-ref", "0", "-error-resilient", "1"],
-        ...["-b:v", `${vp8Kbps(this.req.sourceKbps)}k`, "-maxrate", `${Math.round(vp8Kbps(this.req.sourceKbps) * 1.5)}k`],
-        ...["-bufsize", `${Math.round(vp8Kbps(this.req.sourceKbps) * 1.5)}k`, "-qmin", "4", "-qmax", "48", "-pix_fmt", "yuv420p"],
+        ...["-b:v", `${kbps}k`, "-maxrate", `${Math.round(kbps * 1.5)}k`, "-bufsize", `${Math.round(kbps * 1.5)}k`],
+        ...["-qmin", "4", "-qmax", "48", "-pix_fmt", "yuv420p"],
         // Keyframes at 0, 0.25, 0.5 and 1 s, then every 2 s: fragments close at keyframes, so the first viewer's
         // first fragment is on disk after a quarter second of media is encoded, and a PLI or vod-live join waits at
         // most 2 s.

@@ -92,12 +92,14 @@ export class MediaOpener {
       if (c.plan.audio === "none" && c.audio) console.warn(`vod: ${name}: ${c.reasons.join(", ")}; playing without sound`);
       const codec = videoCodecFor(c, opts.videoCodecs ?? H264_ONLY);
       const videoCodec = codec ?? "h264";
+      // The file has video, in no codec the viewer takes: nothing is prepared, and the answer refuses the offer.
+      const untakeable = codec === undefined && c.video !== undefined;
       let have: OpenedMedia["have"];
       let tracks: Promise<Tracks>;
       const byOrientation = codec === "h264" && opts.orientation === true && onlyRotated(c);
       let plan = planFor(c, videoCodec);
       if (byOrientation) plan = { ...plan, video: "as-is" };
-      if (codec === undefined && c.video) plan = { ...plan, video: "none" };
+      if (untakeable) plan = { ...plan, video: "none" };
       const prep = prepareFor(plan);
       if (prep?.kind === "video" && videoCodec === "h264") {
         // Picture and sound come from one prepared copy, so they share its timeline.
@@ -112,7 +114,7 @@ export class MediaOpener {
         if (index.video && plan.video === "as-is") own.video = { file, track: index.video };
         if (index.audio && plan.audio === "as-is") own.audio = { file, track: index.audio };
         have = haveOf(own, videoCodec);
-        if (codec === undefined && c.video) have.video = true;
+        if (untakeable) have.video = true;
         if (byOrientation && own.video) have.clockwise = clockwiseTurn(own.video.track.rotation);
         tracks = Promise.resolve(own);
         if (plan.video === "prepare") {
