@@ -1,7 +1,7 @@
 // The edge Worker: WebSocket signalling for the Web SDK (any path), the sidecar's event intake, and the Player.
 import { Hono, type Context } from "hono";
 import type { z } from "zod";
-import { EDGE_EVENTS_PATH, EDGE_LEASES_PATH, LeaseRequest, EDGE_SIDECARS_PATH, RECORDS_PUBLIC_PATH, REST_API_BASE, SidecarHeartbeat, StreamEvent, bearerOk, parseJsonBody, verifyRequest, type ErrorBody } from "@edge-vod/shared";
+import { EDGE_EVENTS_PATH, EDGE_LEASES_PATH, LeaseRequest, EDGE_SIDECARS_PATH, RECORDS_PUBLIC_PATH, REST_API_BASE, SidecarEvent, SidecarHeartbeat, bearerOk, parseJsonBody, verifyRequest, type ErrorBody } from "@edge-vod/shared";
 import type { Env } from "./config.ts";
 import { recordsProxy } from "./records-proxy.ts";
 import { heartbeatAll, registryShard, registryShards } from "./registry-view.ts";
@@ -58,7 +58,7 @@ async function sidecarBody<T extends z.ZodType>(
 }
 
 app.post(EDGE_EVENTS_PATH, async (c) => {
-  const parsed = await sidecarBody(c, StreamEvent, "StreamEvent");
+  const parsed = await sidecarBody(c, SidecarEvent, "StreamEvent");
   if (!parsed.ok) return parsed.res;
   const event = parsed.value;
   let id: DurableObjectId;
@@ -68,7 +68,8 @@ app.post(EDGE_EVENTS_PATH, async (c) => {
     return c.json(error("Malformed sessionRef"), 400);
   }
   try {
-    const delivered = await c.env.SESSIONS.get(id).streamEvent(event);
+    const session = c.env.SESSIONS.get(id);
+    const delivered = "edgeVod" in event ? await session.vodStateEvent(event) : await session.streamEvent(event);
     // A gone session or stream is normal (the viewer left first): 200, so the sidecar does not retry.
     return c.json({ ok: true, delivered });
   } catch (err) {

@@ -1,11 +1,11 @@
 // Calls to the operator's backend (REST_HOOK_URL), WCS's REST hooks. See shared/src/rest-hooks.ts for the methods
 // and bodies, and hook-signature.ts for how they are signed.
-import { Info, hookHeaders, type ConnectHookBody, type RestHookMethod, type StreamHookBody } from "@edge-vod/shared";
+import { Info, hookHeaders, type ConnectHookBody, type DataHookBody, type RestHookMethod, type StreamHookBody } from "@edge-vod/shared";
 import type { RestHookConfig } from "./config.ts";
 
 export type HookVerdict = { ok: true } | { ok: false; info: string };
 
-type Body = ConnectHookBody | StreamHookBody;
+type Body = ConnectHookBody | StreamHookBody | DataHookBody;
 
 async function post(cfg: RestHookConfig, method: RestHookMethod, body: Body): Promise<Response> {
   const text = JSON.stringify(body);
@@ -18,7 +18,7 @@ async function post(cfg: RestHookConfig, method: RestHookMethod, body: Body): Pr
 }
 
 /**
- * An authorizing hook (connect, publishStream, playStream). Fails closed: anything but 200 refuses with
+ * An authorizing hook (connect, publishStream, playStream, OnDataEvent). Fails closed: anything but 200 refuses with
  * "Restricted access" (WCS's words), no answer within the timeout or a network error with "Authorization backend
  * unavailable". Never throws.
  */

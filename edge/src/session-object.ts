@@ -23,13 +23,19 @@ import {
   parseStreamName,
   serverFrames,
   RestHookMethod,
+  VOD_STATE_EVENT_TYPE,
+  isVodPayload,
+  parseVodCommand,
+  startPositionOf,
   verifyAuthToken,
   safeEqual,
   toHex,
   type ConnectionData,
   type ParseResult,
   type PlayStreamData,
+  type SendDataData,
   type StopStreamData,
+  type VodStateEvent,
   type StreamEvent,
   type StreamStatusEvent,
   type StreamHookBody,
@@ -208,6 +214,15 @@ export class SessionObject extends DurableObject<Env> {
     }
   }
 
+  /** A `vod://` playback's state from its sidecar: the page hears it as a stream event. */
+  async vodStateEvent(event: VodStateEvent): Promise<boolean> {
+    if (event.sessionRef !== this.sessionRef || this.ctx.getWebSockets().length === 0) return false;
+    const stream = await this.getStream(event.mediaSessionId);
+    if (!stream || TERMINAL_STATUSES.has(stream.status)) return false;
+    this.send(serverFrames.streamEvent({ mediaSessionId: event.mediaSessionId, type: VOD_STATE_EVENT_TYPE, payload: { edgeVod: event.edgeVod } }));
+    return true;
+  }
+
   /** Asked by a StreamObject whose name this session holds: is that publish still going on here? */
   async hasStream(mediaSessionId: string): Promise<boolean> {
     if (!(await this.isOpen())) return false;
@@ -302,7 +317,42 @@ export class SessionObject extends DurableObject<Env> {
       case "stopStream":
       case "unPublishStream":
         return this.onStop(frame.data[0]);
+      case "sendData":
+        return this.onSendData(frame.data[0]);
     }
+  }
+
+  /**
+   * session.sendData(): an `edgeVod` payload seeks, pauses or resumes one of this session's `vod://` playbacks; any
+   * other is the application's, ACCEPTED as a WCS without a backend does, or decided by the OnDataEvent hook.
+   */
+  private async onSendData(data: SendDataData): Promise<void> {
+    const { operationId, payload } = data;
+    const answer = (status: "ACCEPTED" | "FAILED", extra: { info?: string; payload?: unknown } = {}) =>
+      this.send(serverFrames.dataStatus({ operationId, status, ...extra }));
+    const meta = await this.getMeta();
+    if (!meta?.sessionId) return answer("FAILED", { info: Info.SESSION_NOT_READY });
+    if (!isVodPayload(payload)) {
+      const hooks = restHookConfig(this.env);
+      if (!hooks) return answer("ACCEPTED");
+      const body = { nodeId: meta.nodeId ?? "edge-vod", appKey: meta.appKey ?? "defaultApp", sessionId: meta.sessionId, operationId, payload };
+      const verdict = await authorize(hooks, RestHookMethod.OnDataEvent, body);
+      return verdict.ok ? answer("ACCEPTED") : answer("FAILED", { info: verdict.info });
+    }
+    const command = parseVodCommand(payload);
+    if (!command) return answer("FAILED", { info: Info.BAD_VOD_OPERATION });
+    // Only this session's streams: another session's id is not found here, whoever it belongs to.
+    const stream = await this.getStream(command.mediaSessionId);
+    if (!stream || TERMINAL_STATUSES.has(stream.status)) return answer("FAILED", { info: Info.STREAM_NOT_FOUND });
+    if (stream.published || parseStreamName(stream.name).kind !== "vod") return answer("FAILED", { info: Info.NOT_SUPPORTED });
+    const res = await this.sidecarOf(stream).vod({
+      sessionRef: this.sessionRef,
+      mediaSessionId: command.mediaSessionId,
+      op: command.op,
+      ...(command.op === "seek" ? { positionMs: command.positionMs } : {}),
+    });
+    if (!res.ok) return answer("FAILED", { info: res.info });
+    answer("ACCEPTED", { payload: { edgeVod: res.edgeVod } });
   }
 
   private async onBadFrame(parsed: Extract<ParseResult, { ok: false }>): Promise<void> {
@@ -395,6 +445,13 @@ export class SessionObject extends DurableObject<Env> {
     } else if (checkFileName(target.file) !== null) {
       return fail(Info.BAD_URI);
     }
+    // createStream({custom: {edgeVod: {startMs}}}): where a `vod://` playback starts; the page then hears its state.
+    const startMs = target.kind === "vod" && !published ? startPositionOf(data.custom) : 0;
+    if (startMs === undefined) return fail(Info.BAD_VOD_OPERATION);
+    const vodStart =
+      target.kind === "vod" && !published && typeof data.custom === "object" && data.custom !== null && "edgeVod" in data.custom
+        ? { reportState: true, ...(startMs > 0 ? { startMs } : {}) }
+        : {};
     const hooks = restHookConfig(this.env);
     if (hooks) {
       const asked = { mediaSessionId: id, name: data.name, published, status: StreamStatus.PENDING, record, hasVideo: data.hasVideo, hasAudio: data.hasAudio, custom: data.custom };
@@ -440,7 +497,9 @@ export class SessionObject extends DurableObject<Env> {
     let answer: OfferResult;
     for (;;) {
       const sidecar = this.sidecarClient(placement);
-      answer = published ? await sidecar.publish({ ...common, record, login: "" }) : await sidecar.play({ ...common, ...(broadcast ? { broadcast } : {}) });
+      answer = published
+        ? await sidecar.publish({ ...common, record, login: "" })
+        : await sidecar.play({ ...common, ...vodStart, ...(broadcast ? { broadcast } : {}) });
       if (answer.ok || publisherAt || placement.id === STATIC_SIDECAR_ID) break;
       const unreachable = "unreachable" in answer && answer.unreachable === true;
       // No such file there: a recording finished a moment ago on another host, or a file only another host has,

@@ -6,7 +6,9 @@ import {
   PlayResponse,
   SIDECAR_PATHS,
   StopResponse,
+  VodControlResponse,
   signRequest,
+  type VodControlRequest,
   type PlayRequest,
   type PublishRequest,
   type ReleaseRequest,
@@ -76,6 +78,18 @@ export class SidecarClient {
       // A timeout is not that: the sidecar may still be setting the stream up.
       const unreachable = err instanceof UnreachableError;
       return { ok: false, info: Info.MEDIA_SERVER_UNAVAILABLE, ...(unreachable ? { unreachable } : {}) };
+    }
+  }
+
+  /** A seek, pause, resume or state query; a sidecar that does not answer is "Media server unavailable". */
+  async vod(req: VodControlRequest): Promise<VodControlResponse> {
+    try {
+      const parsed = VodControlResponse.safeParse(await this.post(SIDECAR_PATHS.vod, req, CONTROL_TIMEOUT_MS));
+      if (!parsed.success) throw new SidecarError("response does not match VodControlResponse");
+      return parsed.data;
+    } catch (err) {
+      console.warn(`sidecar ${SIDECAR_PATHS.vod} for ${req.mediaSessionId}: ${describe(err)}`);
+      return { ok: false, info: Info.MEDIA_SERVER_UNAVAILABLE };
     }
   }
 

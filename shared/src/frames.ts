@@ -38,6 +38,11 @@ export const PlayStreamData = z.looseObject({
 });
 export const PublishStreamData = PlayStreamData;
 export const StopStreamData = z.looseObject({ ...streamBase, name: streamName.optional() });
+/** session.sendData(payload): the SDK's own operationId (a uuid) and the application's payload, which is any JSON. */
+export const SendDataData = z.looseObject({
+  operationId: z.string().min(1).max(128),
+  payload: z.unknown(),
+});
 
 const frame = <M extends string, D extends z.ZodType>(message: M, data: D) =>
   z.object({ message: z.literal(message), data: z.tuple([data]).rest(z.unknown()) });
@@ -50,11 +55,13 @@ export const ClientFrame = z.discriminatedUnion("message", [
   frame("publishStream", PublishStreamData),
   frame("stopStream", StopStreamData),
   frame("unPublishStream", StopStreamData),
+  frame("sendData", SendDataData),
 ]);
 export type ClientFrame = z.infer<typeof ClientFrame>;
 export type PlayStreamData = z.infer<typeof PlayStreamData>;
 export type StopStreamData = z.infer<typeof StopStreamData>;
 export type ConnectionData = z.infer<typeof ConnectionData>;
+export type SendDataData = z.infer<typeof SendDataData>;
 
 export type ParseResult =
   | { ok: true; frame: ClientFrame }
@@ -128,6 +135,12 @@ export const serverFrames = {
     JSON.stringify({ message: "setRemoteSDP", data: [mediaSessionId, sdp, true] }),
   streamStatus: (event: StreamStatusEvent) => JSON.stringify({ message: "notifyStreamStatusEvent", data: [event] }),
   /** Routed by the SDK to the stream `id` when apiMethod is StreamStatusEvent; always reaches the session's WARN. */
+  /** Settles the page's session.sendData() promise: resolves on ACCEPTED, rejects on FAILED (with `info`). */
+  dataStatus: (event: { operationId: string; status: "ACCEPTED" | "FAILED"; info?: string; payload?: unknown }) =>
+    JSON.stringify({ message: "DataStatusEvent", data: [event] }),
+  /** Fires the stream's STREAM_EVENT handler with {type, payload}; `type` always set (see vod-control.ts). */
+  streamEvent: (event: { mediaSessionId: string; type: string; payload: unknown }) =>
+    JSON.stringify({ message: "notifyStreamEvent", data: [event] }),
   fail: (info: string, extra: { apiMethod?: string; id?: string; status?: string } = {}) =>
     JSON.stringify({ message: "fail", data: [{ info, ...extra }] }),
 };

@@ -8,3 +8,4 @@ export * from "./hook-signature.ts";
 export * from "./auth-token.ts";
 export * from "./rest-hooks.ts";
 export * from "./json-body.ts";
+export * from "./vod-control.ts";

@@ -10,11 +10,18 @@ export const RestHookMethod = {
   stopStream: "stopStream",
   unPublishStream: "unPublishStream",
   StreamStatusEvent: "StreamStatusEvent",
+  /** session.sendData() with a payload that is not ours (no `edgeVod`): the answer decides ACCEPTED or FAILED. */
+  OnDataEvent: "OnDataEvent",
 } as const;
 export type RestHookMethod = (typeof RestHookMethod)[keyof typeof RestHookMethod];
 
 /** The methods whose answer decides: the edge waits for them (REST_HOOK_TIMEOUT_MS) and refuses on anything but 200. */
-export const AUTHORIZING_HOOKS: ReadonlySet<RestHookMethod> = new Set([RestHookMethod.connect, RestHookMethod.publishStream, RestHookMethod.playStream]);
+export const AUTHORIZING_HOOKS: ReadonlySet<RestHookMethod> = new Set([
+  RestHookMethod.connect,
+  RestHookMethod.publishStream,
+  RestHookMethod.playStream,
+  RestHookMethod.OnDataEvent,
+]);
 
 /** What every hook body carries. */
 interface HookCommon {
@@ -53,4 +60,10 @@ export interface StreamHookBody extends HookCommon {
   custom?: unknown;
   info?: string;
   recordName?: string;
+}
+
+/** `OnDataEvent`: WCS's body for a client's sendData, the SDK's operationId and the application's payload as sent. */
+export interface DataHookBody extends HookCommon {
+  operationId: string;
+  payload: unknown;
 }

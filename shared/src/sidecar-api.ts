@@ -4,6 +4,7 @@
 import { z } from "zod";
 import { FRAME_LIMITS } from "./frames.ts";
 import { StreamStatus } from "./status.ts";
+import { VodOp, VodState } from "./vod-control.ts";
 
 export const SIDECAR_PATHS = {
   play: "/v1/play",
@@ -11,6 +12,8 @@ export const SIDECAR_PATHS = {
   publish: "/v1/publish",
   release: "/v1/release",
   health: "/v1/health",
+  /** Seek, pause, resume and state of a `vod://` playback (VodControlRequest). */
+  vod: "/v1/vod",
   /** `GET|HEAD /v1/records/<recordName>`: a finished recording, with range requests. */
   records: "/v1/records",
 } as const;
@@ -116,6 +119,10 @@ export const PlayRequest = z.object({
    */
   alias: z.string().max(FRAME_LIMITS.maxNameBytes).optional(),
   sdp: z.string().min(1).max(FRAME_LIMITS.maxSdpBytes),
+  /** `vod://`: the position to start at, ms of media time (createStream's custom.edgeVod.startMs). */
+  startMs: z.number().int().nonnegative().optional(),
+  /** `vod://`: report the playback's state about once a second while it plays (the page uses seek or pause). */
+  reportState: z.boolean().optional(),
   /** Required for `vod-live://`: the shared broadcast this viewer joins, as the edge holds it. */
   broadcast: z
     .object({
@@ -187,6 +194,29 @@ export const StreamEvent = z.object({
   recordName: z.string().max(1024).optional(),
 });
 export type StreamEvent = z.infer<typeof StreamEvent>;
+
+/** A seek, pause, resume or state query of one `vod://` playback, from its session. */
+export const VodControlRequest = z.object({
+  sessionRef,
+  mediaSessionId,
+  op: VodOp,
+  positionMs: z.number().int().nonnegative().optional(),
+});
+export type VodControlRequest = z.infer<typeof VodControlRequest>;
+
+export const VodControlResponse = z.discriminatedUnion("ok", [
+  z.object({ ok: z.literal(true), edgeVod: VodState }),
+  z.object({ ok: z.literal(false), info: z.string() }),
+]);
+export type VodControlResponse = z.infer<typeof VodControlResponse>;
+
+/** A playback's state, posted to the events URL on every change and about once a second while playing. */
+export const VodStateEvent = z.object({ sessionRef, mediaSessionId, edgeVod: VodState });
+export type VodStateEvent = z.infer<typeof VodStateEvent>;
+
+/** Everything a sidecar posts to the events URL. */
+export const SidecarEvent = z.union([StreamEvent, VodStateEvent]);
+export type SidecarEvent = z.infer<typeof SidecarEvent>;
 
 /** Error body of every 4xx/5xx on both sides. */
 export const ErrorBody = z.object({ error: z.string() });

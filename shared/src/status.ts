@@ -80,6 +80,13 @@ export const Info = {
   TOO_MANY_FRAMES: "Too many frames",
   /** A frame over MAX_FRAME_BYTES. */
   FRAME_TOO_LARGE: "Frame too large",
+  // Seek and pause of `vod://` (vod-control.ts): the FAILED DataStatusEvent's info, or the play's.
+  /** An `edgeVod` sendData payload (or createStream's custom.edgeVod) that is not one of the documented ops. */
+  BAD_VOD_OPERATION: "Malformed edgeVod operation",
+  /** A seek (or a start) at or past the end of the file. */
+  POSITION_PAST_END: "Position is past the end of the file",
+  /** STOPPED: a `vod://` playback paused for longer than VOD_PAUSE_TIMEOUT_MS. */
+  STOPPED_BY_PAUSE_TIMEOUT: "Stopped by pause timeout",
 } as const;
 export type Info = (typeof Info)[keyof typeof Info];
 

@@ -28,6 +28,13 @@ export interface SidecarConfig {
   /** A `vod-live://` broadcast's viewers are spread over this much time (see vod/live-source.ts). */
   vodLiveSpreadMs: number;
   vodLiveViewersPerSlot: number;
+  /**
+   * How many times faster than real time the frames from the keyframe before a `vod://` seek's position, or before a
+   * `vod-live://` joiner's, go out so that the picture there shows at once; 1 turns that off (the next keyframe).
+   */
+  catchUpSpeed: number;
+  /** A `vod://` playback paused for longer than this ends STOPPED ("Stopped by pause timeout"). */
+  pauseTimeoutMs: number;
   ffmpegPath: string | undefined;
   maxViewers: number;
   /** Where recordings are written; `vod://` looks here after mediaDir. Defaults to mediaDir. */
@@ -108,6 +115,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SidecarConfig 
     tickMs: int(env, "TICK_MS", 5, 1, 50),
     vodLiveSpreadMs: int(env, "VOD_LIVE_SPREAD_MS", 1000, 0, 5000),
     vodLiveViewersPerSlot: int(env, "VOD_LIVE_VIEWERS_PER_SLOT", 3, 1, 100000),
+    catchUpSpeed: int(env, "VOD_CATCHUP_SPEED", 30, 1, 1000),
+    pauseTimeoutMs: int(env, "VOD_PAUSE_TIMEOUT_MS", 600_000, 1000, 86_400_000),
     ffmpegPath: env.FFMPEG_PATH || undefined,
     maxViewers: int(env, "MAX_VIEWERS", 500, 1, 100000),
     recordDir: env.RECORD_DIR ? path.resolve(env.RECORD_DIR) : mediaDir,

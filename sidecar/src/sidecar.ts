@@ -61,11 +61,15 @@ export async function createSidecar(cfg: SidecarConfig) {
   const store = new PacketStore(cfg.packetStoreBytes);
   const vod = new VodService(opener, makePeer, scheduler, notifier.send, {
     store,
+    catchUpSpeed: cfg.catchUpSpeed,
+    pauseTimeoutMs: cfg.pauseTimeoutMs,
+    onState: notifier.sendState,
     publicIp: cfg.publicIp,
     iceTimeoutMs: cfg.iceTimeoutMs,
   });
   const broadcasts = new BroadcastService(opener, makePeer, scheduler, notifier.send, {
     store,
+    catchUpSpeed: cfg.catchUpSpeed,
     publicIp: cfg.publicIp,
     iceTimeoutMs: cfg.iceTimeoutMs,
     spread: { slots: Math.max(1, Math.round(cfg.vodLiveSpreadMs / cfg.tickMs)), perSlot: cfg.vodLiveViewersPerSlot, stepMs: cfg.tickMs },

@@ -32,6 +32,8 @@ export interface PlayOptions {
   sdp: string;
   /** The SDK makes a UUID (v1); any unique string works. */
   mediaSessionId?: string;
+  /** createStream({custom}): sent as the frame's `custom`, as the SDK does. */
+  custom?: unknown;
 }
 
 export interface PublishOptions extends PlayOptions {
@@ -158,8 +160,24 @@ export class SdkClient {
       minBitrate: 0,
       maxBitrate: 0,
       quality: 0,
+      ...(opts.custom !== undefined ? { custom: opts.custom } : {}),
     });
     return id;
+  }
+
+  /**
+   * session.sendData(payload): the frame the SDK sends, and the DataStatusEvent that settles its promise (data[0],
+   * operationId included).
+   */
+  async sendData(payload: unknown, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<{ operationId: string; status: string; info?: string; payload?: unknown }> {
+    const operationId = randomUUID();
+    const from = this.frames.length;
+    this.send("sendData", { operationId, payload });
+    const frame = await this.waitFor(
+      (f) => f.message === "DataStatusEvent" && (f.data[0] as { operationId?: unknown } | undefined)?.operationId === operationId,
+      { from, timeoutMs, label: `DataStatusEvent of ${operationId}` },
+    );
+    return frame.data[0] as { operationId: string; status: string; info?: string; payload?: unknown };
   }
 
   /** stream.publish(). Returns the mediaSessionId. */

@@ -2,15 +2,17 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Info } from "@edge-vod/shared";
 import { MediaError } from "../../sidecar/src/files/file-access.ts";
-import { deferredPacketSource, type PeriodicSource } from "../../sidecar/src/vod/deferred-source.ts";
-import type { MediaPacket } from "../../sidecar/src/vod/packet-source.ts";
+import { deferredPacketSource } from "../../sidecar/src/vod/deferred-source.ts";
+import type { MediaPacket, SeekableSource } from "../../sidecar/src/vod/packet-source.ts";
 
 /** A source with one packet due at 0, recording what is done to it. */
 function fakeSource() {
   const calls: string[] = [];
   let ended = false;
-  const source: PeriodicSource = {
+  const source: SeekableSource = {
     periodSec: 3,
+    videoStartMs: 0,
+    seek: (positionMs: number, side: string) => calls.push(`seek ${positionMs} ${side}`),
     get ended() {
       return ended;
     },
@@ -34,7 +36,7 @@ function fakeSource() {
 
 test("takes nothing until its source is there, then is that source (a PLI asked for meanwhile is passed on)", async () => {
   const { source, calls } = fakeSource();
-  let resolve!: (s: PeriodicSource) => void;
+  let resolve!: (s: SeekableSource) => void;
   const d = deferredPacketSource(new Promise((r) => (resolve = r)));
   const out: MediaPacket[] = [];
   assert.equal(d.take(1000, out), 0);
@@ -61,7 +63,7 @@ test("a source that cannot be made fails the playback with its info, delivered e
 
 test("closed before its source arrives: the source is closed as soon as it does, and nothing is taken", async () => {
   const { source, calls } = fakeSource();
-  let resolve!: (s: PeriodicSource) => void;
+  let resolve!: (s: SeekableSource) => void;
   const d = deferredPacketSource(new Promise((r) => (resolve = r)));
   const closing = d.close();
   resolve(source);

@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { MediaPacket, PacketSource } from "../../sidecar/src/vod/packet-source.ts";
-import { LiveSource, type BroadcastSink } from "../../sidecar/src/vod/live-source.ts";
+import { LiveSource, type BroadcastSink, type CatchingUp } from "../../sidecar/src/vod/live-source.ts";
 import type { Paced, Scheduler } from "../../sidecar/src/vod/scheduler.ts";
 
 /** One video packet every 10 ms of media, `count` of them. */
@@ -112,4 +112,72 @@ test("viewers fill a slot (perSlot) before the next is used, so a small audience
   });
   // Slots 0, 0, 1, 1, 2, 2 fill; then the emptiest (the first of equals) takes the 7th and 8th: 0, 1.
   assert.deepEqual(lags, [0, 0, 1, 1, 2, 2, 0, 1]);
+});
+
+/** A joiner catching up: logs its calls next to every delivery, and is done after `ticks` calls (or throws). */
+class CatchingSink extends RecordingSink implements CatchingUp {
+  readonly positions: number[] = [];
+  constructor(
+    clock: { tick: number },
+    private readonly log: string[],
+    private readonly ticks: number,
+    private readonly throws = false,
+  ) {
+    super(clock);
+  }
+  catchUp(positionMs: number): boolean {
+    this.log.push("catchUp");
+    this.positions.push(positionMs);
+    if (this.throws) throw new Error("broken joiner");
+    return this.positions.length >= this.ticks;
+  }
+}
+
+test("catch-ups run after every slot had the tick's batch: the other viewers get the same packets at the same ticks, in the same order, as without them", () => {
+  const run = (withJoiners: boolean) => {
+    const scheduler = manualScheduler();
+    const origin = performance.now();
+    const live = new LiveSource(fakeSource(60), Date.now(), scheduler, { slots: 2, perSlot: 1, stepMs: 10 });
+    const clock = { tick: 0 };
+    const log: string[] = [];
+    const logged = (s: RecordingSink) => {
+      const deliver = s.deliver.bind(s);
+      s.deliver = (packets) => {
+        log.push("deliver");
+        deliver(packets);
+      };
+      return s;
+    };
+    const others = [logged(new RecordingSink(clock)), logged(new RecordingSink(clock)), logged(new RecordingSink(clock))];
+    for (const s of others) live.add(s);
+    const joiners = withJoiners ? [new CatchingSink(clock, log, 5), new CatchingSink(clock, log, 1000, true), new CatchingSink(clock, log, 8)] : [];
+    const ticksLog: string[][] = [];
+    for (; clock.tick < 50 && !live.ended; clock.tick++) {
+      if (clock.tick === 10) {
+        for (const j of joiners) {
+          live.add(j);
+          live.addCatchUp(j);
+        }
+      }
+      log.length = 0;
+      live.pump(origin + clock.tick * 10 + 1);
+      ticksLog.push([...log]);
+    }
+    return { others, joiners, ticksLog };
+  };
+  const alone = run(false);
+  const joined = run(true);
+  joined.others.forEach((s, k) => assert.deepEqual(s.got, alone.others[k]!.got, `viewer ${k}: same packets, same ticks`));
+  for (const [t, calls] of joined.ticksLog.entries()) {
+    const lastDeliver = calls.lastIndexOf("deliver");
+    const firstCatchUp = calls.indexOf("catchUp");
+    assert.ok(firstCatchUp === -1 || lastDeliver < firstCatchUp, `tick ${t}: ${calls.join(",")}`);
+  }
+  const [five, broken, eight] = joined.joiners;
+  assert.equal(five!.positions.length, 5, "called each tick until it says it is done");
+  assert.equal(eight!.positions.length, 8);
+  assert.equal(broken!.positions.length, 1, "a catch-up that throws is dropped, the others go on");
+  // Each is given its own slot's position: slot j is j x 10 ms behind.
+  const slotLag = five!.positions[0]! - eight!.positions[0]!;
+  assert.ok(Math.abs(Math.abs(slotLag) - 10) < 1e-6 || Math.abs(slotLag) < 1e-6, `slot lag ${slotLag}`);
 });

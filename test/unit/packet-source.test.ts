@@ -704,3 +704,58 @@ test("loop: passes follow each other with timestamps and due times continued by 
   assert.equal(got[0]!.timestamp, 3000 * 90, "the keyframe after 2.6 s is the start of the fourth pass, at 3 s");
   await late.close();
 });
+
+test("seek: video from the keyframe at or before the position (or after it, on ask), audio from the position; a read in flight is dropped", async () => {
+  // 10 fps, a keyframe every 30 frames (3 s), audio every 20 ms.
+  const v = videoSamples({ frames: 90, timescale: 90000, frameDuration: 9000, gop: 30 });
+  const a = audioSamples(450, 960);
+  const media = interleaved(v, a);
+  const source = createVodPacketSource({
+    video: { file: media.file, track: videoTrack(media.video, 90000) },
+    audio: { file: media.file, track: audioTrack(media.audio, 48000) },
+    prefetchMs: 1000,
+  });
+  await source.ready();
+  assert.equal(source.videoStartMs, 0);
+  const first: MediaPacket[] = [];
+  source.take(500, first);
+  assert.ok(first.length > 0);
+
+  // A seek while a read is held up: the held read's samples must not come out.
+  media.file.gate = new Promise((r) => setTimeout(r, 30));
+  source.take(1400, []);
+  source.seek(4_250, "before");
+  await source.ready();
+  media.file.gate = undefined;
+  assert.equal(source.videoStartMs, 3_000, "the keyframe at 3 s, before 4.25 s");
+  const got: MediaPacket[] = [];
+  source.take(4_600, got);
+  const video = got.filter((p) => p.kind === "video");
+  const audio = got.filter((p) => p.kind === "audio");
+  assert.equal(video[0]!.dueMs, 3_000);
+  assert.ok(video[0]!.keyframeStart);
+  assert.deepEqual([...new Set(video.map((p) => p.dueMs))], [3000, 3100, 3200, 3300, 3400, 3500, 3600, 3700, 3800, 3900, 4000, 4100, 4200, 4300, 4400, 4500, 4600]);
+  assert.ok(audio.length > 0 && audio[0]!.dueMs >= 4_250 && audio[0]!.dueMs < 4_270, `audio from 4.25 s: ${audio[0]?.dueMs}`);
+  assertSendOrder(got);
+
+  source.seek(4_250, "after");
+  await source.ready();
+  assert.equal(source.videoStartMs, 6_000, "the next keyframe, 6 s");
+  const after: MediaPacket[] = [];
+  // The window read at the seek ends before the next keyframe: it is read as the takes come.
+  for (let i = 0; i < 20 && !after.some((p) => p.kind === "video"); i++) {
+    source.take(6_100, after);
+    await sleep(5);
+  }
+  assert.equal(after.find((p) => p.kind === "video")!.dueMs, 6_000);
+  // Back to the start, and to the end: the source ends there.
+  source.seek(0, "before");
+  await source.ready();
+  assert.equal(source.videoStartMs, 0);
+  source.seek(8_950, "before");
+  await source.ready();
+  assert.equal(source.videoStartMs, 6_000);
+  const tail = await drain(source, 500);
+  assert.equal(tail.filter((p) => p.kind === "video" && p.keyframeStart).length, 1);
+  assert.equal(source.ended, true);
+});

@@ -9,6 +9,7 @@ import {
   ReleaseRequest,
   SIDECAR_PATHS,
   StopRequest,
+  VodControlRequest,
   parseJsonBody,
   parseStreamName,
   type PlayResponse,
@@ -123,6 +124,16 @@ export function controlApi(secret: string, services: Services, limits: Limits, i
       return c.json({ ok: true, found: true } satisfies StopResponse);
     }
     return c.json({ ok: true, ...(await publish.stop(sessionRef, mediaSessionId)) } satisfies StopResponse);
+  });
+  app.post(SIDECAR_PATHS.vod, async (c) => {
+    const req = await body(c, VodControlRequest);
+    if (!req.ok) return req.res;
+    const { sessionRef, mediaSessionId } = req.value;
+    // Broadcasts and live streams run on their own clock: nobody seeks them alone.
+    if (broadcasts.viewers.has(sessionRef, mediaSessionId) || live.viewers.has(sessionRef, mediaSessionId)) {
+      return c.json({ ok: false, info: Info.NOT_SUPPORTED });
+    }
+    return c.json(vod.control(req.value));
   });
   app.post(SIDECAR_PATHS.release, async (c) => {
     const req = await body(c, ReleaseRequest);

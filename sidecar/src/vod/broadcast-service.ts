@@ -12,7 +12,7 @@ import { answerAsSender, answerFailureInfo } from "../webrtc/answer.ts";
 import type { PeerFactory } from "../webrtc/peer-factory.ts";
 import { offeredVideoCodecs } from "../webrtc/offer.ts";
 import type { VideoCodec } from "../rtp/video-codec.ts";
-import { BroadcastViewer } from "./broadcast-viewer.ts";
+import { BroadcastViewer, type CatchUpOptions } from "./broadcast-viewer.ts";
 import { LiveSource, type Spread } from "./live-source.ts";
 import type { PacketStore } from "./packet-store.ts";
 import type { MediaOpener, OpenedMedia } from "./media-opener.ts";
@@ -27,12 +27,16 @@ export interface BroadcastServiceOptions {
   spread?: Spread;
   /** Packetized samples shared by the playbacks of a file (a broadcast's first pass). */
   store?: PacketStore;
+  /** See SidecarConfig.catchUpSpeed (default 30; 1: joiners wait for the next keyframe). */
+  catchUpSpeed?: number;
 }
 
 interface Broadcast {
   readonly live: LiveSource;
   readonly media: OpenedMedia;
   readonly durationMs: number;
+  /** A joiner's private reader of the video, to catch up with the broadcast (see broadcast-viewer.ts). */
+  readonly catchUp: CatchUpOptions | undefined;
 }
 
 interface Entry {
@@ -120,6 +124,7 @@ export class BroadcastService {
         viewerEvents(this.notify, req, () => this.viewers.forget(req.sessionRef, req.mediaSessionId, viewer)),
         this.opts.iceTimeoutMs,
         release,
+        broadcast.catchUp,
       );
       this.viewers.add(req.sessionRef, req.mediaSessionId, viewer, streamMeta(req));
       return { ok: true, sdp: answer.sdp, durationMs: broadcast.durationMs };
@@ -146,9 +151,23 @@ export class BroadcastService {
         ),
       );
       const live = new LiveSource(source, startedAt, this.scheduler, this.opts.spread);
+      const speed = this.opts.catchUpSpeed ?? 30;
+      const store = this.opts.store;
+      const catchUp: CatchUpOptions | undefined =
+        speed > 1 && media.have.video
+          ? {
+              speed,
+              open: (positionMs) =>
+                deferredPacketSource(
+                  media.tracks.then(({ video }) =>
+                    createVodPacketSource({ ...(video ? { video } : {}), startMs: positionMs, startSide: "before", loop, ...(store ? { store } : {}) }),
+                  ),
+                ),
+            }
+          : undefined;
       // The source file's length: the deferred source knows its tracks only later, and a copy still being prepared
       // has no known length until it is finished.
-      return { live, media, durationMs: Math.round(media.durationSec * 1000) };
+      return { live, media, durationMs: Math.round(media.durationSec * 1000), catchUp };
     } catch (err) {
       await media.close();
       throw err;

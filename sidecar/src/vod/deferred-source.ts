@@ -3,18 +3,18 @@
 // after it; the viewer's clock starts only once the source is ready (see VodViewer.startSending).
 import type { MediaError } from "../files/file-access.ts";
 import { LateError } from "./late-error.ts";
-import type { MediaPacket, PacketSource } from "./packet-source.ts";
+import type { KeyframeSide, MediaPacket, SeekableSource } from "./packet-source.ts";
 
-export type PeriodicSource = PacketSource & { readonly periodSec: number };
-
-class DeferredPacketSource implements PeriodicSource {
-  private inner: PeriodicSource | undefined;
+class DeferredPacketSource implements SeekableSource {
+  private inner: SeekableSource | undefined;
   private closed = false;
   private skipVideo = false;
+  /** A seek before the source exists: applied to it first. */
+  private pendingSeek: { positionMs: number; side: KeyframeSide } | undefined;
   private readonly failure = new LateError("deferred packet source");
   private readonly started: Promise<void>;
 
-  constructor(make: Promise<PeriodicSource>) {
+  constructor(make: Promise<SeekableSource>) {
     this.started = make.then(
       async (source) => {
         if (this.closed) {
@@ -23,8 +23,8 @@ class DeferredPacketSource implements PeriodicSource {
         }
         this.inner = source;
         source.onError = (err) => this.fail(err);
+        if (this.pendingSeek) source.seek(this.pendingSeek.positionMs, this.pendingSeek.side);
         if (this.skipVideo) source.skipVideoToNextKeyframe();
-        await source.ready();
       },
       (err: unknown) => this.fail(err),
     );
@@ -32,6 +32,15 @@ class DeferredPacketSource implements PeriodicSource {
 
   get periodSec(): number {
     return this.inner?.periodSec ?? 0;
+  }
+
+  get videoStartMs(): number | undefined {
+    return this.inner?.videoStartMs;
+  }
+
+  seek(positionMs: number, side: KeyframeSide): void {
+    if (this.inner) this.inner.seek(positionMs, side);
+    else this.pendingSeek = { positionMs, side };
   }
 
   get ended(): boolean {
@@ -47,7 +56,8 @@ class DeferredPacketSource implements PeriodicSource {
   }
 
   ready(): Promise<void> {
-    return this.started;
+    // The inner source's latest window: after a seek, that of the new position.
+    return this.started.then(() => (this.closed ? undefined : this.inner?.ready()));
   }
 
   take(untilMs: number, out: MediaPacket[]): number {
@@ -71,6 +81,6 @@ class DeferredPacketSource implements PeriodicSource {
 }
 
 /** A source that takes nothing until `make` resolves, then is that source; fails with `make`'s rejection. */
-export function deferredPacketSource(make: Promise<PeriodicSource>): PeriodicSource {
+export function deferredPacketSource(make: Promise<SeekableSource>): SeekableSource {
   return new DeferredPacketSource(make);
 }

@@ -13,6 +13,9 @@
 // timing is unchanged (a constant offset), and viewers stay within the spread of each other. The offsets are in
 // time, not in ticks: counted in ticks, a late or coalesced timer under load stretched every slot's offset (slot 150
 // of 200 wandered by 160 ms).
+//
+// A joiner that catches up (see broadcast-viewer.ts) sends its own burst of the frames since the last keyframe. That
+// work runs after every slot has had this tick's batch, so it never delays nor reorders what the other viewers get.
 import type { MediaPacket, PacketSource } from "./packet-source.ts";
 import type { Paced, Scheduler } from "./scheduler.ts";
 
@@ -21,6 +24,12 @@ export interface BroadcastSink {
   deliver(packets: readonly MediaPacket[]): void;
   /** The file ended (no loop): `info` undefined; reading failed: the info to fail with. */
   sourceEnded(info: string | undefined): void;
+}
+
+/** A sink with work of its own each tick for a while (a joiner catching up). */
+export interface CatchingUp extends BroadcastSink {
+  /** Sends what is due at the broadcast position `positionMs` (this sink's slot's); returns true once it is done. */
+  catchUp(positionMs: number): boolean;
 }
 
 export interface Spread {
@@ -35,6 +44,10 @@ export interface Spread {
 export class LiveSource implements Paced {
   /** Sinks by slot: slot j gets each batch once the broadcast's position is j × stepMs past the batch's. */
   private readonly slots: BroadcastSink[][];
+  private readonly slotOf = new Map<BroadcastSink, number>();
+  /** Sinks with catch-up work, served after the tick's batches. */
+  private catching: CatchingUp[] = [];
+  private spare: CatchingUp[] = [];
   /** Per slot, the tick number of the next batch it gets. */
   private readonly cursor: Float64Array;
   /** The batches of the last ring.length ticks; tick t's batch and position are at t % ring.length. */
@@ -52,7 +65,7 @@ export class LiveSource implements Paced {
   private endInfo: string | undefined;
 
   constructor(
-    private readonly source: PacketSource,
+    private readonly source: PacketSource & { readonly videoStartMs?: number | undefined },
     startedAtEpochMs: number,
     private readonly scheduler: Scheduler,
     spread: Spread = { slots: 1, perSlot: 1, stepMs: 0 },
@@ -90,9 +103,28 @@ export class LiveSource implements Paced {
       if (n < this.slots[best]!.length) best = j;
     }
     this.slots[best]!.push(sink);
+    this.slotOf.set(sink, best);
+  }
+
+  /** `sink`, added already, also catches up from the next tick on until it says it is done. */
+  addCatchUp(sink: CatchingUp): void {
+    if (!this.over && this.slotOf.has(sink) && !this.catching.includes(sink)) this.catching.push(sink);
+  }
+
+  /** The broadcast position that `sink` (added) is sent at now: its slot's. */
+  positionOf(sink: BroadcastSink): number {
+    return performance.now() - this.startPerf - (this.slotOf.get(sink) ?? 0) * this.stepMs;
+  }
+
+  /** Due time of the first video packet the shared source sends; undefined until known. */
+  get videoStartMs(): number | undefined {
+    return this.source.videoStartMs;
   }
 
   remove(sink: BroadcastSink): void {
+    this.slotOf.delete(sink);
+    const c = this.catching.indexOf(sink as CatchingUp);
+    if (c >= 0) this.catching.splice(c, 1);
     for (const slot of this.slots) {
       const i = slot.indexOf(sink);
       if (i >= 0) {
@@ -131,7 +163,27 @@ export class LiveSource implements Paced {
       while (this.cursor[j]! <= t && this.ringPosition[this.cursor[j]! % R]! <= due) this.deliverNext(j);
       if (done && this.cursor[j]! <= this.lastTick!) done = false;
     }
+    if (this.catching.length > 0) this.catchUps(position);
     if (done) this.finish(undefined);
+  }
+
+  private catchUps(position: number): void {
+    // Swapped, not edited in place: a catch-up may end its viewer, which removes it from the list.
+    const list = this.catching;
+    this.catching = this.spare;
+    for (let i = 0; i < list.length; i++) {
+      const c = list[i]!;
+      let finished = true;
+      try {
+        finished = c.catchUp(position - (this.slotOf.get(c) ?? 0) * this.stepMs);
+      } catch (err) {
+        // One joiner's bug must not stop the broadcast for the others.
+        console.error("live source: catch-up failed", err);
+      }
+      if (!finished && this.slotOf.has(c)) this.catching.push(c);
+    }
+    list.length = 0;
+    this.spare = list;
   }
 
   /** Hands slot j its next batch, viewer by viewer (a viewer's state stays hot while it sends the whole batch). */
@@ -149,6 +201,8 @@ export class LiveSource implements Paced {
     this.endInfo = info;
     this.scheduler.remove(this);
     const sinks = this.slots.flatMap((slot) => slot.splice(0));
+    this.catching = [];
+    this.slotOf.clear();
     for (const sink of sinks) {
       try {
         sink.sourceEnded(info);

@@ -52,6 +52,22 @@ export interface PacketSource {
   close(): Promise<void>;
 }
 
+/** Where video starts for a start position or a seek: the keyframe at or before it (shown by catching up), or after. */
+export type KeyframeSide = "before" | "after";
+
+/** A source that can move: a personal `vod://` playback, or a vod-live joiner's catch-up. */
+export interface SeekableSource extends PacketSource {
+  /**
+   * Drops what is buffered and goes on from `positionMs`: audio from there, video from the keyframe on `side` of it.
+   * ready() then resolves once the new position's first window is buffered.
+   */
+  seek(positionMs: number, side: KeyframeSide): void;
+  /** Due time of the first video packet after the last start position or seek; undefined until it is known. */
+  readonly videoStartMs: number | undefined;
+  /** Length of one pass over the file, seconds: 0 while a track is still being written. */
+  readonly periodSec: number;
+}
+
 export interface TrackInput<T> {
   file: RandomAccessFile;
   track: T;
@@ -74,8 +90,10 @@ export interface VodPacketSourceOptions {
   prefetchMs?: number;
   /** Largest RTP payload for video, bytes. */
   maxPayload?: number;
-  /** Media time to start at, ms (default 0): video from the first keyframe at or after it, audio from it. */
+  /** Media time to start at, ms (default 0): video from a keyframe next to it (`startSide`), audio from it. */
   startMs?: number;
+  /** Which keyframe video starts from at startMs (default "after": no frame before the position goes out). */
+  startSide?: KeyframeSide;
   /** Start over at the end of the file instead of ending; media time keeps running across passes. */
   loop?: boolean;
   /** Packetized samples shared with the other playbacks of the file (see packet-store.ts). */
@@ -108,6 +126,8 @@ interface Lane {
   readonly growth: Growth | undefined;
   /** A start position not reached yet because the track's samples there are still being written. */
   seekMs: number | undefined;
+  /** The pending start position's video starts at the keyframe before it, not after. */
+  seekBack: boolean;
   /** Next sample not yet in `queue`. */
   next: number;
   /** Pass over the file that `next` belongs to (looping); its media times are offset by pass x period. */
@@ -161,7 +181,8 @@ function knownEndMs(lane: Lane): number {
  * written may yet produce anything after its last known sample.
  */
 function horizonOf(lane: Lane): number {
-  if (lane.seekMs !== undefined) return lane.seekMs;
+  // Catching up from the keyframe before a position: anything up to it may still come first.
+  if (lane.seekMs !== undefined) return lane.seekBack ? -Infinity : lane.seekMs;
   if (lane.next < lane.samples.count) return dueOf(lane, lane.next);
   return lane.growth && !lane.growth.complete ? knownEndMs(lane) : Infinity;
 }
@@ -174,7 +195,7 @@ function groupNeedsRead(group: FileGroup, untilMs: number): boolean {
   return false;
 }
 
-class VodPacketSource implements PacketSource {
+class VodPacketSource implements SeekableSource {
   private readonly video: Lane | undefined;
   private readonly audio: Lane | undefined;
   private readonly lanes: Lane[] = [];
@@ -183,7 +204,10 @@ class VodPacketSource implements PacketSource {
   private readonly loop: boolean;
   /** Length of one pass over the file, seconds: the longest track's end (0 until every track is complete). */
   private period = 0;
-  private readonly firstWindow: Promise<void>;
+  private firstWindow: Promise<void>;
+  /** Bumped by every seek: a read round started before it is dropped when it completes. */
+  private generation = 0;
+  private videoStart: number | undefined;
   private takenUntil = 0;
   private stopped = false;
   private skipVideo = false;
@@ -224,12 +248,8 @@ class VodPacketSource implements PacketSource {
     this.loop = opts.loop === true;
     const startMs = opts.startMs ?? 0;
     if (!(startMs >= 0)) throw new RangeError(`startMs must be >= 0, not ${startMs}`);
-    if (startMs > 0) {
-      for (const lane of this.lanes) {
-        lane.seekMs = startMs;
-        this.advanceSeek(lane);
-      }
-    }
+    if (startMs > 0) this.moveTo(startMs, opts.startSide ?? "after");
+    else if (this.video && this.video.samples.count > 0) this.videoStart = dueOf(this.video, 0);
     // The first window is read ahead of the start position, not of 0.
     this.takenUntil = startMs;
     for (const lane of this.lanes) {
@@ -249,9 +269,41 @@ class VodPacketSource implements PacketSource {
     return this.period;
   }
 
+  private moveTo(positionMs: number, side: KeyframeSide): void {
+    this.videoStart = undefined;
+    for (const lane of this.lanes) {
+      lane.seekMs = positionMs;
+      lane.seekBack = side === "before" && lane.packetizer !== undefined;
+      this.advanceSeek(lane);
+    }
+  }
+
+  get videoStartMs(): number | undefined {
+    return this.videoStart;
+  }
+
+  seek(positionMs: number, side: KeyframeSide): void {
+    if (this.stopped) return;
+    if (!(positionMs >= 0)) throw new RangeError(`positionMs must be >= 0, not ${positionMs}`);
+    this.generation++;
+    this.skipVideo = false;
+    for (const lane of this.lanes) {
+      lane.queue.length = 0;
+      lane.head = 0;
+      lane.next = 0;
+      this.setPass(lane, 0);
+    }
+    this.moveTo(positionMs, side);
+    this.takenUntil = positionMs;
+    // A group still reading carries on from the new position once its stale round is dropped.
+    for (const group of this.groups) if (!group.busy) this.startFill(group);
+    this.firstWindow = Promise.all(this.groups.map((g) => g.filling)).then(() => undefined);
+  }
+
   /**
-   * Moves the lane's next sample to the first one due at or after its `seekMs` (a keyframe for video). Samples not
-   * written yet are waited for: the seek stays pending and is advanced again as the table grows.
+   * Moves the lane's next sample to the first one due at or after its `seekMs` (for video a keyframe: the one at or
+   * before it when `seekBack`, else the first after). Samples not written yet are waited for: the seek stays pending
+   * and is advanced again as the table grows.
    */
   private advanceSeek(lane: Lane): void {
     let ms = lane.seekMs;
@@ -261,6 +313,23 @@ class VodPacketSource implements PacketSource {
     const periodMs = this.periodSec * 1000;
     const looping = this.loop && complete && periodMs > 0;
     if (looping && lane.pass === 0 && lane.next === 0) this.setPass(lane, Math.floor(ms / periodMs));
+    if (lane.seekBack) {
+      let j = lane.next;
+      while (j < s.count && dueOf(lane, j) <= ms) j++;
+      // The frame shown at `ms` may be the last one written so far: wait for the one after it.
+      if (j === s.count && !complete) return;
+      let k = j - 1;
+      while (k >= lane.next && s.sync[k] !== 1) k--;
+      if (k >= lane.next) {
+        lane.next = k;
+        lane.seekMs = undefined;
+        lane.seekBack = false;
+        this.videoStart = dueOf(lane, k);
+        return;
+      }
+      // No keyframe before it in this pass: the first one after it.
+      lane.seekBack = false;
+    }
     for (;;) {
       let i = lane.next;
       while (i < s.count && (dueOf(lane, i) < ms || (lane.packetizer !== undefined && s.sync[i] !== 1))) i++;
@@ -274,6 +343,7 @@ class VodPacketSource implements PacketSource {
       ms = lane.passMs;
     }
     lane.seekMs = undefined;
+    if (lane.packetizer !== undefined && lane.next < s.count) this.videoStart = dueOf(lane, lane.next);
   }
 
   private setPass(lane: Lane, pass: number): void {
@@ -380,9 +450,16 @@ class VodPacketSource implements PacketSource {
       // Each round reads up to the full window; another follows only if the reads fell below the refill mark
       // meanwhile (slow storage), not for the sliver of media that became due while the last read was in flight.
       let untilMs = this.takenUntil + this.prefetchMs;
+      let generation = this.generation;
       while (!this.stopped && groupNeedsRead(group, untilMs)) {
         // No progress would mean a loop that never yields to I/O; the condition above rules it out, this guards it.
         if (!(await this.readRound(group))) break;
+        // After a seek, the window of the new position, whole.
+        if (generation !== this.generation) {
+          generation = this.generation;
+          untilMs = this.takenUntil + this.prefetchMs;
+          continue;
+        }
         untilMs = this.takenUntil + this.prefetchMs * REFILL_AT;
       }
     } catch (err) {
@@ -422,8 +499,11 @@ class VodPacketSource implements PacketSource {
       ends.push(i);
     }
     if (round.length === 0) return false;
+    const generation = this.generation;
     if (wants.length > 0) await this.readSpans(group.file, wants);
     if (this.stopped) return false;
+    // A seek came while reading: the lanes were reset; the caller's loop reads from where they are now.
+    if (generation !== this.generation) return true;
     for (const r of round) {
       if ("packets" in r) {
         for (const p of r.packets) r.lane.queue.push(p);
@@ -577,6 +657,7 @@ function makeLane(
     packetizer,
     growth: input.growth,
     seekMs: undefined,
+    seekBack: false,
     next: 0,
     pass: 0,
     passMs: 0,
@@ -635,6 +716,6 @@ function compact(lane: Lane): void {
   }
 }
 
-export function createVodPacketSource(opts: VodPacketSourceOptions): PacketSource & { readonly periodSec: number } {
+export function createVodPacketSource(opts: VodPacketSourceOptions): SeekableSource {
   return new VodPacketSource(opts);
 }

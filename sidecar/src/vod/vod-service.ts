@@ -1,7 +1,8 @@
-// Personal `vod://` playbacks on this sidecar, keyed by the edge session (sessionRef) and the SDK's mediaSessionId.
-import { Info, parseStreamName, type PlayRequest, type PlayResponse } from "@edge-vod/shared";
+// Personal `vod://` playbacks on this sidecar, keyed by the edge session (sessionRef) and the SDK's mediaSessionId,
+// and their seek, pause and resume (the edge's VodControlRequest).
+import { Info, parseStreamName, type PlayRequest, type PlayResponse, type VodControlRequest, type VodControlResponse } from "@edge-vod/shared";
 import { MediaError } from "../files/file-access.ts";
-import type { EventSink } from "../events/edge-notifier.ts";
+import type { EventSink, StateSink } from "../events/edge-notifier.ts";
 import { StreamRegistry, streamMeta } from "../streams/registry.ts";
 import { RtpOut } from "../streams/rtp-out.ts";
 import { viewerEvents } from "../streams/viewer-events.ts";
@@ -13,14 +14,21 @@ import { deferredPacketSource } from "./deferred-source.ts";
 import { createVodPacketSource } from "./packet-source.ts";
 import type { PacketStore } from "./packet-store.ts";
 import type { Scheduler } from "./scheduler.ts";
-import { VodViewer } from "./vod-viewer.ts";
+import { VodViewer, type VodControlOptions } from "./vod-viewer.ts";
 
 export interface VodServiceOptions {
   publicIp: string | undefined;
   iceTimeoutMs: number;
   /** Packetized samples shared by the playbacks of a file. */
   store?: PacketStore;
+  /** See SidecarConfig.catchUpSpeed (default 30). */
+  catchUpSpeed?: number;
+  /** See SidecarConfig.pauseTimeoutMs (default 10 min). */
+  pauseTimeoutMs?: number;
+  /** Where state reports go (the edge's events URL); none: nowhere. */
+  onState?: StateSink;
 }
+
 
 export class VodService {
   readonly viewers = new StreamRegistry<VodViewer>();
@@ -50,6 +58,22 @@ export class VodService {
       console.error(`vod: opening ${name.file} failed`, err);
       return { ok: false, info: Info.FAILED_TO_READ_FILE };
     }
+    const durationMs = Math.round(media.durationSec * 1000);
+    const startMs = req.startMs ?? 0;
+    if (startMs > 0 && startMs >= durationMs) {
+      await media.close();
+      return { ok: false, info: Info.POSITION_PAST_END };
+    }
+    const catchUpSpeed = this.opts.catchUpSpeed ?? 30;
+    const onState = this.opts.onState;
+    const control: VodControlOptions = {
+      durationMs,
+      startMs,
+      catchUpSpeed,
+      pauseTimeoutMs: this.opts.pauseTimeoutMs ?? 600_000,
+      reportState: req.reportState === true,
+      onState: (state) => onState?.(req.eventsUrl, { sessionRef: req.sessionRef, mediaSessionId: req.mediaSessionId, edgeVod: state }),
+    };
     const pc = this.makePeer();
     try {
       const answer = await answerAsSender(pc, req.sdp, media.have, this.opts.publicIp);
@@ -61,6 +85,7 @@ export class VodService {
             ...(answer.video && video ? { video } : {}),
             ...(answer.audio && audio ? { audio } : {}),
             ...(this.opts.store ? { store: this.opts.store } : {}),
+            ...(startMs > 0 ? { startMs, startSide: catchUpSpeed > 1 ? ("before" as const) : ("after" as const) } : {}),
           }),
         ),
       );
@@ -78,6 +103,7 @@ export class VodService {
         this.scheduler,
         viewerEvents(this.notify, req, () => this.viewers.forget(req.sessionRef, req.mediaSessionId, viewer)),
         this.opts.iceTimeoutMs,
+        control,
       );
       this.viewers.add(req.sessionRef, req.mediaSessionId, viewer, streamMeta(req));
       return { ok: true, sdp };
@@ -85,5 +111,31 @@ export class VodService {
       await Promise.allSettled([media.close(), pc.close()]);
       return { ok: false, info: answerFailureInfo(err, `vod ${req.mediaSessionId}`) };
     }
+  }
+
+  /** A seek, pause, resume or state query of one playback here; every change is also reported as an event. */
+  control(req: VodControlRequest): VodControlResponse {
+    const viewer = this.viewers.get(req.sessionRef, req.mediaSessionId)?.stream;
+    if (!viewer) return { ok: false, info: Info.STREAM_NOT_FOUND };
+    switch (req.op) {
+      case "seek": {
+        if (req.positionMs === undefined) return { ok: false, info: Info.BAD_VOD_OPERATION };
+        const refused = viewer.seek(req.positionMs);
+        if (refused !== undefined) return { ok: false, info: refused };
+        break;
+      }
+      case "pause":
+        viewer.pause();
+        break;
+      case "resume":
+        viewer.resume();
+        break;
+      case "state":
+        return { ok: true, edgeVod: viewer.vodState() };
+    }
+    // A page that moves its playback shows where it is.
+    viewer.reportStates();
+    viewer.report();
+    return { ok: true, edgeVod: viewer.vodState() };
   }
 }
