@@ -100,6 +100,8 @@ export class SidecarMetrics {
     );
     mirroredCounter(this.registry, "edge_vod_rtp_packets_sent_total", "RTP packets sent to viewers, retransmissions included.", () => mediaCounters.rtpPackets);
     mirroredCounter(this.registry, "edge_vod_rtp_bytes_sent_total", "RTP header and payload bytes sent to viewers (before SRTP).", () => mediaCounters.rtpBytes);
+    mirroredCounter(this.registry, "edge_vod_catchup_packets_sent_total", "RTP packets of catch-ups (frames before a seek's position or a vod-live join, sent fast).", () => mediaCounters.catchUpPackets);
+    mirroredCounter(this.registry, "edge_vod_catchup_bytes_sent_total", "Their payload bytes.", () => mediaCounters.catchUpBytes);
     readGauge(this.registry, "edge_vod_recordings_active", "Recordings being written.", () => mediaCounters.recordingsActive);
     mirroredCounter(this.registry, "edge_vod_recording_bytes_written_total", "Bytes written to record files.", () => mediaCounters.recordBytes);
 

@@ -5,6 +5,9 @@ export const mediaCounters = {
   rtpPackets: 0,
   /** Their RTP header and payload bytes (before SRTP). */
   rtpBytes: 0,
+  /** Catch-up packets (the frames before a seek's position or a vod-live join, squeezed), and their bytes. */
+  catchUpPackets: 0,
+  catchUpBytes: 0,
   /** Recordings being written now. */
   recordingsActive: 0,
   /** Bytes written to record files. */

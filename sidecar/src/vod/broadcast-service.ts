@@ -27,7 +27,7 @@ export interface BroadcastServiceOptions {
   spread?: Spread;
   /** Packetized samples shared by the playbacks of a file (a broadcast's first pass). */
   store?: PacketStore;
-  /** See SidecarConfig.catchUpSpeed (default 30; 1: joiners wait for the next keyframe). */
+  /** See SidecarConfig.catchUpSpeed (default 45; 1: joiners wait for the next keyframe). */
   catchUpSpeed?: number;
 }
 
@@ -151,7 +151,7 @@ export class BroadcastService {
         ),
       );
       const live = new LiveSource(source, startedAt, this.scheduler, this.opts.spread);
-      const speed = this.opts.catchUpSpeed ?? 30;
+      const speed = this.opts.catchUpSpeed ?? 45;
       const store = this.opts.store;
       const catchUp: CatchUpOptions | undefined =
         speed > 1 && media.have.video

@@ -15,6 +15,7 @@ import type { RtpOut } from "../streams/rtp-out.ts";
 import type { CatchingUp, LiveSource } from "./live-source.ts";
 import type { MediaPacket, SeekableSource } from "./packet-source.ts";
 import { PlayClock } from "./play-clock.ts";
+import { mediaCounters } from "../runtime/media-counters.ts";
 
 /** A shared keyframe this close after the join is waited for rather than caught up to. */
 const KEYFRAME_NEAR_MS = 50;
@@ -105,6 +106,8 @@ export class BroadcastViewer extends PeerViewer implements CatchingUp {
       if (p.kind !== "video") continue;
       if (p.keyframeStart) this.lastKeyframeSentMs = performance.now();
       out.send(Math.round(this.clock.outputOf(p.dueMs, p.timestamp / 90 - p.dueMs) * 90), p.marker, p.payload);
+      mediaCounters.catchUpPackets++;
+      mediaCounters.catchUpBytes += p.payload.byteLength;
     }
     // Handed over once on the broadcast's clock, and only to frames the shared source has: one that started
     // after the join (its first keyframe) still lacks the frames before it.

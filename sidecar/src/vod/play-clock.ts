@@ -39,6 +39,11 @@ export class PlayClock {
     this.catchUp(fromMs, fromMs, atMs, 1);
   }
 
+  /** Whether a packet due at media `dueMs` is part of the fast stretch (the catch-up). */
+  squeezes(dueMs: number): boolean {
+    return !this.same && this.speed > 1 && dueMs < this.knotMs;
+  }
+
   /** Media time due at output time `outMs`: before the segment's start, earlier than anything it sends. */
   mediaAt(outMs: number): number {
     if (this.same) return outMs;

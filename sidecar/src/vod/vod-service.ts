@@ -21,7 +21,7 @@ export interface VodServiceOptions {
   iceTimeoutMs: number;
   /** Packetized samples shared by the playbacks of a file. */
   store?: PacketStore;
-  /** See SidecarConfig.catchUpSpeed (default 30). */
+  /** See SidecarConfig.catchUpSpeed (default 45). */
   catchUpSpeed?: number;
   /** See SidecarConfig.pauseTimeoutMs (default 10 min). */
   pauseTimeoutMs?: number;
@@ -64,7 +64,7 @@ export class VodService {
       await media.close();
       return { ok: false, info: Info.POSITION_PAST_END };
     }
-    const catchUpSpeed = this.opts.catchUpSpeed ?? 30;
+    const catchUpSpeed = this.opts.catchUpSpeed ?? 45;
     const onState = this.opts.onState;
     const control: VodControlOptions = {
       durationMs,

@@ -14,6 +14,7 @@ import { PLI_GRACE_MS, PeerViewer, type ViewerEvents } from "../streams/peer-vie
 import type { RtpOut } from "../streams/rtp-out.ts";
 import type { MediaPacket, SeekableSource } from "./packet-source.ts";
 import { PlayClock } from "./play-clock.ts";
+import { mediaCounters } from "../runtime/media-counters.ts";
 import type { Paced, Scheduler } from "./scheduler.ts";
 
 export type { ViewerEvents } from "../streams/peer-viewer.ts";
@@ -55,6 +56,8 @@ export class VodViewer extends PeerViewer implements Paced {
   private lastOutMs = -Infinity;
   private lastStateMs = 0;
   private pauseTimer: NodeJS.Timeout | undefined;
+  /** The browser asked for a keyframe while paused (Chromium does after 3 s without frames): resume re-seeks. */
+  private pliWhilePaused = false;
 
   constructor(
     pc: RTCPeerConnection,
@@ -134,6 +137,10 @@ export class VodViewer extends PeerViewer implements Paced {
     } else {
       outMs = clock.outputOf(p.dueMs, timestamp / rate - p.dueMs);
       timestamp = Math.round(outMs * rate);
+      if (clock.squeezes(p.dueMs)) {
+        mediaCounters.catchUpPackets++;
+        mediaCounters.catchUpBytes += p.payload.byteLength;
+      }
     }
     if (outMs > this.lastOutMs) this.lastOutMs = outMs;
     track.send(timestamp, p.marker, p.payload);
@@ -141,6 +148,11 @@ export class VodViewer extends PeerViewer implements Paced {
 
   private onPli(): void {
     if (this.state !== "playing" || this.seeking) return;
+    // Skipping ahead while paused would resume at the next keyframe; resume sends the picture again instead.
+    if (this.paused) {
+      this.pliWhilePaused = true;
+      return;
+    }
     if (performance.now() - this.lastKeyframeSentMs < PLI_GRACE_MS) return;
     this.source.skipVideoToNextKeyframe();
   }
@@ -179,6 +191,10 @@ export class VodViewer extends PeerViewer implements Paced {
     return undefined;
   }
 
+  private catchUps(): boolean {
+    return this.control.catchUpSpeed > 1;
+  }
+
   pause(): void {
     if (this.paused) return;
     this.paused = true;
@@ -193,6 +209,15 @@ export class VodViewer extends PeerViewer implements Paced {
     clearTimeout(this.pauseTimer);
     const held = this.holdMs;
     this.holdMs = Infinity;
+    if (this.pliWhilePaused && !this.seeking && Number.isFinite(held) && this.catchUps()) {
+      // The browser dropped its decoder state: from the keyframe before the held picture, as a seek there.
+      this.pliWhilePaused = false;
+      this.seek(held);
+      return;
+    }
+    // Without catch-ups, the next keyframe, as for any PLI.
+    if (this.pliWhilePaused) this.source.skipVideoToNextKeyframe();
+    this.pliWhilePaused = false;
     if (!this.sending || !Number.isFinite(held)) return;
     this.targetMs = held;
     // From the held position in real time, from now: the pause shows as a gap in the timestamps, as a live
