@@ -5,7 +5,7 @@
 // Storage: "state" → BroadcastState while a broadcast exists; "viewer:<sessionRef>:<mediaSessionId>" → ViewerEntry
 // for each viewer; alarm: the idle grace period after the last viewer left.
 import { DurableObject } from "cloudflare:workers";
-import type { PlayRequest } from "@edge-vod/shared";
+import { broadcastEndsAt, type BroadcastSeek, type PlayRequest } from "@edge-vod/shared";
 import { vodLiveConfig, type Env } from "./config.ts";
 
 const STATE_KEY = "state";
@@ -20,6 +20,8 @@ export interface BroadcastState {
   viewers: number;
   /** When the last viewer left (ms since epoch); the broadcast ends after the grace period unless one joins. */
   idleSince?: number;
+  /** The operator's last seek (REST `/vod/seek`): the position goes on from there. */
+  seek?: BroadcastSeek;
 }
 
 export interface ViewerRef {
@@ -54,7 +56,20 @@ export class BroadcastObject extends DurableObject<Env> {
     delete state.idleSince;
     await this.ctx.storage.put(STATE_KEY, state);
     await this.ctx.storage.deleteAlarm();
-    return { startedAt: state.startedAt, loop: state.loop };
+    return { startedAt: state.startedAt, loop: state.loop, ...(state.seek ? { seek: state.seek } : {}) };
+  }
+
+  /**
+   * The operator moves the running broadcast to `positionMs` from now on; the clock every sidecar serving it then
+   * follows. Null when no broadcast runs (or it is over).
+   */
+  async seek(positionMs: number): Promise<BroadcastState | null> {
+    const now = Date.now();
+    const state = await this.ctx.storage.get<BroadcastState>(STATE_KEY);
+    if (!state || this.isOver(state, now, vodLiveConfig(this.env).graceMs)) return null;
+    const next = { ...state, seek: { at: now, positionMs } };
+    await this.ctx.storage.put(STATE_KEY, next);
+    return next;
   }
 
   /** Removes a viewer (idempotent); the last one out starts the grace period. */
@@ -94,7 +109,7 @@ export class BroadcastObject extends DurableObject<Env> {
   }
 
   private isOver(state: BroadcastState, now: number, graceMs: number): boolean {
-    if (!state.loop && state.durationMs !== undefined && now >= state.startedAt + state.durationMs) return true;
+    if (!state.loop && state.durationMs !== undefined && now >= broadcastEndsAt(state, state.durationMs)) return true;
     return state.viewers === 0 && state.idleSince !== undefined && now - state.idleSince >= graceMs;
   }
 }

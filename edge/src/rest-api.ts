@@ -18,7 +18,10 @@ import {
   RestRecordsFilter,
   RestStreamFilter,
   RestVodFilter,
+  RestVodSeek,
   RestVodStartup,
+  BroadcastSeekResponse,
+  type BroadcastSeek,
   RECORDS_PUBLIC_PATH,
   SIDECAR_OPS_PATHS,
   StreamsResponse,
@@ -284,6 +287,47 @@ restApi.post("/vod/terminate", async (c) => {
   if (vods.length === 0 && chosen.length === 0) return c.json(error("Stream not found"), 404);
   const terminated = await terminate(chosen);
   return c.json({ message: "Stream is stopped", terminated });
+});
+
+/**
+ * Moves a running broadcast for every viewer: the edge's clock of it goes on from `positionMs` now, and every sidecar
+ * serving it is told (each moves its viewers, who catch up to the new picture). A sidecar that misses the call moves
+ * its viewers at its next join, which carries the clock.
+ */
+restApi.post("/vod/seek", async (c) => {
+  const req = await input(c, RestVodSeek);
+  if (!req.ok) return req.res;
+  const { localStreamName, uri, positionMs } = req.value;
+  let target: { file: string; startedAt: number; loop: boolean; seek: BroadcastSeek } | undefined;
+  if (localStreamName !== undefined) {
+    const source = await names(c.env, localStreamName).source();
+    if (!source || !("vod" in source)) return c.json(error(Info.STREAM_NOT_FOUND), 404);
+    if (positionMs >= source.vod.durationMs) return c.json(error(Info.POSITION_PAST_END), 400);
+    const entry = await names(c.env, localStreamName).seekVod({ at: Date.now(), positionMs });
+    if (!entry?.seek) return c.json(error(Info.STREAM_NOT_FOUND), 404);
+    await catalog(c.env).add(entry);
+    target = { file: entry.file, startedAt: entry.startTime, loop: entry.loop, seek: entry.seek };
+  } else if (uri !== undefined) {
+    const name = parseStreamName(uri);
+    if (name.kind !== "vod-live" || checkFileName(name.file) !== null) return c.json(error("uri must be vod-live://<file>"), 400);
+    const broadcast = c.env.BROADCASTS.get(c.env.BROADCASTS.idFromName(`vod-live://${name.file}`));
+    const now = await broadcast.state();
+    if (!now) return c.json(error(Info.STREAM_NOT_FOUND), 404);
+    if (now.durationMs !== undefined && positionMs >= now.durationMs) return c.json(error(Info.POSITION_PAST_END), 400);
+    const state = await broadcast.seek(positionMs);
+    if (!state?.seek) return c.json(error(Info.STREAM_NOT_FOUND), 404);
+    target = { file: name.file, startedAt: state.startedAt, loop: state.loop, seek: state.seek };
+  } else {
+    return c.json(error("localStreamName or uri is required"), 400);
+  }
+  const { items, unreachable } = await fromEach(c.env, async (s) => {
+    const res = await s.client.operate("POST", SIDECAR_OPS_PATHS.broadcastSeek, target);
+    if ("unreachable" in res || res.status !== 200) return null;
+    const parsed = BroadcastSeekResponse.safeParse(res.body);
+    return parsed.success ? [parsed.data.moved] : null;
+  });
+  withUnreachable(c, unreachable);
+  return c.json({ message: "Seek request is received", positionMs, moved: items.reduce((a, b) => a + b, 0) });
 });
 
 // ---- /recorder: recording a running publish on demand

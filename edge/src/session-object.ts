@@ -475,7 +475,9 @@ export class SessionObject extends DurableObject<Env> {
       await this.deleteStream(id);
       return fail(Info.STREAM_NAME_ALREADY_IN_USE);
     }
-    let broadcast: Joined | undefined = restVod ? { startedAt: restVod.startTime, loop: restVod.loop } : undefined;
+    let broadcast: Joined | undefined = restVod
+      ? { startedAt: restVod.startTime, loop: restVod.loop, ...(restVod.seek ? { seek: restVod.seek } : {}) }
+      : undefined;
     const join = (file: string, sidecar: Placement) =>
       this.broadcast(file).join({ sessionRef: this.sessionRef, mediaSessionId: id }, vodLiveLoops(this.env, file), sidecar.id);
     if (target.kind === "vod-live") {

@@ -7,6 +7,7 @@
 //
 // Storage: "publisher" → Publisher, absent when the name is free; "vod" → RestVodEntry while such a broadcast runs.
 import { DurableObject } from "cloudflare:workers";
+import { broadcastEndsAt, type BroadcastSeek } from "@edge-vod/shared";
 import type { Env } from "./config.ts";
 import type { Placement } from "./sidecar-registry.ts";
 
@@ -26,11 +27,13 @@ export interface RestVodEntry {
   durationMs: number;
   hasAudio: boolean;
   hasVideo: boolean;
+  /** The operator's last seek (REST `/vod/seek`): the position goes on from there. */
+  seek?: BroadcastSeek;
 }
 
-/** A broadcast without loop is over after one pass. */
+/** A broadcast without loop is over after one pass (from its last seek). */
 export function restVodOver(entry: RestVodEntry, now = Date.now()): boolean {
-  return !entry.loop && now >= entry.startTime + entry.durationMs;
+  return !entry.loop && now >= broadcastEndsAt({ startedAt: entry.startTime, seek: entry.seek }, entry.durationMs);
 }
 
 export interface Publisher {
@@ -87,6 +90,15 @@ export class StreamObject extends DurableObject<Env> {
     await this.ctx.storage.delete(PUBLISHER_KEY);
     await this.ctx.storage.put(VOD_KEY, entry);
     return true;
+  }
+
+  /** The broadcast under this name goes on from `seek`; the entry as it is now, or null if there is none. */
+  async seekVod(seek: BroadcastSeek): Promise<RestVodEntry | null> {
+    const current = await this.liveVod();
+    if (!current) return null;
+    const entry = { ...current, seek };
+    await this.ctx.storage.put(VOD_KEY, entry);
+    return entry;
   }
 
   /** Ends the broadcast under this name if it is that one; returns whether it was. */

@@ -1,7 +1,7 @@
 // The broadcasts started by the REST API (`/rest-api/vod/startup`), for `/vod/find` and `/vod/find_all`: one Durable
 // Object (a single instance, `idFromName("vods")`). Durable Objects cannot be enumerated, so the names' own
 // StreamObjects, which decide who holds a name, cannot list them; this is their index, written at startup and
-// terminate only. Entries are immutable; a broadcast without loop drops out once one pass is over.
+// terminate (and an operator's seek) only; a broadcast without loop drops out once one pass is over.
 //
 // Storage: "vod:<localStreamName>" → RestVodEntry.
 import { DurableObject } from "cloudflare:workers";

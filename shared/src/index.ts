@@ -9,3 +9,4 @@ export * from "./auth-token.ts";
 export * from "./rest-hooks.ts";
 export * from "./json-body.ts";
 export * from "./vod-control.ts";
+export * from "./broadcast-clock.ts";

@@ -4,6 +4,7 @@
 import { z } from "zod";
 import { FRAME_LIMITS } from "./frames.ts";
 import { StreamStatus } from "./status.ts";
+import { BroadcastSeek } from "./broadcast-clock.ts";
 
 export const REST_API_BASE = "/rest-api";
 
@@ -17,6 +18,8 @@ export const SIDECAR_OPS_PATHS = {
   recorderStart: "/v1/recorder/start",
   /** `POST RecorderStopRequest`: finishes that recording; the publish goes on. */
   recorderStop: "/v1/recorder/stop",
+  /** `POST BroadcastSeekRequest`: moves a `vod-live://` broadcast running here to where the operator sought. */
+  broadcastSeek: "/v1/broadcasts/seek",
   /** `POST ProbeRequest`: whether a file plays, and its length, without playing it. */
   probe: "/v1/probe",
   /** `GET`: the finished recordings. `DELETE <records>/<name>` removes one. (`GET <records>/<name>` downloads.) */
@@ -53,6 +56,26 @@ export const SidecarStream = z.object({
 export type SidecarStream = z.infer<typeof SidecarStream>;
 export const StreamsResponse = z.object({ streams: z.array(SidecarStream) });
 export type StreamsResponse = z.infer<typeof StreamsResponse>;
+
+/** The broadcast of `file` that started at `startedAt` (with `loop`) goes on from `seek`. */
+export const BroadcastSeekRequest = z.object({
+  file: z.string().min(1).max(FRAME_LIMITS.maxNameBytes),
+  startedAt: z.number().int().nonnegative(),
+  loop: z.boolean(),
+  seek: BroadcastSeek,
+});
+export type BroadcastSeekRequest = z.infer<typeof BroadcastSeekRequest>;
+/** How many of the broadcast's viewers on that sidecar moved. */
+export const BroadcastSeekResponse = z.object({ ok: z.literal(true), moved: z.number().int().nonnegative() });
+export type BroadcastSeekResponse = z.infer<typeof BroadcastSeekResponse>;
+
+/** `/rest-api/vod/seek`: a broadcast by localStreamName (a `/vod/startup` one) or by uri (`vod-live://<file>`). */
+export const RestVodSeek = z.looseObject({
+  localStreamName: z.string().max(255).optional(),
+  uri: z.string().max(FRAME_LIMITS.maxNameBytes).optional(),
+  positionMs: z.number().int().min(0).max(1e9),
+});
+export type RestVodSeek = z.infer<typeof RestVodSeek>;
 
 export const TerminateRequest = z.object({ sessionRef, mediaSessionId });
 export type TerminateRequest = z.infer<typeof TerminateRequest>;

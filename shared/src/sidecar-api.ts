@@ -5,6 +5,7 @@ import { z } from "zod";
 import { FRAME_LIMITS } from "./frames.ts";
 import { StreamStatus } from "./status.ts";
 import { VodOp, VodState } from "./vod-control.ts";
+import { BroadcastSeek } from "./broadcast-clock.ts";
 
 export const SIDECAR_PATHS = {
   play: "/v1/play",
@@ -130,6 +131,8 @@ export const PlayRequest = z.object({
       startedAt: z.number().int().nonnegative(),
       /** Start over at the end of the file instead of stopping every viewer. */
       loop: z.boolean(),
+      /** The operator's last seek of the broadcast (REST `/vod/seek`): the position goes on from there. */
+      seek: BroadcastSeek.optional(),
     })
     .optional(),
 });

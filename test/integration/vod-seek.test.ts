@@ -8,7 +8,6 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import type { RtpPacket } from "werift";
 import { Info, VOD_STATE_EVENT_TYPE } from "@edge-vod/shared";
 import { LocalDiskAccess } from "../../sidecar/src/files/local-disk.ts";
 import { openMp4 } from "../../sidecar/src/mp4/reader.ts";
@@ -16,7 +15,7 @@ import { makeFixture } from "../helpers/fixtures.ts";
 import { SdkClient, type ServerFrame } from "../helpers/sdk-client.ts";
 import { startSidecar, type SidecarProcess } from "../helpers/sidecar-process.ts";
 import { startWrangler, type WranglerDev } from "../helpers/wrangler.ts";
-import { offerAesCmOnly, testPeer, withoutCandidates } from "../helpers/werift-viewer.ts";
+import { assertContinuous, framesOf, recordingViewer, steps } from "../helpers/rtp-record.ts";
 
 const FPS = 30;
 const GOP_FRAMES = 300;
@@ -55,71 +54,6 @@ after(async () => {
   await fs.rm(mediaDir, { recursive: true, force: true });
 });
 
-interface Packet {
-  seq: number;
-  ts: number;
-  marker: boolean;
-  keyframe: boolean;
-  at: number;
-}
-
-/**
- * H.264 payload starts a keyframe: its SPS (sent ahead of every IDR), an IDR NAL, a STAP-A holding one, or an FU-A
- * start of one.
- */
-function startsIdr(payload: Buffer): boolean {
-  const type = payload[0]! & 0x1f;
-  if (type === 5 || type === 7) return true;
-  if (type === 28) return (payload[1]! & 0x80) !== 0 && (payload[1]! & 0x1f) === 5;
-  if (type === 24) {
-    for (let i = 1; i + 2 < payload.length; ) {
-      const size = payload.readUInt16BE(i);
-      if ((payload[i + 2]! & 0x1f) === 5) return true;
-      i += 2 + size;
-    }
-  }
-  return false;
-}
-
-/** Marks the first packet of every frame that holds an IDR (x264 puts an SEI before the first one). */
-function markKeyframes(packets: Packet[]): void {
-  let start = 0;
-  let key = false;
-  for (let i = 0; i < packets.length; i++) {
-    if (packets[i]!.keyframe) key = true;
-    if (!packets[i]!.marker) continue;
-    for (let j = start; j <= i; j++) packets[j]!.keyframe = false;
-    packets[start]!.keyframe = key;
-    start = i + 1;
-    key = false;
-  }
-}
-
-/** A recvonly werift peer that keeps every video and audio RTP packet's header. */
-async function recordingViewer() {
-  const pc = testPeer();
-  const video: Packet[] = [];
-  const audio: Packet[] = [];
-  let lastMarked = 0;
-  pc.addTransceiver("video", { direction: "recvonly" });
-  pc.addTransceiver("audio", { direction: "recvonly" });
-  pc.onTrack.subscribe((track) => {
-    track.onReceiveRtp.subscribe((rtp: RtpPacket) => {
-      const p = { seq: rtp.header.sequenceNumber, ts: rtp.header.timestamp, marker: rtp.header.marker, keyframe: false, at: performance.now() };
-      if (track.kind === "video") {
-        video.push({ ...p, keyframe: startsIdr(rtp.payload) });
-        if (p.marker) markKeyframes(video.slice(lastMarked));
-        if (p.marker) lastMarked = video.length;
-      }
-      else audio.push(p);
-    });
-  });
-  const offer = await pc.createOffer();
-  await pc.setLocalDescription(offer);
-  offerAesCmOnly(pc);
-  return { pc, video, audio, offerSdp: withoutCandidates(pc.localDescription?.sdp ?? offer.sdp) };
-}
-
 type Viewer = Awaited<ReturnType<typeof recordingViewer>>;
 
 async function play(client: SdkClient, name: string, custom?: unknown): Promise<{ id: string; viewer: Viewer }> {
@@ -141,24 +75,8 @@ async function until(what: string, cond: () => boolean, timeoutMs = 20_000): Pro
   }
 }
 
-/** Frames (marker packets) from index `from` on. */
-const framesOf = (packets: readonly Packet[], from = 0) => packets.slice(from).filter((p) => p.marker);
 
-/** Differences of consecutive 32-bit timestamps (wrapping), as signed numbers. */
-function steps(ts: readonly number[]): number[] {
-  const out: number[] = [];
-  for (let i = 1; i < ts.length; i++) out.push((((ts[i]! - ts[i - 1]!) | 0) + 0) as number);
-  return out;
-}
 
-/** Every sequence number follows the one before (no gap, no reorder, none twice) across the whole playback. */
-function assertContinuous(packets: readonly Packet[], what: string): void {
-  for (let i = 1; i < packets.length; i++) {
-    assert.equal(packets[i]!.seq, (packets[i - 1]!.seq + 1) & 0xffff, `${what}: sequence number ${i} of ${packets.length}`);
-  }
-  const backwards = steps(packets.map((p) => p.ts)).findIndex((d) => d < 0);
-  assert.equal(backwards, -1, `${what}: a timestamp went backwards at packet ${backwards + 1}`);
-}
 
 
 const stateEvents = (client: SdkClient, id: string, from = 0) =>

@@ -181,3 +181,36 @@ test("catch-ups run after every slot had the tick's batch: the other viewers get
   const slotLag = five!.positions[0]! - eight!.positions[0]!;
   assert.ok(Math.abs(Math.abs(slotLag) - 10) < 1e-6 || Math.abs(slotLag) < 1e-6, `slot lag ${slotLag}`);
 });
+
+test("an operator's seek moves the shared source, drops batches not sent yet, tells every viewer, and shifts the timestamps so that they carry on; an older seek is ignored", () => {
+  const scheduler = manualScheduler();
+  const origin = performance.now();
+  const startedAt = Date.now();
+  const seeks: [number, string][] = [];
+  const source = { ...fakeSource(1000), videoStartMs: 0, seek: (ms: number, side: string) => void seeks.push([ms, side]) };
+  const live = new LiveSource(source, startedAt, scheduler, { slots: 3, perSlot: 1, stepMs: 10 });
+  const clock = { tick: 0 };
+  const moved: number[] = [];
+  const sinks = [0, 1, 2].map((k) => Object.assign(new RecordingSink(clock), { moved: () => void moved.push(k) }));
+  for (const s of sinks) live.add(s);
+  for (; clock.tick < 10; clock.tick++) live.pump(origin + clock.tick * 10 + 1);
+  const before = sinks.map((s) => s.got.length);
+
+  // At 0.1 s of output time the broadcast goes to 5 s: media is 4.9 s ahead of output from then on.
+  assert.equal(live.seekTo({ at: startedAt + 100, positionMs: 5000 }), true);
+  assert.deepEqual(moved, [0, 1, 2]);
+  assert.equal(seeks.length, 1);
+  assert.equal(seeks[0]![1], "after");
+  assert.ok(Math.abs(seeks[0]![0] - (5000 + (Date.now() - startedAt - 100))) < 50, `the shared source goes to the position now: ${seeks[0]![0]}`);
+  assert.equal(live.shift90, 4900 * 90);
+  assert.equal(live.shift48, 4900 * 48);
+  assert.ok(Math.abs(live.positionOf(sinks[0]!) - (5000 + (performance.now() - origin - 100))) < 20);
+  // Slots 1 and 2 had batches of the old position still to come: none of them reach their viewers.
+  live.pump(origin + clock.tick * 10 + 1);
+  clock.tick++;
+  const oldAfter = sinks.map((s, k) => s.got.slice(before[k]).filter(([, i]) => i < 10));
+  assert.deepEqual(oldAfter, [[], [], []]);
+  assert.equal(live.seekTo({ at: startedAt + 50, positionMs: 1000 }), false, "an older seek");
+  assert.equal(live.seekTo({ at: startedAt + 100, positionMs: 5000 }), false, "the same seek again");
+  assert.equal(moved.length, 3);
+});

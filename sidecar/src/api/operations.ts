@@ -7,7 +7,9 @@ import {
   RecorderStartRequest,
   RecorderStopRequest,
   SIDECAR_OPS_PATHS,
+  BroadcastSeekRequest,
   TerminateRequest,
+  type BroadcastSeekResponse,
   checkFileName,
   type ProbeResponse,
   type RecorderStopResponse,
@@ -65,6 +67,11 @@ export function operationsRoutes(
     return c.json({ ok: true, ...res } satisfies RecorderStopResponse);
   });
 
+  app.post(SIDECAR_OPS_PATHS.broadcastSeek, async (c) => {
+    const req = await body(c, BroadcastSeekRequest);
+    if (!req.ok) return req.res;
+    return c.json({ ok: true, moved: broadcasts.seek(req.value) } satisfies BroadcastSeekResponse);
+  });
   app.post(SIDECAR_OPS_PATHS.probe, async (c) => {
     const req = await body(c, ProbeRequest);
     if (!req.ok) return req.res;

@@ -2,7 +2,7 @@
 // holds for it (file, start time, loop), so a restarted broadcast (new start time) never joins the old one here.
 // It opens its file once when its first viewer comes and closes it when its last viewer leaves: the position is
 // wall-clock time, so a later viewer simply opens it again where the broadcast is by then.
-import { Info, parseStreamName, type PlayRequest, type PlayResponse } from "@edge-vod/shared";
+import { Info, broadcastPositionMs, parseStreamName, type BroadcastSeekRequest, type PlayRequest, type PlayResponse } from "@edge-vod/shared";
 import { MediaError } from "../files/file-access.ts";
 import type { EventSink } from "../events/edge-notifier.ts";
 import { StreamRegistry, streamMeta } from "../streams/registry.ts";
@@ -71,7 +71,7 @@ export class BroadcastService {
     if (this.viewers.has(req.sessionRef, req.mediaSessionId)) return { ok: false, info: Info.MEDIASESSION_ID_ALREADY_IN_USE };
     const name = parseStreamName(req.name);
     if (name.kind !== "vod-live" || !req.broadcast) return { ok: false, info: Info.BAD_URI };
-    const { startedAt, loop } = req.broadcast;
+    const { startedAt, loop, seek } = req.broadcast;
     // One packet source per video codec the broadcast is watched in, each at the broadcast's position: H.264 and VP8
     // viewers see the same moment.
     let codec: VideoCodec;
@@ -86,7 +86,7 @@ export class BroadcastService {
 
     let entry = this.broadcasts.get(key);
     if (!entry) {
-      entry = { key, opening: this.open(name.file, startedAt, loop, codec), refs: 0 };
+      entry = { key, opening: this.open(name.file, startedAt, loop, codec, seek), refs: 0 };
       this.broadcasts.set(key, entry);
     }
     // Counted before the wait, so a viewer that fails meanwhile cannot close the broadcast under this one.
@@ -106,6 +106,8 @@ export class BroadcastService {
       console.error(`vod-live: opening ${name.file} failed`, err);
       return { ok: false, info: Info.FAILED_TO_READ_FILE };
     }
+    // A seek this sidecar missed (it was unreachable when the operator sought): the viewer's clock is the edge's.
+    if (seek) broadcast.live.seekTo(seek);
     if (broadcast.live.ended) {
       // Joined after the end of a broadcast that does not loop (the edge starts a new one from then on).
       release();
@@ -135,7 +137,19 @@ export class BroadcastService {
     }
   }
 
-  private async open(file: string, startedAt: number, loop: boolean, codec: VideoCodec): Promise<Broadcast> {
+  /** Moves the broadcasts of `req` running here (one per codec) to the operator's seek; how many viewers moved. */
+  seek(req: BroadcastSeekRequest): number {
+    const prefix = `${req.file}\u0000${req.startedAt}\u0000${req.loop}\u0000`;
+    let moved = 0;
+    for (const entry of this.broadcasts.values()) {
+      if (!entry.key.startsWith(prefix)) continue;
+      void entry.opening.then((b) => b.live.seekTo(req.seek)).catch(() => undefined);
+      moved += entry.refs;
+    }
+    return moved;
+  }
+
+  private async open(file: string, startedAt: number, loop: boolean, codec: VideoCodec, seek: BroadcastSeekRequest["seek"] | undefined): Promise<Broadcast> {
     const media = await this.opener.open(file, { videoCodecs: new Set([codec]) });
     try {
       // The position is taken when the tracks are there: a copy being prepared has them a moment later.
@@ -144,13 +158,13 @@ export class BroadcastService {
           createVodPacketSource({
             ...(video ? { video } : {}),
             ...(audio ? { audio } : {}),
-            startMs: Math.max(0, Date.now() - startedAt),
+            startMs: Math.max(0, broadcastPositionMs({ startedAt, seek }, Date.now())),
             loop,
             ...(this.opts.store ? { store: this.opts.store } : {}),
           }),
         ),
       );
-      const live = new LiveSource(source, startedAt, this.scheduler, this.opts.spread);
+      const live = new LiveSource(source, startedAt, this.scheduler, this.opts.spread, seek);
       const speed = this.opts.catchUpSpeed ?? 45;
       const store = this.opts.store;
       const catchUp: CatchUpOptions | undefined =

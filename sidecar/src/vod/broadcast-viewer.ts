@@ -57,6 +57,20 @@ export class BroadcastViewer extends PeerViewer implements CatchingUp {
   protected onConnected(): void {
     this.events.playing();
     this.live.add(this);
+    this.startCatchUp();
+  }
+
+  /** The operator moved the broadcast: the picture of the new moment, caught up to as by a joiner. */
+  moved(): void {
+    if (this.state !== "playing" || !this.video) return;
+    this.stopCatchUp();
+    this.clockSet = false;
+    this.handedAtMs = -Infinity;
+    this.awaitKeyframe = true;
+    this.startCatchUp();
+  }
+
+  private startCatchUp(): void {
     const c = this.catchUpWith;
     if (!this.video || !c || !(c.speed > 1)) return;
     const source = c.open(Math.max(0, this.live.positionOf(this)));
@@ -105,7 +119,7 @@ export class BroadcastViewer extends PeerViewer implements CatchingUp {
       const p = due[i]!;
       if (p.kind !== "video") continue;
       if (p.keyframeStart) this.lastKeyframeSentMs = performance.now();
-      out.send(Math.round(this.clock.outputOf(p.dueMs, p.timestamp / 90 - p.dueMs) * 90), p.marker, p.payload);
+      out.send(Math.round(this.clock.outputOf(p.dueMs, p.timestamp / 90 - p.dueMs) * 90) - this.live.shift90, p.marker, p.payload);
       mediaCounters.catchUpPackets++;
       mediaCounters.catchUpBytes += p.payload.byteLength;
     }
@@ -150,9 +164,9 @@ export class BroadcastViewer extends PeerViewer implements CatchingUp {
           this.started = true;
         }
         if (p.keyframeStart) this.lastKeyframeSentMs = performance.now();
-        out.send(p.timestamp, p.marker, p.payload);
+        out.send(p.timestamp - this.live.shift90, p.marker, p.payload);
       } else if (this.started) {
-        this.audio?.send(p.timestamp, p.marker, p.payload);
+        this.audio?.send(p.timestamp - this.live.shift48, p.marker, p.payload);
       }
     }
   }

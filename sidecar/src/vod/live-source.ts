@@ -16,12 +16,18 @@
 //
 // A joiner that catches up (see broadcast-viewer.ts) sends its own burst of the frames since the last keyframe. That
 // work runs after every slot has had this tick's batch, so it never delays nor reorders what the other viewers get.
-import type { MediaPacket, PacketSource } from "./packet-source.ts";
+import { broadcastPositionMs, type BroadcastSeek } from "@edge-vod/shared";
+import type { KeyframeSide, MediaPacket, PacketSource } from "./packet-source.ts";
 import type { Paced, Scheduler } from "./scheduler.ts";
 
 export interface BroadcastSink {
-  /** The packets due in this tick, in send order; shared by every sink, so read only and not kept. */
+  /**
+   * The packets due in this tick, in send order; shared by every sink, so read only and not kept. Their timestamps
+   * are media time: a sink sends them `shift90` / `shift48` ticks earlier (0 until the broadcast is sought).
+   */
   deliver(packets: readonly MediaPacket[]): void;
+  /** The broadcast moved (an operator's seek): what comes next is of another moment of the file. */
+  moved?(): void;
   /** The file ended (no loop): `info` undefined; reading failed: the info to fail with. */
   sourceEnded(info: string | undefined): void;
 }
@@ -64,11 +70,25 @@ export class LiveSource implements Paced {
   /** Why it ended: undefined for the end of the file, else the info a late viewer fails with too. */
   private endInfo: string | undefined;
 
+  /**
+   * Media position minus output position (both ms): 0 until an operator's seek. RTP timestamps follow the output
+   * clock (wall time since the start) on every sidecar alike, so a seek never sends them back.
+   */
+  private shiftMs = 0;
+  /** The shift in 90 kHz and 48 kHz ticks, subtracted from the media timestamps of the packets. */
+  shift90 = 0;
+  shift48 = 0;
+  private lastSeek: BroadcastSeek | undefined;
+
   constructor(
-    private readonly source: PacketSource & { readonly videoStartMs?: number | undefined },
-    startedAtEpochMs: number,
+    private readonly source: PacketSource & {
+      readonly videoStartMs?: number | undefined;
+      seek?(positionMs: number, side: KeyframeSide): void;
+    },
+    private readonly startedAtEpochMs: number,
     private readonly scheduler: Scheduler,
     spread: Spread = { slots: 1, perSlot: 1, stepMs: 0 },
+    seek?: BroadcastSeek,
   ) {
     const slots = Math.max(1, Math.floor(spread.slots));
     this.perSlot = Math.max(1, Math.floor(spread.perSlot));
@@ -82,6 +102,7 @@ export class LiveSource implements Paced {
     // Paced by the monotonic clock, anchored once to the wall clock that the edge and other sidecars share.
     this.startPerf = performance.now() - (Date.now() - startedAtEpochMs);
     source.onError = (err) => this.finish(err.info);
+    if (seek) this.setShift(seek);
     // Runs from now on, viewers or not: the position must follow the wall clock, not the first viewer's arrival.
     scheduler.add(this);
   }
@@ -111,9 +132,38 @@ export class LiveSource implements Paced {
     if (!this.over && this.slotOf.has(sink) && !this.catching.includes(sink)) this.catching.push(sink);
   }
 
-  /** The broadcast position that `sink` (added) is sent at now: its slot's. */
+  /** The broadcast's media position that `sink` (added) is sent at now: its slot's. */
   positionOf(sink: BroadcastSink): number {
-    return performance.now() - this.startPerf - (this.slotOf.get(sink) ?? 0) * this.stepMs;
+    return performance.now() - this.startPerf - (this.slotOf.get(sink) ?? 0) * this.stepMs + this.shiftMs;
+  }
+
+  /** The seek the broadcast's clock goes on from (undefined: none yet). */
+  get seekState(): BroadcastSeek | undefined {
+    return this.lastSeek;
+  }
+
+  /**
+   * The operator moved the broadcast: the shared source goes to the new position (its next keyframe), batches not
+   * sent yet are dropped, and every viewer is told (it catches up to the new position). An older or the same seek
+   * than the last one is ignored: it is only ever the edge's latest that counts. Returns whether it moved.
+   */
+  seekTo(seek: BroadcastSeek): boolean {
+    if (this.over || !this.source.seek) return false;
+    if (this.lastSeek && (seek.at < this.lastSeek.at || (seek.at === this.lastSeek.at && seek.positionMs === this.lastSeek.positionMs))) return false;
+    this.setShift(seek);
+    this.source.seek(Math.max(0, broadcastPositionMs({ startedAt: this.startedAtEpochMs, seek }, Date.now())), "after");
+    this.lastTick = undefined;
+    for (let j = 0; j < this.cursor.length; j++) this.cursor[j] = this.tickNo;
+    for (const slot of this.slots) for (const sink of slot) sink.moved?.();
+    return true;
+  }
+
+  private setShift(seek: BroadcastSeek): void {
+    this.lastSeek = seek;
+    // media(t) = seek.positionMs + (t - seek.at); output(t) = t - startedAt.
+    this.shiftMs = seek.positionMs - (seek.at - this.startedAtEpochMs);
+    this.shift90 = Math.round(this.shiftMs * 90);
+    this.shift48 = Math.round(this.shiftMs * 48);
   }
 
   /** Due time of the first video packet the shared source sends; undefined until known. */
@@ -153,7 +203,7 @@ export class LiveSource implements Paced {
     batch.length = 0;
     this.ringPosition[t % R] = position;
     if (this.lastTick === undefined) {
-      this.source.take(position, batch);
+      this.source.take(position + this.shiftMs, batch);
       if (this.source.ended) this.lastTick = t;
     }
     let done = this.lastTick !== undefined;
@@ -175,7 +225,7 @@ export class LiveSource implements Paced {
       const c = list[i]!;
       let finished = true;
       try {
-        finished = c.catchUp(position - (this.slotOf.get(c) ?? 0) * this.stepMs);
+        finished = c.catchUp(position - (this.slotOf.get(c) ?? 0) * this.stepMs + this.shiftMs);
       } catch (err) {
         // One joiner's bug must not stop the broadcast for the others.
         console.error("live source: catch-up failed", err);
