@@ -4,15 +4,19 @@
 //
 // BENCH_OUT=<file> writes the results there instead of bench/results/<date>.json. BENCH_PROFILE_VIEWERS (150) is the
 // step profiled for the per-stage cost of the media path (0: none).
-// BENCH_ONLY=viewers,ttff,floor,record,prepare,vp8,storage,whep picks parts (BENCH_PREPARE_SECONDS: the prepared
-// file, default 600; vp8: VP8 against H.264, prepare speed and first fragment of a BENCH_VP8_SECONDS (60) 720p file,
-// BENCH_VP8_RUNS (3) each, then sidecar CPU per vod:// viewer, BENCH_VP8_VIEWERS (50) viewers, BENCH_VP8_ROUNDS (2)
-// windows of BENCH_VP8_WINDOW_MS (20000) per codec; storage: first frame from a bucket vs local disk, bucket reads
+// BENCH_ONLY=viewers,ttff,floor,record,prepare,vp8,storage,whep,firefox,seek picks parts (BENCH_PREPARE_SECONDS: the
+// prepared file, default 600; vp8: VP8 against H.264, prepare speed and first fragment of a BENCH_VP8_SECONDS (60) 720p
+// file, BENCH_VP8_RUNS (3) each, then sidecar CPU per vod:// viewer, BENCH_VP8_VIEWERS (50) viewers, BENCH_VP8_ROUNDS
+// (2) windows of BENCH_VP8_WINDOW_MS (20000) per codec; storage: first frame from a bucket vs local disk, bucket reads
 // per viewer-minute with 1 and BENCH_STORAGE_VIEWERS (20) viewers for BENCH_STORAGE_WINDOW_MS (30000), a 10-minute
 // recording's upload, against a Swift it starts itself; whep: first frame over WHEP, a page's fetch POST -> first
 // frame, same origin and cross origin, against the Web SDK's play() -> first frame, BENCH_TTFF_RUNS each; firefox:
 // stock Firefox's play() -> first frame of a 30-s 720p H.264 + AAC file it gets as a VP8 copy, first viewer (fresh
-// sidecar per run) and prepared, against Chromium's H.264 of the file, BENCH_FIREFOX_RUNS (5) each);
+// sidecar per run) and prepared, against Chromium's H.264 of the file, BENCH_FIREFOX_RUNS (5) each; seek: a picture at
+// once against the next-keyframe wait, a vod-live:// joiner's play() -> first and current picture and a vod:// seek ->
+// the position's picture on a 30-s clock file with keyframes 10 s apart, in Chromium with the Web SDK, one sidecar with
+// VOD_CATCHUP_SPEED (45) and one with 1, BENCH_SEEK_RUNS (10) each, plus catch-up packets, bytes and sidecar CPU per
+// join);
 // BENCH_WINDOW_MS (default 30000) is each viewer step's window;
 // BENCH_STEPS=1,50,100 and BENCH_SYSTEMS=vod,vod-live,janus narrow the viewer climb; BENCH_JANUS_EVENT_LOOPS sets
 // Janus's event_loops (default 2, its best here; 0 = a thread per handle, its default). For a closer look at one
@@ -32,8 +36,9 @@ import { measureViewers, type StepResult, type System, type ViewersResult } from
 import { measureVp8, vp8Summary } from "./vp8.ts";
 import { measureWhep, whepSummary } from "./whep.ts";
 import { firefoxSummary, measureFirefox } from "./firefox.ts";
+import { measureSeek, seekSummary } from "./seek.ts";
 
-const parts = new Set((process.env.BENCH_ONLY ?? "viewers,ttff,floor,record,prepare,vp8,storage,whep,firefox").split(","));
+const parts = new Set((process.env.BENCH_ONLY ?? "viewers,ttff,floor,record,prepare,vp8,storage,whep,firefox,seek").split(","));
 const list = (v: string | undefined) => v?.split(",").map((s) => s.trim()).filter(Boolean);
 
 function version(cmd: string, args: string[]): string {
@@ -83,7 +88,7 @@ async function main(): Promise<void> {
   const date = new Date().toISOString().slice(0, 10);
   ensureDebianPackages([
     "ffmpeg",
-    ...(parts.has("ttff") || parts.has("prepare") || parts.has("storage") || parts.has("whep") || parts.has("firefox") ? (["chromium"] as const) : []),
+    ...(parts.has("ttff") || parts.has("prepare") || parts.has("storage") || parts.has("whep") || parts.has("firefox") || parts.has("seek") ? (["chromium"] as const) : []),
     ...(parts.has("storage") ? (["swift-proxy", "swift-object", "swift-container", "swift-account"] as const) : []),
   ]);
   const result: Record<string, unknown> = { date, machine: machine() };
@@ -155,6 +160,12 @@ async function main(): Promise<void> {
       const firefox = await measureFirefox({ runs: process.env.BENCH_FIREFOX_RUNS ? Number(process.env.BENCH_FIREFOX_RUNS) : undefined });
       result.firefox = firefox;
       console.log(firefoxSummary(firefox).join("\n"));
+    }
+    if (parts.has("seek")) {
+      console.log("a picture at once: catch-up (VOD_CATCHUP_SPEED) against the next-keyframe wait, Chromium + the Web SDK");
+      const seek = await measureSeek();
+      result.seek = seek;
+      console.log(seekSummary(seek).join("\n"));
     }
     if (parts.has("floor")) {
       console.log("the floor: SRTP + UDP send alone in Node");

@@ -9,7 +9,7 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import type { Page } from "playwright-core";
-import { launchChromium, openPlayer as openPlayerOn } from "../helpers/chromium.ts";
+import { launchChromium, newWindowPage, openPlayer as openPlayerOn } from "../helpers/chromium.ts";
 import { CLOCK_DURATION_MS, CLOCK_FRAME_MS, clockMark, clockReader, clockReads, makeClockFixture, readClockMs, type ClockRead } from "../helpers/clock-fixture.ts";
 import { startSidecar, type SidecarProcess } from "../helpers/sidecar-process.ts";
 import { startWrangler } from "../helpers/wrangler.ts";
@@ -60,21 +60,8 @@ const recordStatuses = `
   })();
 `;
 
-/**
- * A page in a window of its own: headless Chromium presents video at full rate only in the front tab of a window
- * (the other tabs' requestVideoFrameCallback fires about once a second), and the clock is read frame by frame.
- */
-async function newWindowPage(): Promise<Page> {
-  const opener = browser.context.pages()[0] ?? (await browser.context.newPage());
-  const cdp = await browser.context.newCDPSession(opener);
-  const created = browser.context.waitForEvent("page");
-  await cdp.send("Target.createTarget", { url: "about:blank", newWindow: true });
-  const page = await created;
-  await cdp.detach();
-  return page;
-}
 
-const openPlayer = async (stream: string): Promise<Page> => openPlayerOn(await newWindowPage(), edge.url, stream, [clockReader, recordStatuses]);
+const openPlayer = async (stream: string): Promise<Page> => openPlayerOn(await newWindowPage(browser.context), edge.url, stream, [clockReader, recordStatuses]);
 
 /** What the page shows, for failure messages. */
 async function describe(page: Page): Promise<string> {

@@ -4,7 +4,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import type { Page } from "playwright-core";
-import { launchChromium, openPlayer as openPlayerOn, rtpStat } from "../helpers/chromium.ts";
+import { launchChromium, newWindowPage, openPlayer as openPlayerOn, rtpStat } from "../helpers/chromium.ts";
 import { startSidecar, type SidecarProcess } from "../helpers/sidecar-process.ts";
 import { startWrangler } from "../helpers/wrangler.ts";
 
@@ -70,21 +70,8 @@ const recordFrames = `
   })();
 `;
 
-/**
- * A page in a window of its own: headless Chromium presents video at full rate only in the front tab of a window
- * (the other tabs' rVFC fired about once a second), and every page here must be watched frame by frame at once.
- */
-async function newWindowPage(): Promise<Page> {
-  const opener = browser.context.pages()[0] ?? (await browser.context.newPage());
-  const cdp = await browser.context.newCDPSession(opener);
-  const created = browser.context.waitForEvent("page");
-  await cdp.send("Target.createTarget", { url: "about:blank", newWindow: true });
-  const page = await created;
-  await cdp.detach();
-  return page;
-}
 
-const openPlayer = async (stream: string): Promise<Page> => openPlayerOn(await newWindowPage(), edge.url, stream, [recordFrames]);
+const openPlayer = async (stream: string): Promise<Page> => openPlayerOn(await newWindowPage(browser.context), edge.url, stream, [recordFrames]);
 
 const framesOf = (page: Page) => page.evaluate(() => (window as unknown as { __frames: Frame[] }).__frames.slice());
 

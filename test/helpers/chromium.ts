@@ -102,3 +102,18 @@ export async function playSampleToEnd(page: Page): Promise<void> {
   assert.ok(audioSamples > 0, `audio samples: ${audioSamples}`);
   await page.waitForFunction(() => document.querySelector("#status")?.textContent?.includes("STOPPED"), undefined, { timeout: 20_000 });
 }
+
+/**
+ * A page in a window of its own: headless Chromium presents video at full rate only in the front tab of a window
+ * (the other tabs' requestVideoFrameCallback fires about once a second), so pages watched frame by frame at once
+ * each need one.
+ */
+export async function newWindowPage(context: BrowserContext): Promise<Page> {
+  const opener = context.pages()[0] ?? (await context.newPage());
+  const cdp = await context.newCDPSession(opener);
+  const created = context.waitForEvent("page");
+  await cdp.send("Target.createTarget", { url: "about:blank", newWindow: true });
+  const page = await created;
+  await cdp.detach();
+  return page;
+}

@@ -130,3 +130,12 @@ export function assertContinuous(packets: readonly Packet[], what: string): void
   const backwards = steps(packets.map((p) => p.ts)).findIndex((d) => d < 0);
   assert.equal(backwards, -1, `${what}: a timestamp went backwards at packet ${backwards + 1}`);
 }
+
+/** Resolves once `cond()` holds (polled every 20 ms); rejects after `timeoutMs` naming `what`. */
+export async function until(what: string, cond: () => boolean, timeoutMs = 30_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { Info } from "@edge-vod/shared";
 import { makeFixture } from "../helpers/fixtures.ts";
-import { assertContinuous, framesOf, recordingViewer, steps, type Packet } from "../helpers/rtp-record.ts";
+import { assertContinuous, framesOf, recordingViewer, steps, until, type Packet } from "../helpers/rtp-record.ts";
 import { SdkClient } from "../helpers/sdk-client.ts";
 import { signedFetch } from "../helpers/signed-fetch.ts";
 import { startSidecar, type SidecarProcess } from "../helpers/sidecar-process.ts";
@@ -46,13 +46,6 @@ after(async () => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until(what: string, cond: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 async function rest(route: string, body: unknown, key = REST_KEY): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(`${edge.url}/rest-api${route}`, {

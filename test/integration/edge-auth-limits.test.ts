@@ -109,7 +109,8 @@ class Backend {
       const raw = await c.req.text();
       const body = JSON.parse(raw) as Record<string, unknown>;
       this.calls.push({ path: c.req.param("method"), body, raw, headers: Object.fromEntries(c.req.raw.headers) });
-      const custom = (body.custom ?? {}) as { deny?: boolean; hang?: boolean };
+      // createSession's or createStream's custom, or a sendData payload (OnDataEvent).
+      const custom = (body.custom ?? body.payload ?? {}) as { deny?: boolean; hang?: boolean };
       if (custom.hang || body.name === "vod://hang.mp4") {
         await new Promise<void>((resolve) => this.hung.push(resolve));
         return c.json({ error: "too late" }, 500);
@@ -227,6 +228,23 @@ describe("REST hooks", () => {
     const client = await open(hooked.wsUrl);
     client.sendConnection({ custom: { hang: true } });
     await assertRefused(client, Info.AUTH_BACKEND_UNAVAILABLE);
+  });
+
+  test("sendData: a payload that is not ours goes to OnDataEvent, whose answer decides; edgeVod ones never do", async () => {
+    const client = await connect(hooked.wsUrl);
+    const user = client.frames.find((f) => f.message === "getUserData")!.data[0] as Record<string, unknown>;
+    const ok = await client.sendData({ hello: 1 });
+    assert.deepEqual(ok, { operationId: ok.operationId, status: "ACCEPTED" });
+    const call = await backend.waitFor("OnDataEvent", (b) => b.operationId === ok.operationId);
+    assert.deepEqual(call.body, { nodeId: `127.0.0.1:${hooked.port}`, appKey: "defaultApp", sessionId: user.sessionId, operationId: ok.operationId, payload: { hello: 1 } });
+    assert.equal(call.headers[HOOK_HEADERS.signature], await signHookBody(HOOK_SECRET, call.headers[HOOK_HEADERS.timestamp]!, call.raw));
+    const denied = await client.sendData({ deny: true });
+    assert.deepEqual({ status: denied.status, info: denied.info }, { status: "FAILED", info: Info.RESTRICTED_ACCESS });
+    const hung = await client.sendData({ hang: true });
+    assert.deepEqual({ status: hung.status, info: hung.info }, { status: "FAILED", info: Info.AUTH_BACKEND_UNAVAILABLE });
+    const ours = await client.sendData({ edgeVod: { op: "state", mediaSessionId: "no-such-stream" } });
+    assert.deepEqual({ status: ours.status, info: ours.info }, { status: "FAILED", info: Info.STREAM_NOT_FOUND });
+    assert.equal(backend.calls.some((c) => c.body.operationId === ours.operationId), false);
   });
 
   test("playStream answered 403: FAILED 'Restricted access', the sidecar never asked", async () => {

@@ -15,7 +15,7 @@ import { makeFixture } from "../helpers/fixtures.ts";
 import { SdkClient, type ServerFrame } from "../helpers/sdk-client.ts";
 import { startSidecar, type SidecarProcess } from "../helpers/sidecar-process.ts";
 import { startWrangler, type WranglerDev } from "../helpers/wrangler.ts";
-import { assertContinuous, framesOf, recordingViewer, steps } from "../helpers/rtp-record.ts";
+import { assertContinuous, framesOf, recordingViewer, steps, until } from "../helpers/rtp-record.ts";
 
 const FPS = 30;
 const GOP_FRAMES = 300;
@@ -67,13 +67,6 @@ async function play(client: SdkClient, name: string, custom?: unknown): Promise<
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until(what: string, cond: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 
 

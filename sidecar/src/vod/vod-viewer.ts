@@ -92,7 +92,8 @@ export class VodViewer extends PeerViewer implements Paced {
     this.originMs = performance.now();
     this.startAt(this.targetMs, 0);
     this.scheduler.add(this);
-    this.report();
+    // Only a page that asked for the state hears it; other players cost no event.
+    if (this.control.reportState) this.report();
   }
 
   /** Starts the media clock at `positionMs` (catching up from the source's keyframe before it) at output `outMs`. */
