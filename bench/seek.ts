@@ -20,6 +20,7 @@ import { SdkClient } from "../test/helpers/sdk-client.ts";
 import { startSidecar, type SidecarProcess } from "../test/helpers/sidecar-process.ts";
 import { createWeriftViewer } from "../test/helpers/werift-viewer.ts";
 import { startWrangler } from "../test/helpers/wrangler.ts";
+import { DEFAULT_CATCH_UP_SPEED } from "../sidecar/src/vod/play-clock.ts";
 import { isMain } from "./is-main.ts";
 import { summarize, type Summary } from "./ttff.ts";
 
@@ -109,7 +110,7 @@ async function metric(sidecar: SidecarProcess, name: string): Promise<number> {
 }
 
 async function measureMode(mode: ModeResult["mode"], mediaDir: string, log: (l: string) => void): Promise<ModeResult> {
-  const catchUpSpeed = mode === "catch-up" ? Number(process.env.VOD_CATCHUP_SPEED ?? 45) : 1;
+  const catchUpSpeed = mode === "catch-up" ? Number(process.env.VOD_CATCHUP_SPEED ?? DEFAULT_CATCH_UP_SPEED) : 1;
   const secret = randomBytes(24).toString("hex");
   const sidecar = await startSidecar({ secret, mediaDir, env: { VOD_CATCHUP_SPEED: String(catchUpSpeed) } });
   const edge = await startWrangler({ sidecarUrl: sidecar.url, secret, vars: { VOD_LIVE_LOOP: FILE } });

@@ -335,8 +335,7 @@ export class SessionObject extends DurableObject<Env> {
     if (!isVodPayload(payload)) {
       const hooks = restHookConfig(this.env);
       if (!hooks) return answer("ACCEPTED");
-      const body = { nodeId: meta.nodeId ?? "edge-vod", appKey: meta.appKey ?? "defaultApp", sessionId: meta.sessionId, operationId, payload };
-      const verdict = await authorize(hooks, RestHookMethod.OnDataEvent, body);
+      const verdict = await authorize(hooks, RestHookMethod.OnDataEvent, { ...this.hookCommon(meta), operationId, payload });
       return verdict.ok ? answer("ACCEPTED") : answer("FAILED", { info: verdict.info });
     }
     const command = parseVodCommand(payload);
@@ -448,10 +447,7 @@ export class SessionObject extends DurableObject<Env> {
     // createStream({custom: {edgeVod: {startMs}}}): where a `vod://` playback starts; the page then hears its state.
     const startMs = target.kind === "vod" && !published ? startPositionOf(data.custom) : 0;
     if (startMs === undefined) return fail(Info.BAD_VOD_OPERATION);
-    const vodStart =
-      target.kind === "vod" && !published && typeof data.custom === "object" && data.custom !== null && "edgeVod" in data.custom
-        ? { reportState: true, ...(startMs > 0 ? { startMs } : {}) }
-        : {};
+    const vodStart = target.kind === "vod" && !published && isVodPayload(data.custom) ? { reportState: true, ...(startMs > 0 ? { startMs } : {}) } : {};
     const hooks = restHookConfig(this.env);
     if (hooks) {
       const asked = { mediaSessionId: id, name: data.name, published, status: StreamStatus.PENDING, record, hasVideo: data.hasVideo, hasAudio: data.hasAudio, custom: data.custom };
@@ -637,7 +633,12 @@ export class SessionObject extends DurableObject<Env> {
 
   private hookBody(meta: SessionMeta, event: StreamStatusEvent & Partial<Pick<StreamHookBody, "hasVideo" | "hasAudio" | "custom">>): StreamHookBody {
     const { record, ...rest } = event;
-    return { nodeId: meta.nodeId ?? "edge-vod", appKey: meta.appKey ?? "defaultApp", sessionId: meta.sessionId ?? "", ...rest, record: record === true, mediaProvider: "WebRTC" };
+    return { ...this.hookCommon(meta), ...rest, record: record === true, mediaProvider: "WebRTC" };
+  }
+
+  /** What every hook body carries. */
+  private hookCommon(meta: SessionMeta): { nodeId: string; appKey: string; sessionId: string } {
+    return { nodeId: meta.nodeId ?? "edge-vod", appKey: meta.appKey ?? "defaultApp", sessionId: meta.sessionId ?? "" };
   }
 
   /** Tells REST_HOOK_URL without making anyone wait; nothing before the session is ESTABLISHED or after it ended. */

@@ -33,7 +33,7 @@ export const VOD_STATE_EVENT_TYPE = "edgeVodState";
 /** How often a playing stream's state is reported between changes. */
 export const VOD_STATE_INTERVAL_MS = 1000;
 
-/** Whether a sendData payload is ours (an `edgeVod` key); anything else is the application's. */
+/** Whether a sendData payload (or createStream's custom) is ours: an object with an `edgeVod` key. */
 export function isVodPayload(payload: unknown): payload is { edgeVod: unknown } {
   return typeof payload === "object" && payload !== null && !Array.isArray(payload) && "edgeVod" in payload;
 }
@@ -49,7 +49,7 @@ export function parseVodCommand(payload: { edgeVod: unknown }): VodCommand | und
  * but malformed (the play is refused).
  */
 export function startPositionOf(custom: unknown): number | undefined {
-  if (typeof custom !== "object" || custom === null || !("edgeVod" in custom)) return 0;
-  const parsed = z.object({ startMs: positionMs.optional() }).safeParse((custom as { edgeVod: unknown }).edgeVod);
+  if (!isVodPayload(custom)) return 0;
+  const parsed = z.object({ startMs: positionMs.optional() }).safeParse(custom.edgeVod);
   return parsed.success ? (parsed.data.startMs ?? 0) : undefined;
 }

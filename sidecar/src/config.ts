@@ -2,6 +2,7 @@
 import os from "node:os";
 import path from "node:path";
 import type { StorageConfig } from "./store/storage.ts";
+import { DEFAULT_CATCH_UP_SPEED } from "./vod/play-clock.ts";
 
 export interface SidecarConfig {
   host: string;
@@ -115,7 +116,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SidecarConfig 
     tickMs: int(env, "TICK_MS", 5, 1, 50),
     vodLiveSpreadMs: int(env, "VOD_LIVE_SPREAD_MS", 1000, 0, 5000),
     vodLiveViewersPerSlot: int(env, "VOD_LIVE_VIEWERS_PER_SLOT", 3, 1, 100000),
-    catchUpSpeed: int(env, "VOD_CATCHUP_SPEED", 45, 1, 1000),
+    catchUpSpeed: int(env, "VOD_CATCHUP_SPEED", DEFAULT_CATCH_UP_SPEED, 1, 1000),
     pauseTimeoutMs: int(env, "VOD_PAUSE_TIMEOUT_MS", 600_000, 1000, 86_400_000),
     ffmpegPath: env.FFMPEG_PATH || undefined,
     maxViewers: int(env, "MAX_VIEWERS", 500, 1, 100000),

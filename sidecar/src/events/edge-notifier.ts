@@ -9,6 +9,8 @@ const RETRY_DELAYS_MS = [200, 1000, 3000];
 export type EventSink = (eventsUrl: string, event: StreamEvent) => void;
 export type StateSink = (eventsUrl: string, event: VodStateEvent) => void;
 
+const keyOf = (e: { sessionRef: string; mediaSessionId: string }) => `${e.sessionRef}\u0000${e.mediaSessionId}`;
+
 export class EdgeNotifier {
   private readonly chains = new Map<string, Promise<void>>();
   /** The newest state report of a stream not posted yet, by stream key. */
@@ -22,31 +24,30 @@ export class EdgeNotifier {
 
   readonly send: EventSink = (eventsUrl, event) => {
     this.observe?.(event);
-    const key = `${event.sessionRef}\u0000${event.mediaSessionId}`;
-    const prev = this.chains.get(key) ?? Promise.resolve();
-    const next = prev.then(() => this.post(eventsUrl, event));
-    this.chains.set(key, next);
-    void next.finally(() => {
-      if (this.chains.get(key) === next) this.chains.delete(key);
-    });
+    this.enqueue(keyOf(event), () => this.post(eventsUrl, event));
   };
 
   readonly sendState: StateSink = (eventsUrl, event) => {
-    const key = `${event.sessionRef}\u0000${event.mediaSessionId}`;
+    const key = keyOf(event);
     const waiting = this.states.has(key);
     this.states.set(key, { url: eventsUrl, event });
     if (waiting) return;
-    const prev = this.chains.get(key) ?? Promise.resolve();
-    const next = prev.then(() => {
+    this.enqueue(key, () => {
       const latest = this.states.get(key);
       this.states.delete(key);
-      return latest ? this.post(latest.url, latest.event, 0) : undefined;
+      return latest ? this.post(latest.url, latest.event, 0) : Promise.resolve();
     });
+  };
+
+  /** Runs `task` after everything queued for the stream `key` before it. */
+  private enqueue(key: string, task: () => Promise<void>): void {
+    const prev = this.chains.get(key) ?? Promise.resolve();
+    const next = prev.then(task);
     this.chains.set(key, next);
     void next.finally(() => {
       if (this.chains.get(key) === next) this.chains.delete(key);
     });
-  };
+  }
 
   private async post(url: string, event: SidecarEvent, retries = RETRY_DELAYS_MS.length): Promise<void> {
     const what = "status" in event ? event.status : "state";

@@ -18,6 +18,7 @@ import type { PacketStore } from "./packet-store.ts";
 import type { MediaOpener, OpenedMedia } from "./media-opener.ts";
 import { deferredPacketSource } from "./deferred-source.ts";
 import { createVodPacketSource } from "./packet-source.ts";
+import { DEFAULT_CATCH_UP_SPEED } from "./play-clock.ts";
 import type { Scheduler } from "./scheduler.ts";
 
 export interface BroadcastServiceOptions {
@@ -165,7 +166,7 @@ export class BroadcastService {
         ),
       );
       const live = new LiveSource(source, startedAt, this.scheduler, this.opts.spread, seek);
-      const speed = this.opts.catchUpSpeed ?? 45;
+      const speed = this.opts.catchUpSpeed ?? DEFAULT_CATCH_UP_SPEED;
       const store = this.opts.store;
       const catchUp: CatchUpOptions | undefined =
         speed > 1 && media.have.video

@@ -37,6 +37,8 @@ export class BroadcastViewer extends PeerViewer implements CatchingUp {
   private clockSet = false;
   private readonly clock = new PlayClock();
   private readonly due: MediaPacket[] = [];
+  /** Video due up to here went out from the catch-up; the shared packets after it go on. */
+  private handedAtMs = -Infinity;
 
   constructor(
     pc: RTCPeerConnection,
@@ -131,9 +133,6 @@ export class BroadcastViewer extends PeerViewer implements CatchingUp {
     this.handOver(untilMs);
     return true;
   }
-
-  /** Video due up to `untilMs` went out from the catch-up; the shared packets after it go on. */
-  private handedAtMs = -Infinity;
 
   private handOver(untilMs: number): void {
     this.handedAtMs = untilMs;

@@ -3,6 +3,14 @@
 // media runs `speed` times faster than real time up to `knotMs`, then in real time. A seek is such a segment
 // (catch-up from the keyframe before the position), a resume one with no catch-up, and a playback nobody moved is
 // the identity, whose packets keep their own timestamps.
+import type { KeyframeSide } from "./packet-source.ts";
+
+/** VOD_CATCHUP_SPEED's default: how many times faster than real time a catch-up's frames go out. */
+export const DEFAULT_CATCH_UP_SPEED = 45;
+
+/** Where video goes on from after a seek: the keyframe before it when catching up, else the next one. */
+export const seekSide = (catchUpSpeed: number): KeyframeSide => (catchUpSpeed > 1 ? "before" : "after");
+
 export class PlayClock {
   private fromMs = 0;
   private atMs = 0;

@@ -14,6 +14,7 @@ import { deferredPacketSource } from "./deferred-source.ts";
 import { createVodPacketSource } from "./packet-source.ts";
 import type { PacketStore } from "./packet-store.ts";
 import type { Scheduler } from "./scheduler.ts";
+import { DEFAULT_CATCH_UP_SPEED, seekSide } from "./play-clock.ts";
 import { VodViewer, type VodControlOptions } from "./vod-viewer.ts";
 
 export interface VodServiceOptions {
@@ -28,7 +29,6 @@ export interface VodServiceOptions {
   /** Where state reports go (the edge's events URL); none: nowhere. */
   onState?: StateSink;
 }
-
 
 export class VodService {
   readonly viewers = new StreamRegistry<VodViewer>();
@@ -64,7 +64,7 @@ export class VodService {
       await media.close();
       return { ok: false, info: Info.POSITION_PAST_END };
     }
-    const catchUpSpeed = this.opts.catchUpSpeed ?? 45;
+    const catchUpSpeed = this.opts.catchUpSpeed ?? DEFAULT_CATCH_UP_SPEED;
     const onState = this.opts.onState;
     const control: VodControlOptions = {
       durationMs,
@@ -85,7 +85,7 @@ export class VodService {
             ...(answer.video && video ? { video } : {}),
             ...(answer.audio && audio ? { audio } : {}),
             ...(this.opts.store ? { store: this.opts.store } : {}),
-            ...(startMs > 0 ? { startMs, startSide: catchUpSpeed > 1 ? ("before" as const) : ("after" as const) } : {}),
+            ...(startMs > 0 ? { startMs, startSide: seekSide(catchUpSpeed) } : {}),
           }),
         ),
       );

@@ -13,7 +13,7 @@ import { Info, StreamStatus, VOD_STATE_INTERVAL_MS, type VodState } from "@edge-
 import { PLI_GRACE_MS, PeerViewer, type ViewerEvents } from "../streams/peer-viewer.ts";
 import type { RtpOut } from "../streams/rtp-out.ts";
 import type { MediaPacket, SeekableSource } from "./packet-source.ts";
-import { PlayClock } from "./play-clock.ts";
+import { PlayClock, seekSide } from "./play-clock.ts";
 import { mediaCounters } from "../runtime/media-counters.ts";
 import type { Paced, Scheduler } from "./scheduler.ts";
 
@@ -101,7 +101,7 @@ export class VodViewer extends PeerViewer implements Paced {
     const from = Math.min(this.source.videoStartMs ?? positionMs, positionMs);
     // A playback started at 0 and not moved yet sends the file's own timestamps, as it always did.
     if (positionMs === 0 && outMs === 0) this.clock.identity();
-    else this.clock.catchUp(from, positionMs, outMs, this.control.catchUpSpeed > 1 ? this.control.catchUpSpeed : 1);
+    else this.clock.catchUp(from, positionMs, outMs, this.catchUps() ? this.control.catchUpSpeed : 1);
     if (this.paused) this.holdMs = positionMs;
     this.sending = true;
   }
@@ -175,8 +175,7 @@ export class VodViewer extends PeerViewer implements Paced {
     if (positionMs >= this.control.durationMs) return Info.POSITION_PAST_END;
     const seekNo = ++this.seekNo;
     this.targetMs = positionMs;
-    const side = this.control.catchUpSpeed > 1 ? "before" : "after";
-    this.source.seek(positionMs, side);
+    this.source.seek(positionMs, seekSide(this.control.catchUpSpeed));
     if (this.state !== "playing" || this.originMs === 0) return undefined;
     // Nothing of the old position goes out meanwhile; its last picture stays on screen until the new one.
     this.sending = false;
