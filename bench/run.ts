@@ -18,7 +18,8 @@
 // VOD_CATCHUP_SPEED (45) and one with 1, BENCH_SEEK_RUNS (10) each, plus catch-up packets, bytes and sidecar CPU per
 // join);
 // BENCH_WINDOW_MS (default 30000) is each viewer step's window;
-// BENCH_STEPS=1,50,100 and BENCH_SYSTEMS=vod,vod-live,janus narrow the viewer climb; BENCH_JANUS_EVENT_LOOPS sets
+// BENCH_STEPS=1,50,100 and BENCH_SYSTEMS=vod-live,vod,vod-live-js,vod-js,janus narrow the viewer climb (-js: the
+// sidecar with EDGE_VOD_NATIVE=0, the JS send path, against the native one in the same run); BENCH_JANUS_EVENT_LOOPS sets
 // Janus's event_loops (default 2, its best here; 0 = a thread per handle, its default). For a closer look at one
 // step: BENCH_SIDECAR_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/p" or --trace-gc), BENCH_SIDECAR_LOG=<file>
 // (the sidecar's output), BENCH_DUMP=<prefix> (every viewer's frame offsets per step, JSON).
@@ -68,18 +69,21 @@ function viewersTable(v: ViewersResult): string {
     s ? `${(s.cpuSecondsPerViewerSecond * 1e3).toFixed(2)} ms, p99 ${s.latenessMs.p99.toFixed(0)} ms${s.loss > 0 ? `, loss ${(s.loss * 100).toFixed(2)} %` : ""}${s.realtime ? "" : " ✗"}` : "";
   const ratio = (a: StepResult | undefined, b: StepResult | undefined) => (a && b ? `${(a.cpuSecondsPerViewerSecond / b.cpuSecondsPerViewerSecond).toFixed(2)}` : "");
   const rows = [
-    "| viewers | vod:// CPU per viewer-s | vod-live:// | Janus | vod ÷ Janus | vod-live ÷ Janus |",
-    "|---:|---|---|---|---:|---:|",
+    "| viewers | vod-live:// CPU per viewer-s | vod-live:// JS path | vod:// | vod:// JS path | Janus | vod-live native ÷ JS | vod native ÷ JS | vod-live ÷ Janus | vod ÷ Janus |",
+    "|---:|---|---|---|---|---|---:|---:|---:|---:|",
     ...ns.map((n) => {
-      const [a, b, j] = [at("vod", n), at("vod-live", n), at("janus", n)];
-      return `| ${n} | ${cell(a)} | ${cell(b)} | ${cell(j)} | ${ratio(a, j)} | ${ratio(b, j)} |`;
+      const [l, lj, d, dj, j] = [at("vod-live", n), at("vod-live-js", n), at("vod", n), at("vod-js", n), at("janus", n)];
+      return `| ${n} | ${cell(l)} | ${cell(lj)} | ${cell(d)} | ${cell(dj)} | ${cell(j)} | ${ratio(l, lj)} | ${ratio(d, dj)} | ${ratio(l, j)} | ${ratio(d, j)} |`;
     }),
   ];
   const m = v.maxRealtimeViewersPerCore;
   const x = (a: number) => (m.janus ? ` (${(a / m.janus).toFixed(2)}× Janus)` : "");
-  const measured = (["vod", "vod-live", "janus"] as const).filter((s) => v.steps.some((step) => step.system === s));
-  const name = { vod: "vod://", "vod-live": "vod-live://", janus: "Janus" } as const;
+  const systems = ["vod-live", "vod", "vod-live-js", "vod-js", "janus"] as const;
+  const measured = systems.filter((s) => v.steps.some((step) => step.system === s));
+  const name = { vod: "vod://", "vod-live": "vod-live://", "vod-js": "vod:// JS path", "vod-live-js": "vod-live:// JS path", janus: "Janus" } as const;
   rows.push("", `Most viewers one core holds in real time: ${measured.map((s) => `${name[s]} ${m[s]}${s === "janus" ? "" : x(m[s])}`).join(", ")}.`);
+  const kb = v.memoryPerViewerKB;
+  rows.push(`Memory per viewer (RSS growth): ${measured.map((s) => `${name[s]} ${kb[s] ?? "?"} KB`).join(", ")}.`);
   return rows.join("\n");
 }
 
@@ -106,6 +110,7 @@ async function main(): Promise<void> {
       });
       result.viewers = v;
       result.maxRealtimeViewersPerCore = v.maxRealtimeViewersPerCore;
+      result.memoryPerViewerKB = v.memoryPerViewerKB;
       console.log("\n" + viewersTable(v) + "\n");
     }
     if (parts.has("ttff")) {

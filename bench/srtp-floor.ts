@@ -10,6 +10,10 @@
 //   werift            werift's SrtpSession.encrypt per packet + unconnected dgram send per packet
 //   fast              SrtpProtector.protectInto per packet + unconnected send
 //   fast-batch        SrtpProtector.protectBatch of a viewer's packets due in a tick + connected socket send
+//   native            the sidecar's native send (SendBatch): a viewer's packets of a tick protected in C and sent by
+//                     one sendmmsg on its connected socket, each frame's packets as one UDP GSO datagram
+//   native-sendmmsg   the same without GSO (one datagram per packet in the sendmmsg)
+//   native-gcm        native, AEAD AES-128-GCM instead of AES-CM + HMAC-SHA1
 // Also a micro-benchmark of the protect step alone (no sockets).
 import { fork, spawn, type ChildProcess } from "node:child_process";
 import crypto from "node:crypto";
@@ -20,9 +24,15 @@ import { fileURLToPath } from "node:url";
 import { ProtectionProfileAes128CmHmacSha1_80, RtpHeader, SrtpSession } from "werift";
 import { writeRtpHeader } from "../sidecar/src/rtp/rtp-header.ts";
 import { SrtpProtector } from "../sidecar/src/rtp/srtp-protect.ts";
+import { nativeAddon } from "../sidecar/src/native/addon.ts";
+import { NativeSrtp } from "../sidecar/src/native/native-srtp.ts";
+import { SendBatch, type NativeTarget } from "../sidecar/src/native/send-batch.ts";
+import { deriveSessionKeys } from "../sidecar/src/rtp/srtp-protect.ts";
+import { connectedFdOf, connectedSender } from "../sidecar/src/webrtc/connected-socket.ts";
 import { isMain } from "./is-main.ts";
 
-export type FloorPath = "werift" | "fast" | "fast-batch";
+export type FloorPath = "werift" | "fast" | "fast-batch" | "native" | "native-sendmmsg" | "native-gcm";
+const isNative = (p: FloorPath) => p.startsWith("native");
 
 export interface FloorResult {
   viewers: number;
@@ -99,7 +109,12 @@ interface Viewer {
   /** Protected packets of the current tick, back to back; reused every tick. */
   out: Buffer;
   ends: Uint32Array;
+  /** Native paths: the viewer's target for the shared batch, and its own header buffer. */
+  target: NativeTarget | undefined;
+  header: Buffer;
 }
+
+let nativeBatch: SendBatch | undefined;
 
 function randomKeys() {
   return {
@@ -110,11 +125,22 @@ function randomKeys() {
   };
 }
 
-async function makeViewer(port: number, connected: boolean): Promise<Viewer> {
+async function makeViewer(port: number, connected: boolean, path: FloorPath): Promise<Viewer> {
   const sock = dgram.createSocket({ type: "udp4", sendBufferSize: 1 << 20 });
   await new Promise<void>((resolve) => sock.bind(0, HOST, resolve));
   if (connected) await new Promise<void>((resolve) => sock.connect(port, HOST, resolve));
   const keys = randomKeys();
+  let target: NativeTarget | undefined;
+  if (isNative(path)) {
+    const derived = deriveSessionKeys(keys.localMasterKey, keys.localMasterSalt);
+    const srtp = new NativeSrtp(path === "native-gcm" ? "aead-aes-128-gcm" : "aes-cm-128-hmac-sha1-80", derived);
+    if (path === "native-sendmmsg") nativeAddon!.disableGso(srtp.ctx);
+    // As the sidecar does it: connectedSender connects the socket, the batch sends on its fd.
+    const send = connectedSender({ socket: sock, send: () => {} }, HOST, port);
+    while (connectedFdOf(sock).fd() < 0) await sleep(5);
+    const { fd, queued } = connectedFdOf(sock);
+    target = { srtp, fd, queued, sendQueued: (d) => void send(d) };
+  }
   const videoSsrc = crypto.randomInt(2 ** 32);
   const audioSsrc = crypto.randomInt(2 ** 32);
   return {
@@ -134,6 +160,8 @@ async function makeViewer(port: number, connected: boolean): Promise<Viewer> {
     nextAudioMs: Math.random() * AUDIO_MS,
     out: Buffer.alloc(64 * 1024),
     ends: new Uint32Array(64),
+    target,
+    header: Buffer.alloc(12),
   };
 }
 
@@ -165,6 +193,9 @@ function emit(v: Viewer, path: FloorPath, video: boolean, marker: boolean, ts: n
     h.timestamp = ts >>> 0;
     h.marker = marker;
     v.sock.send(v.werift.encrypt(video ? videoPayload : audioPayload, h), v.port, HOST);
+  } else if (isNative(path)) {
+    writeRtpHeader(v.header, video ? 96 : 111, marker, seq, ts >>> 0, video ? v.videoSsrc : v.audioSsrc);
+    nativeBatch!.append(v.target!, v.header, video ? videoPayload : audioPayload);
   } else {
     const p = plain(tickPackets, video);
     writeRtpHeader(p, video ? 96 : 111, marker, seq, ts >>> 0, video ? v.videoSsrc : v.audioSsrc);
@@ -199,6 +230,7 @@ function sendDue(v: Viewer, nowMs: number, path: FloorPath): number {
     v.fast.protectBatch(batch, n, v.out, v.ends);
     for (let i = 0, from = 0; i < n; from = v.ends[i++]!) v.sock.send(v.out, from, v.ends[i]! - from);
   }
+  if (isNative(path)) nativeBatch!.flush();
   return n;
 }
 
@@ -215,7 +247,11 @@ const SENDER_FLAG = "--srtp-floor-sender";
 /** One (viewers, path) run, in a sender process of its own. */
 async function runSender(job: SenderJob): Promise<FloorResult> {
   const { viewers, path, seconds, warmupSeconds, ports } = job;
-  const vs = await Promise.all(Array.from({ length: viewers }, (_, i) => makeViewer(ports[i % ports.length]!, path === "fast-batch")));
+  if (isNative(path)) {
+    if (!nativeAddon) throw new Error("the native send is not built (npm run build:native)");
+    nativeBatch = new SendBatch(nativeAddon);
+  }
+  const vs = await Promise.all(Array.from({ length: viewers }, (_, i) => makeViewer(ports[i % ports.length]!, path === "fast-batch", path)));
   const t0 = performance.now();
   let sent = 0;
   type Mark = { cpu: NodeJS.CpuUsage; sent: number; ms: number };
@@ -266,7 +302,7 @@ async function forkSender(job: SenderJob): Promise<FloorResult> {
  */
 export async function measureSrtpFloor(opts: { viewers: number[]; seconds?: number; paths?: FloorPath[]; log?: boolean }): Promise<FloorResult[]> {
   const seconds = opts.seconds ?? 3;
-  const paths = opts.paths ?? ["werift", "fast", "fast-batch"];
+  const paths = opts.paths ?? ["werift", "fast", "fast-batch", ...(nativeAddon ? (["native-sendmmsg", "native", "native-gcm"] as const) : [])];
   const log = opts.log ?? true;
   const sinks = await startSinks();
   const results: FloorResult[] = [];
@@ -336,6 +372,30 @@ export function measureProtectCost(packets = 200_000): Record<string, number> {
       const batch = [plains[next(i)]!, plains[next(i + 1)]!, plains[next(i + 2)]!, plains[next(i + 3)]!];
       fast.protectBatch(batch, 4, out, ends);
     }, 4),
+    ...(nativeAddon ? nativeProtectCost(keys, plains, next, out, time) : {}),
+  };
+}
+
+/** The native protect per packet (an addon call each, a copy in first as the batch does), AES-CM and GCM. */
+function nativeProtectCost(
+  keys: ReturnType<typeof randomKeys>,
+  plains: Buffer[],
+  next: (i: number) => number,
+  out: Buffer,
+  time: (fn: (i: number) => void, step?: number) => number,
+): Record<string, number> {
+  const derived = deriveSessionKeys(keys.localMasterKey, keys.localMasterSalt);
+  const cm = new NativeSrtp("aes-cm-128-hmac-sha1-80", derived);
+  const gcm = new NativeSrtp("aead-aes-128-gcm", derived);
+  return {
+    "native AES-CM + HMAC-SHA1 protect": time((i) => {
+      const k = next(i);
+      cm.protectInto(plains[k]!, plains[k]!.length, out, 0);
+    }),
+    "native AES-GCM protect": time((i) => {
+      const k = next(i);
+      gcm.protectInto(plains[k]!, plains[k]!.length, out, 0);
+    }),
   };
 }
 

@@ -23,7 +23,10 @@ import { JanusClient, startJanus } from "./load/janus.ts";
 import { janusViewers, sidecarViewers, type ViewerFactory } from "./load/targets.ts";
 import { STAGE_ORDER, stagesOf, usPerPacket, type CpuProfile } from "./profile-stages.ts";
 
-export type System = "vod" | "vod-live" | "janus";
+/** Ours on the native send (the default), ours with EDGE_VOD_NATIVE=0 (the JS path, "-js"), and Janus. */
+export type System = "vod" | "vod-live" | "vod-js" | "vod-live-js" | "janus";
+type Ours = Exclude<System, "janus">;
+const OURS: readonly Ours[] = ["vod-live", "vod", "vod-live-js", "vod-js"];
 
 export interface StepResult {
   system: System;
@@ -73,6 +76,8 @@ export interface ViewersResult {
   janusEventLoops: number;
   steps: StepResult[];
   maxRealtimeViewersPerCore: Record<System, number>;
+  /** RSS growth per viewer (KB) at each system's largest real-time step of at least 100 viewers (or its largest). */
+  memoryPerViewerKB: Partial<Record<System, number>>;
   /** Steps run under the CPU profiler (not counted above): their usPerPacketByStage is the stage breakdown. */
   profiledSteps?: StepResult[];
 }
@@ -306,7 +311,7 @@ export async function measureViewers(opts: {
   const windowMs = opts.windowMs ?? 30_000;
   const janusEventLoops = opts.janusEventLoops ?? 2;
   const climbOpts = { windowMs, steps: opts.steps ?? [1, 50, 100, 150, 200, 250, 300, 400], maxViewers: opts.maxViewers ?? 1200 };
-  const systems = opts.systems ?? ["vod", "vod-live", "janus"];
+  const systems = opts.systems ?? ["vod-live", "vod", "vod-live-js", "vod-js", "janus"];
   if (!pin(process.pid, TOOL_CPU)) console.log("  (one core or no taskset: server and viewers share the CPU)");
   const sink = await RtpSink.start(opts.dir);
   pin(sink.pid, TOOL_CPU);
@@ -330,11 +335,11 @@ async function climbAll(
   await makeFixture(opts.dir, "bench-long.mp4", ["-stream_loop", "9", "-i", file, "-c", "copy"]);
   const steps: StepResult[] = [];
   // A fresh sidecar per climb: what one left in its heap must not count against the next.
-  const sidecarClimb = async (system: "vod" | "vod-live", climbWith: typeof climbOpts, profileDir?: string): Promise<StepResult[]> => {
+  const sidecarClimb = async (system: Ours, climbWith: typeof climbOpts, profileDir?: string): Promise<StepResult[]> => {
     const sidecar = await startSidecar({
       secret: randomBytes(24).toString("hex"),
       mediaDir: opts.dir,
-      env: { MAX_VIEWERS: "100000" },
+      env: { MAX_VIEWERS: "100000", EDGE_VOD_NATIVE: system.endsWith("-js") ? "0" : "1" },
       shellPrefix: CORES > 1 ? `taskset -pc ${SERVER_CPU} $$ >/dev/null;` : undefined,
       // As a sidecar pinned to one core should run (README): V8's helper GC threads would preempt its only thread.
       // BENCH_SIDECAR_NODE_ARGS: more (e.g. --heap-prof), space-separated.
@@ -346,8 +351,10 @@ async function climbAll(
     });
     let results: StepResult[];
     try {
+      const send = await sidecar.mediaSend();
+      if (send.mode !== (system.endsWith("-js") ? "js" : "native")) throw new Error(`${system}: the sidecar sends with ${send.mode} (${send.reason})`);
       const factory =
-        system === "vod"
+        system === "vod" || system === "vod-js"
           ? sidecarViewers(sink, sidecar, "vod://bench-long.mp4")
           : sidecarViewers(sink, sidecar, "vod-live://bench.mp4", { startedAt: Date.now(), loop: true });
       results = await climb(sink, system, factory, sidecar.pid, climbWith, sidecarGcMs(sidecar), sidecarLoopLag(sidecar));
@@ -361,7 +368,7 @@ async function climbAll(
     return results;
   };
   const profiles: StepResult[] = [];
-  for (const system of ["vod", "vod-live"] as const) {
+  for (const system of OURS) {
     if (!systems.includes(system)) continue;
     steps.push(...(await sidecarClimb(system, climbOpts)));
     // The stage breakdown comes from a step of its own: the profiler's cost stays out of the measured climb.
@@ -399,7 +406,20 @@ async function climbAll(
     windowMs,
     janusEventLoops,
     steps,
-    maxRealtimeViewersPerCore: { vod: maxOf("vod"), "vod-live": maxOf("vod-live"), janus: maxOf("janus") },
+    maxRealtimeViewersPerCore: {
+      vod: maxOf("vod"),
+      "vod-live": maxOf("vod-live"),
+      "vod-js": maxOf("vod-js"),
+      "vod-live-js": maxOf("vod-live-js"),
+      janus: maxOf("janus"),
+    },
+    memoryPerViewerKB: Object.fromEntries(
+      systems.flatMap((system) => {
+        const mine = steps.filter((s) => s.system === system && s.connected > 0);
+        const pick = mine.filter((s) => s.realtime && s.viewers >= 100).at(-1) ?? mine.at(-1);
+        return pick ? [[system, Math.round(pick.rssPerViewerKb)]] : [];
+      }),
+    ),
     ...(profiles.length > 0 ? { profiledSteps: profiles } : {}),
   };
 }

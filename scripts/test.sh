@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
+# The native media send (sidecar/native) is compiled at npm ci; without cc the sidecar would send from JS, and the
+# tests check that the native path is the one in use.
+command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
 [ -x /usr/bin/chromium ] || need+=(chromium)

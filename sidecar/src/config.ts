@@ -36,6 +36,8 @@ export interface SidecarConfig {
   catchUpSpeed: number;
   /** A `vod://` playback paused for longer than this ends STOPPED ("Stopped by pause timeout"). */
   pauseTimeoutMs: number;
+  /** SO_SNDBUF of each viewer's media socket, bytes; 0 keeps the kernel's default (net.core.wmem_default). */
+  rtpSendBufferBytes: number;
   ffmpegPath: string | undefined;
   maxViewers: number;
   /** Where recordings are written; `vod://` looks here after mediaDir. Defaults to mediaDir. */
@@ -118,6 +120,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SidecarConfig 
     vodLiveViewersPerSlot: int(env, "VOD_LIVE_VIEWERS_PER_SLOT", 3, 1, 100000),
     catchUpSpeed: int(env, "VOD_CATCHUP_SPEED", DEFAULT_CATCH_UP_SPEED, 1, 1000),
     pauseTimeoutMs: int(env, "VOD_PAUSE_TIMEOUT_MS", 600_000, 1000, 86_400_000),
+    rtpSendBufferBytes: int(env, "RTP_SEND_BUFFER_BYTES", 0, 0, 64 << 20),
     ffmpegPath: env.FFMPEG_PATH || undefined,
     maxViewers: int(env, "MAX_VIEWERS", 500, 1, 100000),
     recordDir: env.RECORD_DIR ? path.resolve(env.RECORD_DIR) : mediaDir,

@@ -2,6 +2,7 @@
 import { serve } from "@hono/node-server";
 import { ConfigError, loadConfig } from "./config.ts";
 import { createSidecar } from "./sidecar.ts";
+import { nativeStatus } from "./native/addon.ts";
 
 let cfg;
 try {
@@ -16,6 +17,7 @@ try {
 const sidecar = await createSidecar(cfg);
 const server = serve({ fetch: sidecar.app.fetch, hostname: cfg.host, port: cfg.port }, (info) => {
   console.log(`sidecar: listening on http://${cfg.host}:${info.port}, media folder ${cfg.mediaDir}`);
+  console.log(nativeStatus.mode === "native" ? "sidecar: media send native (SRTP and sendmmsg/GSO in C)" : `sidecar: media send in JS: ${nativeStatus.reason}`);
 });
 
 const shutdown = async () => {

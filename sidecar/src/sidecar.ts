@@ -29,6 +29,7 @@ import { Heartbeat } from "./registry/heartbeat.ts";
 import { Storage } from "./store/storage.ts";
 import type { FileAccess } from "./files/file-access.ts";
 import { MAX_HELD_RECORDS, MAX_WARM_FILES } from "@edge-vod/shared";
+import { setMediaSendBuffer } from "./streams/rtp-out.ts";
 
 export async function createSidecar(cfg: SidecarConfig) {
   await fs.mkdir(cfg.cacheDir, { recursive: true });
@@ -55,6 +56,7 @@ export async function createSidecar(cfg: SidecarConfig) {
   const opener = new MediaOpener(media, new LocalDiskAccess(cfg.cacheDir), prepare);
   startGcStats();
   const scheduler = new Scheduler(cfg.tickMs);
+  setMediaSendBuffer(cfg.rtpSendBufferBytes);
   const metrics = new SidecarMetrics(cfg.metricsToken);
   const notifier = new EdgeNotifier(cfg.secret, (event) => metrics.event(event));
   const makePeer = peerFactory(cfg);

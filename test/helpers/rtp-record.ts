@@ -82,8 +82,11 @@ class TrackRecord {
   }
 }
 
-/** A recvonly werift peer that keeps every video and audio RTP packet's header, in sequence number order. */
-export async function recordingViewer() {
+/**
+ * A recvonly werift peer that keeps every video and audio RTP packet's header, in sequence number order. It offers
+ * SRTP AES-CM only, as Chromium ends up with; `srtp: "any"` leaves werift's own choice (AEAD AES-GCM first).
+ */
+export async function recordingViewer(opts: { srtp?: "aes-cm" | "any" } = {}) {
   const pc = testPeer();
   const video = new TrackRecord();
   const audio = new TrackRecord();
@@ -98,7 +101,7 @@ export async function recordingViewer() {
   });
   const offer = await pc.createOffer();
   await pc.setLocalDescription(offer);
-  offerAesCmOnly(pc);
+  if (opts.srtp !== "any") offerAesCmOnly(pc);
   return {
     pc,
     /** Video packets so far (a new array when more came). */

@@ -4,6 +4,7 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import type { PrepareStats } from "../../sidecar/src/prepare/prepare-cache.ts";
+import type { MediaSendStats } from "../../sidecar/src/native/send-batch.ts";
 import { freePort } from "./ports.ts";
 import { signedFetch } from "./signed-fetch.ts";
 
@@ -16,10 +17,15 @@ export interface SidecarProcess {
   output(): string;
   /** The prepare cache's counters from the sidecar's health (hits, prepares, failures, running). */
   prepareStats(): Promise<PrepareStats>;
+  /** Which media send the sidecar uses and its counters, from its health. */
+  mediaSend(): Promise<MediaSendStats>;
   /** Kills the process with `signal` (no clean shutdown for SIGKILL) and resolves once it exited. */
   kill(signal: NodeJS.Signals): Promise<void>;
   stop(): Promise<void>;
 }
+
+/** The media send a sidecar started by the tests must use: native, unless the run chose the JS path. */
+export const EXPECTED_MEDIA_SEND: MediaSendStats["mode"] = process.env.EDGE_VOD_NATIVE === "0" ? "js" : "native";
 
 export async function startSidecar(opts: {
   secret: string;
@@ -76,6 +82,12 @@ export async function startSidecar(opts: {
       const body = (await res.json()) as { prepare?: PrepareStats };
       if (!body.prepare) throw new Error(`health has no prepare stats: ${JSON.stringify(body)}`);
       return body.prepare;
+    },
+    async mediaSend() {
+      const res = await signedFetch(opts.secret, `${url}/v1/health`);
+      const body = (await res.json()) as { mediaSend?: MediaSendStats };
+      if (!body.mediaSend) throw new Error(`health has no mediaSend: ${JSON.stringify(body)}`);
+      return body.mediaSend;
     },
     async kill(signal) {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);

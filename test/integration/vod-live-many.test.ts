@@ -1,5 +1,6 @@
-// 200 werift viewers of one vod-live broadcast, straight on the sidecar's fast send path (SRTP by SrtpProtector,
-// viewers spread over scheduler ticks): every viewer decrypts every packet it is sent, in order, without a gap.
+// 200 werift viewers of one vod-live broadcast, straight on the sidecar's send path (native: SRTP and sendmmsg/GSO
+// in C, one call per viewer per tick; with EDGE_VOD_NATIVE=0 the JS path, SrtpProtector and one send per packet):
+// every viewer decrypts every packet it is sent, in order, without a gap.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -8,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import type { RtpPacket } from "werift";
 import { makeFixture } from "../helpers/fixtures.ts";
-import { startSidecar, type SidecarProcess } from "../helpers/sidecar-process.ts";
+import { EXPECTED_MEDIA_SEND, startSidecar, type SidecarProcess } from "../helpers/sidecar-process.ts";
 import { playOnSidecar, testPeer } from "../helpers/werift-viewer.ts";
 
 const VIEWERS = 200;
@@ -100,6 +101,15 @@ test(`${VIEWERS} werift viewers of one vod-live broadcast each decrypt every pac
     });
     t.diagnostic(`${viewers.length} viewers, ${total} packets decrypted by werift, no gap, nothing out of order`);
     assert.equal(viewers.length, VIEWERS);
+    const send = await sidecar.mediaSend();
+    t.diagnostic(`media send: ${JSON.stringify(send)}`);
+    assert.equal(send.mode, EXPECTED_MEDIA_SEND, send.reason);
+    if (send.mode === "native") {
+      // Batched: fewer sendmmsg calls than packets, frames as GSO datagrams, nothing dropped.
+      assert.ok(send.syscalls! > 0 && send.syscalls! < send.packets!, `${send.syscalls} calls for ${send.packets} packets`);
+      assert.ok(send.gsoDatagrams! > 0);
+      assert.equal(send.dropped, 0);
+    }
   } finally {
     await Promise.allSettled(viewers.map((v) => v.pc.close()));
   }

@@ -1,78 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import crypto from "node:crypto";
-import { ProtectionProfileAes128CmHmacSha1_80, ProtectionProfileAeadAes128Gcm, RtpHeader, SrtpSession, type RTCDtlsTransport } from "werift";
+import { RtpHeader, type RTCDtlsTransport } from "werift";
+import { AUDIO_SSRC, VIDEO_SSRC, hex, keys, packets, weriftReceiver, weriftSession, RFC3711_B2_KEYS, assertRfc3711B2Keystream, type Plain } from "../helpers/srtp-vectors.ts";
 import { SrtpProtector, deriveSessionKeys, installFastSrtp, rtpHeaderLength } from "../../sidecar/src/rtp/srtp-protect.ts";
-
-const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ""), "hex");
-
-const VIDEO_SSRC = 0x1234abcd;
-const AUDIO_SSRC = 0xfedc0001;
-
-interface Plain {
-  header: RtpHeader;
-  payload: Buffer;
-  /** header.serialize() + payload, what a sender would hand to protectInto. */
-  packet: Buffer;
-}
-
-/** Video with a one-byte header extension (like werift's sender adds), audio plain; seq from 0xfff0 across the wrap. */
-function packets(count: number, seed = 1): Plain[] {
-  let x = seed;
-  const rand = () => ((x = (x * 1103515245 + 12345) >>> 0) >>> 8) / 0x1000000;
-  const out: Plain[] = [];
-  let videoSeq = 0xfff0;
-  let audioSeq = 0xfff8;
-  for (let i = 0; i < count; i++) {
-    const video = rand() < 0.6;
-    const header = video
-      ? new RtpHeader({
-          payloadType: 96,
-          ssrc: VIDEO_SSRC,
-          sequenceNumber: videoSeq++ & 0xffff,
-          timestamp: 90000 + i * 3000,
-          marker: rand() < 0.2,
-          extensionProfile: 0xbede,
-          extensions: [{ id: 3, payload: Buffer.from([1, 2, 3]) }],
-        })
-      : new RtpHeader({
-          payloadType: 111,
-          ssrc: AUDIO_SSRC,
-          sequenceNumber: audioSeq++ & 0xffff,
-          timestamp: 48000 + i * 960,
-          csrc: i % 5 === 0 ? [0xaabbccdd] : [],
-        });
-    const payload = crypto.randomBytes(20 + Math.floor(rand() * 1181));
-    out.push({ header, payload, packet: Buffer.concat([header.serialize(header.serializeSize), payload]) });
-  }
-  return out;
-}
-
-function keys() {
-  return {
-    localMasterKey: crypto.randomBytes(16),
-    localMasterSalt: crypto.randomBytes(14),
-    remoteMasterKey: crypto.randomBytes(16),
-    remoteMasterSalt: crypto.randomBytes(14),
-  };
-}
-
-function weriftSession(k: ReturnType<typeof keys>) {
-  return new SrtpSession({ keys: k, profile: ProtectionProfileAes128CmHmacSha1_80 });
-}
-
-/** A werift session on the other end: its remote keys are our local ones. */
-function weriftReceiver(k: ReturnType<typeof keys>) {
-  return new SrtpSession({
-    keys: {
-      localMasterKey: k.remoteMasterKey,
-      localMasterSalt: k.remoteMasterSalt,
-      remoteMasterKey: k.localMasterKey,
-      remoteMasterSalt: k.localMasterSalt,
-    },
-    profile: ProtectionProfileAes128CmHmacSha1_80,
-  });
-}
 
 test("RFC 3711 B.3 key derivation", () => {
   const k = deriveSessionKeys(hex("E1F97A0D3E018BE0D64FA32C06DE4139"), hex("0EC675AD498AFEEBB6960B3AABE6"));
@@ -82,24 +13,8 @@ test("RFC 3711 B.3 key derivation", () => {
 });
 
 test("RFC 3711 B.2 AES-CM keystream", () => {
-  const p = new SrtpProtector({
-    sessionKey: hex("2B7E151628AED2A6ABF7158809CF4F3C"),
-    sessionSalt: hex("F0F1F2F3F4F5F6F7F8F9FAFBFCFD"),
-    authKey: Buffer.alloc(20),
-  });
-  // SSRC 0, SEQ 0, ROC 0 and an all-zero payload: the encrypted payload is the keystream itself.
-  const blocks = 0xff02;
-  const packet = Buffer.alloc(12 + blocks * 16);
-  packet[0] = 0x80;
-  const out = Buffer.alloc(packet.length + 10);
-  assert.equal(p.protectInto(packet, packet.length, out, 0), packet.length + 10);
-  const ks = (block: number) => out.subarray(12 + block * 16, 12 + block * 16 + 16).toString("hex");
-  assert.equal(ks(0), "e03ead0935c95e80e166b16dd92b4eb4");
-  assert.equal(ks(1), "d23513162b02d0f72a43a2fe4a5f97ab");
-  assert.equal(ks(2), "41e95b3bb0a2e8dd477901e4fca894c0");
-  assert.equal(ks(0xfeff), "ec8cdf7398607cb0f2d21675ea9ea1e4");
-  assert.equal(ks(0xff00), "362b7c3c6773516318a077d7fc5073ae");
-  assert.equal(ks(0xff01), "6a2cc3787889374fbeb4c81b17ba6c44");
+  const p = new SrtpProtector(RFC3711_B2_KEYS);
+  assertRfc3711B2Keystream((packet, length, out, offset) => p.protectInto(packet, length, out, offset));
 });
 
 test("derived keys match werift's context", () => {
@@ -354,7 +269,7 @@ test("installFastSrtp swaps encrypt for AES-CM, carries werift's ROC state over,
   assert.ok(Object.hasOwn(srtp, "encrypt"));
   for (const { header, payload } of all.slice(20)) assert.deepEqual(srtp.encrypt(payload, header), reference.encrypt(payload, header));
 
-  const gcm = new SrtpSession({ keys: { ...k, localMasterSalt: k.localMasterSalt.subarray(0, 12), remoteMasterSalt: k.remoteMasterSalt.subarray(0, 12) }, profile: ProtectionProfileAeadAes128Gcm });
+  const gcm = weriftSession(k, "gcm");
   assert.equal(installFastSrtp({ srtp: gcm }), false);
   assert.ok(!Object.hasOwn(gcm, "encrypt"));
   assert.equal(installFastSrtp({}), false);

@@ -26,6 +26,7 @@ import { gcTotalMs } from "../runtime/gc-stats.ts";
 import { METRICS_PATH, type SidecarMetrics } from "./metrics.ts";
 import { ReplayCache } from "./replay-cache.ts";
 import { BODY_TOO_LARGE, signedAuth } from "./signed-auth.ts";
+import { mediaSendStats } from "../native/send-batch.ts";
 
 export interface Services {
   vod: VodService;
@@ -93,6 +94,7 @@ export function controlApi(secret: string, services: Services, limits: Limits, i
       publishers: publish.publisherCount,
       broadcasts: broadcasts.broadcastCount,
       gcMs: gcTotalMs(),
+      mediaSend: mediaSendStats(),
       prepare: services.prepare?.stats,
       ...(services.storage ? { storage: { ...services.storage.status, blocks: services.storage.blocks.stats, uploads: services.uploads?.stats } } : {}),
     }),

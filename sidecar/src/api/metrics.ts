@@ -12,6 +12,7 @@ import type { LiveService } from "../live/live-service.ts";
 import type { PrepareCache } from "../prepare/prepare-cache.ts";
 import type { PublishService } from "../publish/publish-service.ts";
 import { mediaCounters } from "../runtime/media-counters.ts";
+import { mediaSendStats } from "../native/send-batch.ts";
 import type { BroadcastService } from "../vod/broadcast-service.ts";
 import type { PacketStore } from "../vod/packet-store.ts";
 import type { Storage } from "../store/storage.ts";
@@ -102,6 +103,11 @@ export class SidecarMetrics {
     mirroredCounter(this.registry, "edge_vod_rtp_bytes_sent_total", "RTP header and payload bytes sent to viewers (before SRTP).", () => mediaCounters.rtpBytes);
     mirroredCounter(this.registry, "edge_vod_catchup_packets_sent_total", "RTP packets of catch-ups (frames before a seek's position or a vod-live join, sent fast).", () => mediaCounters.catchUpPackets);
     mirroredCounter(this.registry, "edge_vod_catchup_bytes_sent_total", "Their payload bytes.", () => mediaCounters.catchUpBytes);
+    readGauge(this.registry, "edge_vod_native_send", "1 when the native send (SRTP and sendmmsg/GSO in C) sends, 0 on the JS path.", () => (mediaSendStats().mode === "native" ? 1 : 0));
+    mirroredCounter(this.registry, "edge_vod_native_send_syscalls_total", "sendmmsg calls of the native send (one per viewer per tick when all goes well).", () => mediaSendStats().syscalls ?? 0);
+    mirroredCounter(this.registry, "edge_vod_native_gso_datagrams_total", "GSO datagrams the native send made (a frame's equal-size packets in one).", () => mediaSendStats().gsoDatagrams ?? 0);
+    mirroredCounter(this.registry, "edge_vod_native_send_queued_total", "Packets the kernel had no room for at once, sent by Node's queue in order instead.", () => mediaSendStats().queued ?? 0);
+    mirroredCounter(this.registry, "edge_vod_native_send_dropped_total", "Packets a send error dropped (a peer gone: ICMP unreachable); NACK may recover them.", () => mediaSendStats().dropped ?? 0);
     readGauge(this.registry, "edge_vod_recordings_active", "Recordings being written.", () => mediaCounters.recordingsActive);
     mirroredCounter(this.registry, "edge_vod_recording_bytes_written_total", "Bytes written to record files.", () => mediaCounters.recordBytes);
 

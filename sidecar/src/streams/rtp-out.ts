@@ -4,28 +4,40 @@
 // Our own send path under werift's session, written by hand because werift's RTCRtpSender costs several times the
 // SRTP and the UDP send it wraps (a header object, extension arrays sorted per packet, three promises, a scan of its
 // sent-packet map per packet). werift keeps ICE, DTLS, the keys, RTCP in (PLI) and sender reports out; here each
-// packet is one 12-byte header rewrite in a preallocated buffer, SRTP by SrtpProtector straight into the datagram,
-// and one send on the ICE pair's socket, connected to the peer. Retransmissions for NACKs come from a small history of this track. If the
-// fast path cannot be used (an SRTP profile other than AES-CM, a non-UDP pair), werift's sender does the work.
+// packet is one 12-byte header rewrite in a preallocated buffer, then either the native send (native/send-batch.ts:
+// the peer's packets of a tick protected and sent in one addon call, AES-CM or GCM) or, on the JS path, SRTP by
+// SrtpProtector straight into the datagram and one send on the ICE pair's socket, connected to the peer.
+// Retransmissions for NACKs come from a small history of this track. If neither path can be used (on the JS path an
+// SRTP profile other than AES-CM; a non-UDP pair), werift's sender does the work.
 import dgram from "node:dgram";
 import { RtpHeader, RtpPacket, type RTCRtpSender } from "werift";
 import { writeRtpHeader } from "../rtp/rtp-header.ts";
 import type { Orientation } from "../webrtc/answer.ts";
 import { installFastSrtp, type DtlsTransportWithSrtp, type SrtpProtector } from "../rtp/srtp-protect.ts";
 import { mediaCounters } from "../runtime/media-counters.ts";
-import { connectedSender, type DatagramSend, type UdpTransportLike } from "../webrtc/connected-socket.ts";
+import { connectedFdOf, connectedSender, type DatagramSend, type UdpTransportLike } from "../webrtc/connected-socket.ts";
+import { installNativeSrtp } from "../native/native-srtp.ts";
+import { sendBatch, type NativeTarget } from "../native/send-batch.ts";
 
 /** Room for any datagram this path writes: header, CVO block, a payload of up to 1400 bytes, the SRTP tag. */
 const DATAGRAM_BYTES = 1500;
 
-/** Packets kept for NACK: ~1.2 s of 1 Mbps video, as werift's own sender keeps. */
-const HISTORY = 128;
+/**
+ * Video packets kept for NACK: a power of two. A catch-up sends a GOP at 45x real time, so a loss early in the burst
+ * is NACKed while hundreds more packets go out (werift's own sender keeps 128, ~1.2 s of 1 Mbps video at 1x).
+ */
+const VIDEO_HISTORY = 1024;
+/** Audio is not NACKed (no nack feedback for Opus, as in browsers): a few for a peer that asks anyway. */
+const AUDIO_HISTORY = 64;
 const SRTP_TAG = 10;
 /** Seconds from the NTP epoch (1900) to the Unix epoch. */
 const NTP_UNIX_OFFSET_S = 2_208_988_800;
 
 interface Link {
-  protector: SrtpProtector;
+  /** The native send of this peer (every track of the peer shares it), when the addon is loaded. */
+  native: NativeTarget | undefined;
+  /** The JS path's protector (undefined on the native path). */
+  protector: SrtpProtector | undefined;
   /** Sends one datagram to the pair's remote end (connected socket: see webrtc/connected-socket.ts). */
   send: DatagramSend;
   pair: unknown;
@@ -64,15 +76,22 @@ export class RtpOut {
   private link: Link | null | undefined;
   /** performance.now() of the last packet sent (0: none yet). */
   private lastSendMs = 0;
-  private readonly histSeq = new Int32Array(HISTORY).fill(-1);
-  private readonly histTimestamp = new Uint32Array(HISTORY);
-  private readonly histMarker = new Uint8Array(HISTORY);
-  private readonly histPayload: (Uint8Array | undefined)[] = new Array(HISTORY).fill(undefined);
+  private readonly histMask: number;
+  private readonly histSeq: Int32Array;
+  private readonly histTimestamp: Uint32Array;
+  private readonly histMarker: Uint8Array;
+  private readonly histPayload: (Uint8Array | undefined)[];
 
   constructor(
     readonly sender: RTCRtpSender,
     private readonly payloadType: number,
   ) {
+    const history = sender.kind === "audio" ? AUDIO_HISTORY : VIDEO_HISTORY;
+    this.histMask = history - 1;
+    this.histSeq = new Int32Array(history).fill(-1);
+    this.histTimestamp = new Uint32Array(history);
+    this.histMarker = new Uint8Array(history);
+    this.histPayload = new Array<Uint8Array | undefined>(history).fill(undefined);
     sender.onGenericNack.subscribe((nack) => this.resend(nack.lost));
     // werift's sender reports read these: the NTP time of the last packet sent, computed only when a report is
     // built (werift computes a bigint per packet).
@@ -111,7 +130,7 @@ export class RtpOut {
 
   /** Sends with the caller's sequence number: a forwarded stream keeps its source's gaps, so the browser sees loss. */
   sendAs(seq: number, timestamp: number, marker: boolean, payload: Uint8Array): void {
-    const slot = seq & (HISTORY - 1);
+    const slot = seq & this.histMask;
     this.histSeq[slot] = seq;
     this.histTimestamp[slot] = timestamp >>> 0;
     this.histMarker[slot] = marker ? 1 : 0;
@@ -140,22 +159,27 @@ export class RtpOut {
     const h = marker && this.cvoHeader ? this.cvoHeader : this.header;
     writeRtpHeader(h, this.payloadType, marker, seq, timestamp, this.sender.ssrc);
     if (h !== this.header) h[0] = 0x90; // version 2 with X: a header extension follows
-    const size = h.length + payload.byteLength + SRTP_TAG;
-    // One buffer per track, written over packet after packet: a datagram per packet was most of the sidecar's
-    // garbage. A send that had to queue keeps its buffer, and the next packet gets a new one.
-    const reuse = size <= DATAGRAM_BYTES;
-    const datagram = reuse ? (link.views[size] ??= link.datagram.subarray(0, size)) : Buffer.allocUnsafe(size);
-    link.protector.protectParts(h, payload, datagram, 0);
-    if (!link.send(datagram) && reuse) {
-      link.datagram = Buffer.allocUnsafeSlow(DATAGRAM_BYTES);
-      link.views = [];
-    }
+    if (link.native) sendBatch!.append(link.native, h, payload);
+    else this.protectAndSend(link, h, payload);
     mediaCounters.rtpPackets++;
     mediaCounters.rtpBytes += h.length + payload.byteLength;
     const s = this.sender as unknown as SenderInternals;
     s.rtpTimestamp = timestamp;
     s.packetCount = (s.packetCount + 1) >>> 0;
     s.octetCount += payload.byteLength;
+  }
+
+  private protectAndSend(link: Link, h: Buffer, payload: Uint8Array): void {
+    const size = h.length + payload.byteLength + SRTP_TAG;
+    // One buffer per track, written over packet after packet: a datagram per packet was most of the sidecar's
+    // garbage. A send that had to queue keeps its buffer, and the next packet gets a new one.
+    const reuse = size <= DATAGRAM_BYTES;
+    const datagram = reuse ? (link.views[size] ??= link.datagram.subarray(0, size)) : Buffer.allocUnsafe(size);
+    link.protector!.protectParts(h, payload, datagram, 0);
+    if (!link.send(datagram) && reuse) {
+      link.datagram = Buffer.allocUnsafeSlow(DATAGRAM_BYTES);
+      link.views = [];
+    }
   }
 
   /** The nominated pair's socket and the fast SRTP, once DTLS is up; re-resolved if ICE nominated another pair. */
@@ -166,13 +190,25 @@ export class RtpOut {
     const pair = dtls.iceTransport.connection.nominated;
     if (this.link !== undefined && (this.link === null || this.link.pair === pair)) return this.link;
     const transport = pair?.protocol.transport;
-    const protector = installFastSrtp(dtls);
-    if (!pair || !transport || !(transport.socket instanceof dgram.Socket) || typeof transport.send !== "function" || !protector) {
+    const native = sendBatch ? installNativeSrtp(dtls) : false;
+    const protector = native ? undefined : installFastSrtp(dtls);
+    if (!pair || !transport || !(transport.socket instanceof dgram.Socket) || typeof transport.send !== "function" || (!native && !protector)) {
       this.link = null;
       return null;
     }
+    sizeSendBuffer(transport.socket);
     const send = connectedSender(transport as UdpTransportLike, pair.remoteAddr[0], pair.remoteAddr[1]);
-    this.link = { protector, send, pair, datagram: Buffer.allocUnsafeSlow(DATAGRAM_BYTES), views: [] };
+    let target: NativeTarget | undefined;
+    if (native) {
+      // One target per pair, shared by the peer's tracks, so a tick's video and audio leave in one call.
+      target = targets.get(pair);
+      if (!target) {
+        const { fd, queued } = connectedFdOf(transport.socket);
+        target = { srtp: native, fd, queued, sendQueued: (d) => void send(d) };
+        targets.set(pair, target);
+      }
+    }
+    this.link = { native: target, protector: protector || undefined, send, pair, datagram: Buffer.allocUnsafeSlow(DATAGRAM_BYTES), views: [] };
     // werift starts its sender reports from its own send path; this one never runs it.
     void s.runRtcp();
     return this.link;
@@ -182,11 +218,31 @@ export class RtpOut {
     // On werift's path its sender answers NACKs from its own history.
     if (this.link === null) return;
     for (const seq of lost) {
-      const slot = seq & (HISTORY - 1);
+      const slot = seq & this.histMask;
       const payload = this.histPayload[slot];
       if (this.histSeq[slot] !== seq || !payload) continue;
       this.transmit(seq, this.histTimestamp[slot]!, this.histMarker[slot] === 1, payload);
     }
+  }
+}
+
+const targets = new WeakMap<object, NativeTarget>();
+
+/** RTP_SEND_BUFFER_BYTES: SO_SNDBUF for every media socket this path sends on (0: the kernel's default). */
+let sendBufferBytes = 0;
+const sized = new WeakSet<dgram.Socket>();
+
+export function setMediaSendBuffer(bytes: number): void {
+  sendBufferBytes = bytes;
+}
+
+function sizeSendBuffer(socket: dgram.Socket): void {
+  if (!sendBufferBytes || sized.has(socket)) return;
+  sized.add(socket);
+  try {
+    socket.setSendBufferSize(sendBufferBytes);
+  } catch (err) {
+    console.warn(`media socket: SO_SNDBUF ${sendBufferBytes} refused: ${(err as Error).message}`);
   }
 }
 

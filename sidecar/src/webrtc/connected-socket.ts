@@ -167,3 +167,32 @@ function send(s: State, socket: dgram.Socket, d: Uint8Array): boolean {
     return false;
   }
 }
+
+/** What a native send needs of a connected socket: its fd and libuv's send queue on it (see native/send-batch.ts). */
+export interface ConnectedFd {
+  /** The fd once connect() completed, -1 before that, after close, or when the socket stayed unconnected. */
+  fd(): number;
+  /** Datagrams libuv holds for this socket (sends it queued when the kernel's buffer was full). */
+  queued(): number;
+}
+
+interface HandleWithFd {
+  fd?: number;
+  getSendQueueCount?(): number;
+}
+
+/** The fd side of a socket connectedSender connected; call after connectedSender. */
+export function connectedFdOf(socket: dgram.Socket): ConnectedFd {
+  const s = states.get(socket);
+  const state = dgramStateOf(socket) as { handle: HandleWithFd | null } | undefined;
+  return {
+    fd: () => {
+      const h = state?.handle;
+      return s?.connected && h && typeof h.fd === "number" && h.fd >= 0 ? h.fd : -1;
+    },
+    queued: () => {
+      const h = state?.handle;
+      return h && typeof h.getSendQueueCount === "function" ? h.getSendQueueCount() : 0;
+    },
+  };
+}
