@@ -1,7 +1,7 @@
 // Loss on the media path, werift viewers straight against a sidecar. The viewer acts like a browser's decoder: an
 // H.264 depacketizer that yields only decodable frames (a damaged frame and everything after it is dropped until a
 // complete IDR) and, when it has to drop, asks for a keyframe with a PLI. Modest loss must be repaired by NACK alone;
-// a burst longer than the sender's NACK history cannot be, so the picture must come back at the next keyframe after
+// a burst longer than the receiver keeps NACKing cannot be, so the picture must come back at the next keyframe after
 // the PLI, on vod://, vod-live:// and published streams alike (the last forward the PLI to the publisher). werift
 // viewers, like Firefox, name their RTCP SSRC in a recvonly offer; the published-stream test is the one that shows
 // the sidecar still hears their PLIs (on files the 1 s GOP of sample.mp4 brings a keyframe either way).
@@ -26,7 +26,11 @@ const secret = randomBytes(24).toString("hex");
 const EVENTS_URL = "http://127.0.0.1:9/events";
 /** 30 fps at 90 kHz. */
 const FRAME_TICKS = 3000;
-/** Longer than the sidecar's NACK history (128 packets): the start of such a burst cannot be retransmitted. */
+/**
+ * Longer than the receiver keeps asking for (werift's NACK list holds the last 150 lost packets; libwebrtc gives up
+ * past its own limit and asks for a keyframe), though within the sidecar's video NACK history (1024): the start of
+ * such a burst is never retransmitted.
+ */
 const BURST = 300;
 /** A browser does not send a PLI per damaged frame; one per this long while the picture is broken. */
 const PLI_INTERVAL_MS = 300;
