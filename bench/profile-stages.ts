@@ -21,13 +21,15 @@ export interface CpuProfile {
   endTime: number;
 }
 
-export type Stage = "packetize" | "rewrite" | "protect" | "send" | "gc" | "werift" | "scheduler" | "other" | "idle";
+/** "native": the native send's staging and its addon call (SRTP and sendmmsg in C, one profile frame for both). */
+export type Stage = "packetize" | "rewrite" | "protect" | "send" | "native" | "gc" | "werift" | "scheduler" | "other" | "idle";
 
 /** In order of precedence from the leaf: the first frame whose url matches names the stage. */
 const RULES: [Stage, RegExp][] = [
   // connected-socket.ts calls Node's UDP handle itself: the native send shows under its frames.
   ["send", /(^|\/)(dgram|internal\/dgram)(\.js)?$|node:dgram|connected-socket\.ts/],
   ["protect", /srtp-protect\.ts/],
+  ["native", /send-batch\.ts|native-srtp\.ts/],
   ["rewrite", /rtp-out\.ts|rtp-header\.ts/],
   ["packetize", /h264-packetizer\.ts|packet-source\.ts|live-source\.ts|\/mp4\/|h264-rtp\.ts/],
   ["scheduler", /scheduler\.ts|broadcast-viewer\.ts|vod-viewer\.ts|live-viewer\.ts/],
@@ -73,7 +75,7 @@ export function stagesOf(profile: CpuProfile, window?: { fromUs: number; toUs: n
     stageOfNode.set(id, stage);
     return stage;
   };
-  const ms: Record<Stage, number> = { packetize: 0, rewrite: 0, protect: 0, send: 0, gc: 0, werift: 0, scheduler: 0, other: 0, idle: 0 };
+  const ms: Record<Stage, number> = { packetize: 0, rewrite: 0, protect: 0, send: 0, native: 0, gc: 0, werift: 0, scheduler: 0, other: 0, idle: 0 };
   let at = profile.startTime;
   for (let i = 0; i < profile.samples.length; i++) {
     const delta = profile.timeDeltas[i] ?? 0;
@@ -86,7 +88,7 @@ export function stagesOf(profile: CpuProfile, window?: { fromUs: number; toUs: n
   return { stages, busyMs, wallMs: window ? (window.toUs - window.fromUs) / 1000 : (profile.endTime - profile.startTime) / 1000 };
 }
 
-export const STAGE_ORDER: readonly Stage[] = ["packetize", "scheduler", "rewrite", "protect", "send", "gc", "werift", "other"];
+export const STAGE_ORDER: readonly Stage[] = ["packetize", "scheduler", "rewrite", "protect", "send", "native", "gc", "werift", "other"];
 
 /** µs of CPU per packet sent, per stage (and in all). */
 export function usPerPacket(b: StageBreakdown, packets: number): Record<Stage | "total", number> {

@@ -4,7 +4,7 @@
 //
 // BENCH_OUT=<file> writes the results there instead of bench/results/<date>.json. BENCH_PROFILE_VIEWERS (150) is the
 // step profiled for the per-stage cost of the media path (0: none).
-// BENCH_ONLY=viewers,ttff,floor,record,prepare,vp8,storage,whep,firefox,seek picks parts (BENCH_PREPARE_SECONDS: the
+// BENCH_ONLY=viewers,soak,ttff,floor,record,prepare,vp8,storage,whep,firefox,seek picks parts (BENCH_PREPARE_SECONDS: the
 // prepared file, default 600; vp8: VP8 against H.264, prepare speed and first fragment of a BENCH_VP8_SECONDS (60) 720p
 // file, BENCH_VP8_RUNS (3) each, then sidecar CPU per vod:// viewer, BENCH_VP8_VIEWERS (50) viewers, BENCH_VP8_ROUNDS
 // (2) windows of BENCH_VP8_WINDOW_MS (20000) per codec; storage: first frame from a bucket vs local disk, bucket reads
@@ -17,6 +17,8 @@
 // the position's picture on a 30-s clock file with keyframes 10 s apart, in Chromium with the Web SDK, one sidecar with
 // VOD_CATCHUP_SPEED (45) and one with 1, BENCH_SEEK_RUNS (10) each, plus catch-up packets, bytes and sidecar CPU per
 // join);
+// soak: vod-live:// at BENCH_SOAK_VIEWERS (80 % of the climb's maximum, 200 without a climb) for BENCH_SOAK_SECONDS
+// (600) in windows of BENCH_SOAK_WINDOW_MS (30000) with viewers joining and leaving, RSS slope, fds and timers at start and end, lateness and loss;
 // BENCH_WINDOW_MS (default 30000) is each viewer step's window;
 // BENCH_STEPS=1,50,100 and BENCH_SYSTEMS=vod-live,vod,vod-live-js,vod-js,janus narrow the viewer climb (-js: the
 // sidecar with EDGE_VOD_NATIVE=0, the JS send path, against the native one in the same run); BENCH_JANUS_EVENT_LOOPS sets
@@ -38,8 +40,11 @@ import { measureVp8, vp8Summary } from "./vp8.ts";
 import { measureWhep, whepSummary } from "./whep.ts";
 import { firefoxSummary, measureFirefox } from "./firefox.ts";
 import { measureSeek, seekSummary } from "./seek.ts";
+import { soak, soakSummary } from "./soak.ts";
+import { RtpSink } from "./load/rtp-sink.ts";
+import { pin, TOOL_CPU } from "./viewers.ts";
 
-const parts = new Set((process.env.BENCH_ONLY ?? "viewers,ttff,floor,record,prepare,vp8,storage,whep,firefox,seek").split(","));
+const parts = new Set((process.env.BENCH_ONLY ?? "viewers,soak,ttff,floor,record,prepare,vp8,storage,whep,firefox,seek").split(","));
 const list = (v: string | undefined) => v?.split(",").map((s) => s.trim()).filter(Boolean);
 
 function version(cmd: string, args: string[]): string {
@@ -113,6 +118,22 @@ async function main(): Promise<void> {
       result.memoryPerViewerKB = v.memoryPerViewerKB;
       console.log("\n" + viewersTable(v) + "\n");
     }
+    if (parts.has("soak")) {
+      const max = (result.viewers as ViewersResult | undefined)?.maxRealtimeViewersPerCore["vod-live"];
+      const viewers = Number(process.env.BENCH_SOAK_VIEWERS ?? (max ? Math.round((max * 0.8) / 10) * 10 : 200));
+      const seconds = Number(process.env.BENCH_SOAK_SECONDS ?? 600);
+      console.log(`soak: vod-live:// at ${viewers} viewers (80 % of the climb's maximum) for ${seconds} s, viewers joining and leaving`);
+      pin(process.pid, TOOL_CPU);
+      const sink = await RtpSink.start(dir);
+      pin(sink.pid, TOOL_CPU);
+      try {
+        const r = await soak({ dir, sink, system: "vod-live", viewers, seconds, windowMs: Number(process.env.BENCH_SOAK_WINDOW_MS ?? 30_000) });
+        result.soak = r;
+        console.log(soakSummary(r));
+      } finally {
+        sink.close();
+      }
+    }
     if (parts.has("ttff")) {
       console.log("time to first frame: Chromium + the Web SDK playing vod://sample.mp4");
       const ttff = await measureTtff({ runs: Number(process.env.BENCH_TTFF_RUNS ?? 10) });
@@ -173,7 +194,7 @@ async function main(): Promise<void> {
       console.log(seekSummary(seek).join("\n"));
     }
     if (parts.has("floor")) {
-      console.log("the floor: SRTP + UDP send alone in Node");
+      console.log("the floor: SRTP + UDP send alone in Node, over loopback and a veth pair to a network namespace");
       result.srtpFloor = await measureSrtpFloor({ viewers: [50, 200, 400] });
     }
     if (parts.has("record")) {

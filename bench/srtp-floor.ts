@@ -15,7 +15,7 @@
 //   native-sendmmsg   the same without GSO (one datagram per packet in the sendmmsg)
 //   native-gcm        native, AEAD AES-128-GCM instead of AES-CM + HMAC-SHA1
 // Also a micro-benchmark of the protect step alone (no sockets).
-import { fork, spawn, type ChildProcess } from "node:child_process";
+import { fork, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import crypto from "node:crypto";
 import dgram from "node:dgram";
 import { once } from "node:events";
@@ -35,6 +35,8 @@ export type FloorPath = "werift" | "fast" | "fast-batch" | "native" | "native-se
 const isNative = (p: FloorPath) => p.startsWith("native");
 
 export interface FloorResult {
+  /** loopback, or veth (the sinks behind a veth pair in a namespace of their own). */
+  network: "loopback" | "veth";
   viewers: number;
   path: FloorPath;
   /** Sender CPU (user + system) per packet sent in the window. */
@@ -59,27 +61,32 @@ const FRAME_MS = 1000 / 30;
 const AUDIO_MS = 20;
 const PACKETS_PER_VIEWER_SECOND = 160;
 const SINKS = 4;
-const HOST = "127.0.0.1";
+/** Where the sender binds and where the sinks listen: loopback, or the two ends of the bench's veth pair. */
+let LOCAL = "127.0.0.1";
+let HOST = "127.0.0.1";
 
 /** Counts datagrams on a few loopback ports; a plain-JS child so its CPU is not the sender's. */
 const SINK_SOURCE = `
 const dgram = require("node:dgram");
 const n = Number(process.argv[1]);
+const host = process.argv[2];
 let count = 0;
 const socks = [];
 let ready = 0;
 for (let i = 0; i < n; i++) {
   const s = dgram.createSocket({ type: "udp4", recvBufferSize: 4 << 20 });
   s.on("message", () => { count++; });
-  s.bind(0, "127.0.0.1", () => { if (++ready === n) process.send({ ports: socks.map((x) => x.address().port) }); });
+  s.bind(0, host, () => { if (++ready === n) process.send({ ports: socks.map((x) => x.address().port) }); });
   socks.push(s);
 }
 process.on("message", (m) => { if (m === "count") process.send({ count }); });
 process.on("disconnect", () => process.exit(0));
 `;
 
-async function startSinks(): Promise<{ ports: number[]; count(): Promise<number>; close(): void }> {
-  const child: ChildProcess = spawn(process.execPath, ["-e", SINK_SOURCE, String(SINKS)], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+async function startSinks(net: Net): Promise<{ ports: number[]; count(): Promise<number>; close(): void }> {
+  const argv = [process.execPath, "-e", SINK_SOURCE, String(SINKS), net.remote];
+  const [cmd, ...args] = net.namespace ? ["ip", "netns", "exec", net.namespace, ...argv] : argv;
+  const child: ChildProcess = spawn(cmd!, args, { stdio: ["ignore", "inherit", "inherit", "ipc"] });
   const [first] = (await once(child, "message")) as [{ ports: number[] }];
   return {
     ports: first.ports,
@@ -127,7 +134,7 @@ function randomKeys() {
 
 async function makeViewer(port: number, connected: boolean, path: FloorPath): Promise<Viewer> {
   const sock = dgram.createSocket({ type: "udp4", sendBufferSize: 1 << 20 });
-  await new Promise<void>((resolve) => sock.bind(0, HOST, resolve));
+  await new Promise<void>((resolve) => sock.bind(0, LOCAL, resolve));
   if (connected) await new Promise<void>((resolve) => sock.connect(port, HOST, resolve));
   const keys = randomKeys();
   let target: NativeTarget | undefined;
@@ -234,7 +241,51 @@ function sendDue(v: Viewer, nowMs: number, path: FloorPath): number {
   return n;
 }
 
+/** Loopback, or a veth pair whose far end (the sinks) is in a network namespace of its own. */
+interface Net {
+  name: "loopback" | "veth";
+  local: string;
+  remote: string;
+  namespace?: string;
+}
+
+const LOOPBACK: Net = { name: "loopback", local: "127.0.0.1", remote: "127.0.0.1" };
+const VETH_NS = "edgevod-bench";
+const VETH_LOCAL = "10.213.0.1";
+const VETH_REMOTE = "10.213.0.2";
+
+/**
+ * A veth pair to a network namespace (needs root, or CAP_NET_ADMIN): closer to a NIC than loopback, where the
+ * receiver's kernel work is charged to the sender. Returns why not, when it cannot be made.
+ */
+export function makeVeth(): Net | string {
+  removeVeth();
+  const steps = [
+    ["netns", "add", VETH_NS],
+    ["link", "add", "evbench0", "type", "veth", "peer", "name", "evbench1"],
+    ["link", "set", "evbench1", "netns", VETH_NS],
+    ["addr", "add", `${VETH_LOCAL}/24`, "dev", "evbench0"],
+    ["link", "set", "evbench0", "up"],
+    ["netns", "exec", VETH_NS, "ip", "addr", "add", `${VETH_REMOTE}/24`, "dev", "evbench1"],
+    ["netns", "exec", VETH_NS, "ip", "link", "set", "evbench1", "up"],
+  ];
+  for (const args of steps) {
+    const r = spawnSync("ip", args, { encoding: "utf8" });
+    if (r.status !== 0) {
+      removeVeth();
+      return `ip ${args.join(" ")}: ${(r.stderr || r.error?.message || "failed").trim()}`;
+    }
+  }
+  return { name: "veth", local: VETH_LOCAL, remote: VETH_REMOTE, namespace: VETH_NS };
+}
+
+export function removeVeth(): void {
+  spawnSync("ip", ["link", "del", "evbench0"], { stdio: "ignore" });
+  spawnSync("ip", ["netns", "del", VETH_NS], { stdio: "ignore" });
+}
+
 interface SenderJob {
+  net: Net;
   viewers: number;
   path: FloorPath;
   seconds: number;
@@ -247,6 +298,8 @@ const SENDER_FLAG = "--srtp-floor-sender";
 /** One (viewers, path) run, in a sender process of its own. */
 async function runSender(job: SenderJob): Promise<FloorResult> {
   const { viewers, path, seconds, warmupSeconds, ports } = job;
+  LOCAL = job.net.local;
+  HOST = job.net.remote;
   if (isNative(path)) {
     if (!nativeAddon) throw new Error("the native send is not built (npm run build:native)");
     nativeBatch = new SendBatch(nativeAddon);
@@ -275,6 +328,7 @@ async function runSender(job: SenderJob): Promise<FloorResult> {
   const ms = end.ms - start!.ms;
   const usPerPacket = (user + system) / packets;
   return {
+    network: job.net.name,
     viewers,
     path,
     usPerPacket,
@@ -300,38 +354,59 @@ async function forkSender(job: SenderJob): Promise<FloorResult> {
  * Sender CPU per packet for each path at each viewer count. Default: 3 s measured after 1 s warm-up per
  * (viewers, path): about 45 s for three counts and three paths.
  */
-export async function measureSrtpFloor(opts: { viewers: number[]; seconds?: number; paths?: FloorPath[]; log?: boolean }): Promise<FloorResult[]> {
+export async function measureSrtpFloor(opts: {
+  viewers: number[];
+  seconds?: number;
+  paths?: FloorPath[];
+  log?: boolean;
+  /** Also over a veth pair (default: when it can be made here). */
+  veth?: boolean;
+}): Promise<{ results: FloorResult[]; vethSkipped?: string }> {
   const seconds = opts.seconds ?? 3;
   const paths = opts.paths ?? ["werift", "fast", "fast-batch", ...(nativeAddon ? (["native-sendmmsg", "native", "native-gcm"] as const) : [])];
   const log = opts.log ?? true;
-  const sinks = await startSinks();
   const results: FloorResult[] = [];
+  const nets: Net[] = [LOOPBACK];
+  let vethSkipped: string | undefined;
+  if (opts.veth !== false) {
+    const veth = makeVeth();
+    if (typeof veth === "string") vethSkipped = veth;
+    else nets.push(veth);
+  }
   try {
     if (log) console.log(floorTableHeader());
-    for (const viewers of opts.viewers) {
-      for (const path of paths) {
-        const before = await sinks.count();
-        const r = await forkSender({ viewers, path, seconds, warmupSeconds: 1, ports: sinks.ports });
-        const received = (await sinks.count()) - before;
-        results.push(r);
-        if (log) console.log(floorTableRow(r) + (received < r.packets ? `  (the sinks counted only ${received} packets)` : ""));
+    for (const net of nets) {
+      const sinks = await startSinks(net);
+      try {
+        for (const viewers of opts.viewers) {
+          for (const path of paths) {
+            const before = await sinks.count();
+            const r = await forkSender({ net, viewers, path, seconds, warmupSeconds: 1, ports: sinks.ports });
+            const received = (await sinks.count()) - before;
+            results.push(r);
+            if (log) console.log(floorTableRow(r) + (received < r.packets ? `  (the sinks counted only ${received} packets)` : ""));
+          }
+        }
+      } finally {
+        sinks.close();
       }
     }
   } finally {
-    sinks.close();
+    if (nets.length > 1) removeVeth();
   }
-  return results;
+  if (vethSkipped && log) console.log(`(veth not measured: ${vethSkipped})`);
+  return { results, ...(vethSkipped ? { vethSkipped } : {}) };
 }
 
 function floorTableHeader(): string {
   return [
-    "| viewers | path | µs sender CPU per packet | of which system | viewers per core | sender CPU | sent / scheduled |",
-    "|---:|---|---:|---:|---:|---:|---:|",
+    "| network | viewers | path | µs sender CPU per packet | of which system | viewers per core | sender CPU | sent / scheduled |",
+    "|---|---:|---|---:|---:|---:|---:|---:|",
   ].join("\n");
 }
 
 function floorTableRow(r: FloorResult): string {
-  return `| ${r.viewers} | ${r.path} | ${r.usPerPacket.toFixed(2)} | ${r.usSystemPerPacket.toFixed(2)} | ${Math.round(r.viewersPerCore)} | ${r.cpuPercent.toFixed(0)} % | ${((r.packets / r.scheduled) * 100).toFixed(0)} % |`;
+  return `| ${r.network} | ${r.viewers} | ${r.path} | ${r.usPerPacket.toFixed(2)} | ${r.usSystemPerPacket.toFixed(2)} | ${Math.round(r.viewersPerCore)} | ${r.cpuPercent.toFixed(0)} % | ${((r.packets / r.scheduled) * 100).toFixed(0)} % |`;
 }
 
 /**

@@ -25,7 +25,7 @@ import { STAGE_ORDER, stagesOf, usPerPacket, type CpuProfile } from "./profile-s
 
 /** Ours on the native send (the default), ours with EDGE_VOD_NATIVE=0 (the JS path, "-js"), and Janus. */
 export type System = "vod" | "vod-live" | "vod-js" | "vod-live-js" | "janus";
-type Ours = Exclude<System, "janus">;
+export type Ours = Exclude<System, "janus">;
 const OURS: readonly Ours[] = ["vod-live", "vod", "vod-live-js", "vod-js"];
 
 export interface StepResult {
@@ -107,7 +107,7 @@ function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
 }
 
-function summarize(system: System, n: number, stats: WindowStats[], windowMs: number) {
+export function summarize(system: System, n: number, stats: WindowStats[], windowMs: number) {
   let frames = 0;
   for (const s of stats) frames += s.frames;
   const lateness = new Float64Array(frames);
@@ -134,7 +134,7 @@ function summarize(system: System, n: number, stats: WindowStats[], windowMs: nu
 }
 
 /** Opens `n` viewers a few at a time, so joining does not become the load being measured. */
-async function openViewers(factory: ViewerFactory, n: number): Promise<{ open: Awaited<ReturnType<ViewerFactory>>[]; errors: string[] }> {
+export async function openViewers(factory: ViewerFactory, n: number): Promise<{ open: Awaited<ReturnType<ViewerFactory>>[]; errors: string[] }> {
   const open: Awaited<ReturnType<ViewerFactory>>[] = [];
   const errors: string[] = [];
   let next = 0;
@@ -298,6 +298,44 @@ async function climb(
   return results;
 }
 
+/** A sidecar for the bench: pinned to the server's core, on the native send or (systems "-js") the JS path. */
+export async function startBenchSidecar(dir: string, system: Ours, profileDir?: string): Promise<SidecarProcess> {
+  const sidecar = await startSidecar({
+    secret: randomBytes(24).toString("hex"),
+    mediaDir: dir,
+    env: { MAX_VIEWERS: "100000", EDGE_VOD_NATIVE: system.endsWith("-js") ? "0" : "1" },
+    shellPrefix: CORES > 1 ? `taskset -pc ${SERVER_CPU} $$ >/dev/null;` : undefined,
+    // As a sidecar pinned to one core should run (README): V8's helper GC threads would preempt its only thread.
+    // BENCH_SIDECAR_NODE_ARGS: more (e.g. --heap-prof), space-separated.
+    nodeArgs: [
+      "--single-threaded-gc",
+      ...(profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []),
+      ...(process.env.BENCH_SIDECAR_NODE_ARGS?.split(" ").filter(Boolean) ?? []),
+    ],
+  });
+  const send = await sidecar.mediaSend();
+  if (send.mode !== (system.endsWith("-js") ? "js" : "native")) {
+    await sidecar.stop();
+    throw new Error(`${system}: the sidecar sends with ${send.mode} (${send.reason})`);
+  }
+  return sidecar;
+}
+
+/** The bench's viewers of `system` on `sidecar`: vod:// of the long file, or vod-live:// of the 10-s one, looped. */
+export function benchViewers(sink: RtpSink, sidecar: SidecarProcess, system: Ours): ViewerFactory {
+  return system === "vod" || system === "vod-js"
+    ? sidecarViewers(sink, sidecar, "vod://bench-long.mp4")
+    : sidecarViewers(sink, sidecar, "vod-live://bench.mp4", { startedAt: Date.now(), loop: true });
+}
+
+/** The bench's files in `dir`: bench.mp4 (10 s) and bench-long.mp4 (the same, ten times). */
+export async function makeBenchFiles(dir: string): Promise<string> {
+  const file = await makeBenchFile(dir);
+  // Personal viewers start at 0 and must not reach the end during a step: the same 10 s, ten times over.
+  await makeFixture(dir, "bench-long.mp4", ["-stream_loop", "9", "-i", file, "-c", "copy"]);
+  return file;
+}
+
 export async function measureViewers(opts: {
   dir: string;
   windowMs?: number;
@@ -330,33 +368,14 @@ async function climbAll(
   climbOpts: { windowMs: number; steps: number[]; maxViewers: number },
   systems: System[],
 ): Promise<ViewersResult> {
-  const file = await makeBenchFile(opts.dir);
-  // Personal viewers start at 0 and must not reach the end during a step: the same 10 s, ten times over.
-  await makeFixture(opts.dir, "bench-long.mp4", ["-stream_loop", "9", "-i", file, "-c", "copy"]);
+  const file = await makeBenchFiles(opts.dir);
   const steps: StepResult[] = [];
   // A fresh sidecar per climb: what one left in its heap must not count against the next.
   const sidecarClimb = async (system: Ours, climbWith: typeof climbOpts, profileDir?: string): Promise<StepResult[]> => {
-    const sidecar = await startSidecar({
-      secret: randomBytes(24).toString("hex"),
-      mediaDir: opts.dir,
-      env: { MAX_VIEWERS: "100000", EDGE_VOD_NATIVE: system.endsWith("-js") ? "0" : "1" },
-      shellPrefix: CORES > 1 ? `taskset -pc ${SERVER_CPU} $$ >/dev/null;` : undefined,
-      // As a sidecar pinned to one core should run (README): V8's helper GC threads would preempt its only thread.
-      // BENCH_SIDECAR_NODE_ARGS: more (e.g. --heap-prof), space-separated.
-      nodeArgs: [
-        "--single-threaded-gc",
-        ...(profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []),
-        ...(process.env.BENCH_SIDECAR_NODE_ARGS?.split(" ").filter(Boolean) ?? []),
-      ],
-    });
+    const sidecar = await startBenchSidecar(opts.dir, system, profileDir);
     let results: StepResult[];
     try {
-      const send = await sidecar.mediaSend();
-      if (send.mode !== (system.endsWith("-js") ? "js" : "native")) throw new Error(`${system}: the sidecar sends with ${send.mode} (${send.reason})`);
-      const factory =
-        system === "vod" || system === "vod-js"
-          ? sidecarViewers(sink, sidecar, "vod://bench-long.mp4")
-          : sidecarViewers(sink, sidecar, "vod-live://bench.mp4", { startedAt: Date.now(), loop: true });
+      const factory = benchViewers(sink, sidecar, system);
       results = await climb(sink, system, factory, sidecar.pid, climbWith, sidecarGcMs(sidecar), sidecarLoopLag(sidecar));
     } finally {
       // A clean exit: the CPU profile is written then.

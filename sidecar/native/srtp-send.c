@@ -109,6 +109,15 @@ static srtp_ctx *ctx_arg(napi_env env, napi_value v) {
   return p;
 }
 
+// The call's arguments (exactly `want`, argv[0] the context): the context, or NULL with a TypeError thrown.
+static srtp_ctx *ctx_call(napi_env env, napi_callback_info info, size_t want, napi_value *argv, const char *usage) {
+  size_t argc = want;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  srtp_ctx *c = argc == want ? ctx_arg(env, argv[0]) : NULL;
+  if (!c) napi_throw_type_error(env, NULL, usage);
+  return c;
+}
+
 static roc_state *state_of(srtp_ctx *c, uint32_t ssrc) {
   for (int i = 0; i < c->nssrc; i++)
     if (c->ssrcs[i].ssrc == ssrc) return &c->ssrcs[i];
@@ -255,11 +264,9 @@ static napi_value create_context(napi_env env, napi_callback_info info) {
 
 // setRolloverState(ctx, ssrc, roc, lastSeq, seen)
 static napi_value set_roc(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
   napi_value argv[5];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  srtp_ctx *c = argc == 5 ? ctx_arg(env, argv[0]) : NULL;
-  if (!c) return throw_error(env, "setRolloverState(ctx, ssrc, roc, lastSeq, seen)");
+  srtp_ctx *c = ctx_call(env, info, 5, argv, "setRolloverState(ctx, ssrc, roc, lastSeq, seen)");
+  if (!c) return NULL;
   uint32_t ssrc, roc, last;
   bool seen;
   napi_get_value_uint32(env, argv[1], &ssrc);
@@ -276,11 +283,9 @@ static napi_value set_roc(napi_env env, napi_callback_info info) {
 
 // rolloverCounter(ctx, ssrc) -> number | undefined
 static napi_value get_roc(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  srtp_ctx *c = argc == 2 ? ctx_arg(env, argv[0]) : NULL;
-  if (!c) return throw_error(env, "rolloverCounter(ctx, ssrc)");
+  srtp_ctx *c = ctx_call(env, info, 2, argv, "rolloverCounter(ctx, ssrc)");
+  if (!c) return NULL;
   uint32_t ssrc;
   napi_get_value_uint32(env, argv[1], &ssrc);
   for (int i = 0; i < c->nssrc; i++) {
@@ -456,11 +461,9 @@ static napi_value read_counters(napi_env env, napi_callback_info info) {
 
 // usesGso(ctx) -> false once the kernel refused UDP_SEGMENT on this context's socket.
 static napi_value uses_gso(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  srtp_ctx *c = argc == 1 ? ctx_arg(env, argv[0]) : NULL;
-  if (!c) return throw_error(env, "usesGso(ctx)");
+  srtp_ctx *c = ctx_call(env, info, 1, argv, "usesGso(ctx)");
+  if (!c) return NULL;
   napi_value v;
   napi_get_boolean(env, c->gso != 0, &v);
   return v;
@@ -468,11 +471,9 @@ static napi_value uses_gso(napi_env env, napi_callback_info info) {
 
 // disableGso(ctx): one datagram per packet (the bench compares; a socket whose device refuses it turns it off).
 static napi_value disable_gso(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  srtp_ctx *c = argc == 1 ? ctx_arg(env, argv[0]) : NULL;
-  if (!c) return throw_error(env, "disableGso(ctx)");
+  srtp_ctx *c = ctx_call(env, info, 1, argv, "disableGso(ctx)");
+  if (!c) return NULL;
   c->gso = 0;
   return NULL;
 }

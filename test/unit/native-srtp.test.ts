@@ -210,3 +210,20 @@ test("without the addon (EDGE_VOD_NATIVE=0, or a missing build) the sidecar says
   assert.equal(missing.mode, "js");
   assert.match(missing.reason, /not built/);
 });
+
+test("a batch the addon refuses is dropped with a log line, never thrown at the end of the job", async () => {
+  const batch = new SendBatch(addon!);
+  const target: NativeTarget = { srtp: nativeFor(keys(), "cm"), fd: () => -1, queued: () => 0, sendQueued: () => assert.fail("nothing to send") };
+  // Version 1 in the first byte: not RTP, which the addon refuses.
+  batch.append(target, Buffer.from([0x40, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]), Buffer.alloc(100));
+  const errors: unknown[] = [];
+  const log = console.error;
+  console.error = (...a: unknown[]) => void errors.push(a);
+  try {
+    await new Promise((r) => setImmediate(r));
+  } finally {
+    console.error = log;
+  }
+  assert.equal(batch.failedFlushes, 1);
+  assert.match(String((errors[0] as unknown[])[0]), /native send: flush failed/);
+});

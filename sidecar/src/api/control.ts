@@ -27,6 +27,7 @@ import { METRICS_PATH, type SidecarMetrics } from "./metrics.ts";
 import { ReplayCache } from "./replay-cache.ts";
 import { BODY_TOO_LARGE, signedAuth } from "./signed-auth.ts";
 import { mediaSendStats } from "../native/send-batch.ts";
+import { processStats } from "../runtime/process-stats.ts";
 
 export interface Services {
   vod: VodService;
@@ -95,6 +96,7 @@ export function controlApi(secret: string, services: Services, limits: Limits, i
       broadcasts: broadcasts.broadcastCount,
       gcMs: gcTotalMs(),
       mediaSend: mediaSendStats(),
+      process: processStats(),
       prepare: services.prepare?.stats,
       ...(services.storage ? { storage: { ...services.storage.status, blocks: services.storage.blocks.stats, uploads: services.uploads?.stats } } : {}),
     }),

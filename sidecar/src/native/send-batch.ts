@@ -36,6 +36,7 @@ export class SendBatch {
   };
   /** Packets that went through Node's queue because the kernel's buffer was full or libuv already held some. */
   queuedPackets = 0;
+  failedFlushes = 0;
 
   constructor(private readonly addon: Addon) {
     this.offsets = new Uint32Array(addon.MAX_PACKETS);
@@ -71,7 +72,16 @@ export class SendBatch {
     this.owner = undefined;
     if (n === 0 || !target) return;
     const fd = target.queued() > 0 ? -1 : target.fd();
-    const sent = this.addon.flush(target.srtp.ctx, fd, this.arena, this.offsets, this.lengths, n);
+    let sent: number;
+    try {
+      sent = this.addon.flush(target.srtp.ctx, fd, this.arena, this.offsets, this.lengths, n);
+    } catch (err) {
+      // Only a bug of ours can get here (the packets are our own): this viewer's tick is lost, NACK may recover it,
+      // and nobody else's media stops (a throw from the end-of-job flush would end the process).
+      this.failedFlushes++;
+      if (this.failedFlushes === 1 || this.failedFlushes % 1000 === 0) console.error(`native send: flush failed (${this.failedFlushes}×): ${(err as Error).message}`);
+      return;
+    }
     for (let i = sent; i < n; i++) {
       const at = this.offsets[i]!;
       // A copy: the arena is written over by the next viewer, and Node's queue holds the buffer until it is sent.

@@ -208,7 +208,9 @@ export class RtpOut {
         targets.set(pair, target);
       }
     }
-    this.link = { native: target, protector: protector || undefined, send, pair, datagram: Buffer.allocUnsafeSlow(DATAGRAM_BYTES), views: [] };
+    // The native path stages packets in the sidecar's one arena: no datagram buffer of its own.
+    const datagram = target ? NO_DATAGRAM : Buffer.allocUnsafeSlow(DATAGRAM_BYTES);
+    this.link = { native: target, protector: protector || undefined, send, pair, datagram, views: [] };
     // werift starts its sender reports from its own send path; this one never runs it.
     void s.runRtcp();
     return this.link;
@@ -227,6 +229,7 @@ export class RtpOut {
 }
 
 const targets = new WeakMap<object, NativeTarget>();
+const NO_DATAGRAM = Buffer.alloc(0);
 
 /** RTP_SEND_BUFFER_BYTES: SO_SNDBUF for every media socket this path sends on (0: the kernel's default). */
 let sendBufferBytes = 0;
