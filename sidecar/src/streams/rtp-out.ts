@@ -18,6 +18,7 @@ import { mediaCounters } from "../runtime/media-counters.ts";
 import { connectedFdOf, connectedSender, type DatagramSend, type UdpTransportLike } from "../webrtc/connected-socket.ts";
 import { installNativeSrtp } from "../native/native-srtp.ts";
 import { sendBatch, type NativeTarget } from "../native/send-batch.ts";
+import { senderReports } from "./sender-reports.ts";
 
 /** Room for any datagram this path writes: header, CVO block, a payload of up to 1400 bytes, the SRTP tag. */
 const DATAGRAM_BYTES = 1500;
@@ -60,7 +61,6 @@ interface SenderInternals {
   rtpTimestamp: number;
   packetCount: number;
   octetCount: number;
-  runRtcp(): Promise<void>;
 }
 
 /** RFC 8285 one-byte header extension block carrying the video orientation (CVO) byte: 8 bytes after the header. */
@@ -211,8 +211,9 @@ export class RtpOut {
     // The native path stages packets in the sidecar's one arena: no datagram buffer of its own.
     const datagram = target ? NO_DATAGRAM : Buffer.allocUnsafeSlow(DATAGRAM_BYTES);
     this.link = { native: target, protector: protector || undefined, send, pair, datagram, views: [] };
-    // werift starts its sender reports from its own send path; this one never runs it.
-    void s.runRtcp();
+    // werift starts its sender reports (a timer loop per sender) from its own send path, which this one never
+    // runs; the sidecar's one reporter sends them instead.
+    senderReports.add(this.sender);
     return this.link;
   }
 
