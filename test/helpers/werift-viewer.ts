@@ -65,7 +65,7 @@ export function offerAesCmOnly(pc: RTCPeerConnection): void {
 export function interceptIncomingRtp(pc: RTCPeerConnection, take: (packet: Buffer) => boolean): void {
   for (const dtls of pc.dtlsTransports) {
     const event = dtls.iceTransport.connection.onData as unknown as { execute: (data: Buffer) => void };
-    const pass = event.execute;
+    const pass = event.execute.bind(event);
     event.execute = (data: Buffer) => {
       const b0 = data[0]!;
       const pt = data[1]! & 0x7f;

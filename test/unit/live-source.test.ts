@@ -3,7 +3,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { MediaPacket, PacketSource } from "../../sidecar/src/vod/packet-source.ts";
-import { LiveSource, type BroadcastSink, type CatchingUp } from "../../sidecar/src/vod/live-source.ts";
+import { LiveSource, MAX_GOP_PACKETS, type BroadcastSink, type CatchingUp } from "../../sidecar/src/vod/live-source.ts";
+import { mediaCounters } from "../../sidecar/src/runtime/media-counters.ts";
 import type { Paced, Scheduler } from "../../sidecar/src/vod/scheduler.ts";
 
 /** One video packet every 10 ms of media, `count` of them. */
@@ -213,4 +214,85 @@ test("an operator's seek moves the shared source, drops batches not sent yet, te
   assert.equal(live.seekTo({ at: startedAt + 50, positionMs: 1000 }), false, "an older seek");
   assert.equal(live.seekTo({ at: startedAt + 100, positionMs: 5000 }), false, "the same seek again");
   assert.equal(moved.length, 3);
+});
+
+/** Everything `replay` gives up to `untilMs`, as packet indexes. */
+function drain(replay: { take(untilMs: number, out: MediaPacket[]): number }, untilMs: number): number[] {
+  const out: MediaPacket[] = [];
+  replay.take(untilMs, out);
+  return out.map((p) => p.timestamp / 900);
+}
+
+test("a joiner catches up from the broadcast's own packets: the GOP from the last keyframe at or before its position, going on into the next GOP, the same packet objects the viewers got", () => {
+  const scheduler = manualScheduler();
+  const origin = performance.now();
+  // A keyframe every 10 packets (100 ms); 2 slots 10 ms apart.
+  const live = new LiveSource(fakeSource(100), Date.now(), scheduler, { slots: 2, perSlot: 1, stepMs: 10 });
+  const seen = new Map<number, MediaPacket>();
+  const sink: BroadcastSink = { deliver: (ps) => ps.forEach((p) => seen.set(p.timestamp / 900, p)), sourceEnded() {} };
+  live.add(sink);
+  for (let tick = 0; tick <= 25; tick++) live.pump(origin + tick * 10 + 1);
+  // Taken so far: packets 0..25; kept: the GOP of keyframe 20 and the one of keyframe 10 before it.
+  const fromFile = mediaCounters.liveCatchUpsFromBroadcast;
+  const replay = live.replayFrom(253)!;
+  assert.ok(replay, "a position after a kept keyframe is served from the broadcast");
+  assert.equal(mediaCounters.liveCatchUpsFromBroadcast, fromFile + 1);
+  assert.equal(replay.videoStartMs, 200);
+  assert.deepEqual(drain(replay, 230), [20, 21, 22, 23]);
+  assert.equal(replay.ended, false);
+  // A slot still behind keyframe 20 (position 195 ms) starts at keyframe 10 and runs on into the GOP after it.
+  const behind = live.replayFrom(195)!;
+  assert.equal(behind.videoStartMs, 100);
+  const got: MediaPacket[] = [];
+  behind.take(250, got);
+  assert.deepEqual(got.map((p) => p.timestamp / 900), Array.from({ length: 16 }, (_, i) => 10 + i));
+  for (const p of got) assert.equal(p, seen.get(p.timestamp / 900), "the broadcast's packet objects, not copies");
+  // The broadcast goes on: the replay follows it into the GOP of keyframe 30.
+  for (let tick = 26; tick <= 34; tick++) live.pump(origin + tick * 10 + 1);
+  assert.deepEqual(drain(replay, 340), [24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34]);
+  assert.equal(live.replayFrom(95), undefined, "no kept GOP starts before 100 ms any more: the file is read");
+  void replay.close();
+  assert.deepEqual(drain(replay, 1000), [], "a closed replay gives nothing");
+});
+
+test("after an operator's seek no GOP of the old moment is replayed; a GOP longer than MAX_GOP_PACKETS is not kept, and a replay of it ends where keeping stopped", () => {
+  const scheduler = manualScheduler();
+  const origin = performance.now();
+  const startedAt = Date.now();
+  const source = { ...fakeSource(1000), videoStartMs: 0, seek() {} };
+  const live = new LiveSource(source, startedAt, scheduler);
+  for (let tick = 0; tick <= 15; tick++) live.pump(origin + tick * 10 + 1);
+  assert.ok(live.replayFrom(150));
+  live.seekTo({ at: startedAt + 150, positionMs: 5000 });
+  assert.equal(live.replayFrom(live.positionOf({ deliver() {}, sourceEnded() {} })), undefined);
+
+  // One keyframe, then no other: past MAX_GOP_PACKETS the GOP is dropped from what joiners get.
+  let next = 0;
+  const endless: PacketSource = {
+    take(untilMs: number, out: MediaPacket[]): number {
+      let n = 0;
+      while (next <= untilMs) {
+        out.push({ kind: "video", timestamp: next * 90, marker: true, payload: new Uint8Array(1), dueMs: next, keyframeStart: next === 0 });
+        next++;
+        n++;
+      }
+      return n;
+    },
+    ended: false,
+    ready: () => Promise.resolve(),
+    skipVideoToNextKeyframe() {},
+    onError: undefined,
+    close: () => Promise.resolve(),
+  };
+  const long = new LiveSource(endless, Date.now(), manualScheduler());
+  const o = performance.now();
+  long.pump(o + 100);
+  const early = long.replayFrom(50)!;
+  assert.ok(early);
+  long.pump(o + MAX_GOP_PACKETS + 100);
+  assert.equal(long.replayFrom(MAX_GOP_PACKETS + 50), undefined, "a capped GOP is not offered");
+  const got: MediaPacket[] = [];
+  early.take(Infinity, got);
+  assert.equal(got.length, MAX_GOP_PACKETS, "the replay has what was kept");
+  assert.equal(early.ended, true, "and then ends (the viewer hands over to the shared packets)");
 });

@@ -103,6 +103,8 @@ export class SidecarMetrics {
     mirroredCounter(this.registry, "edge_vod_rtp_bytes_sent_total", "RTP header and payload bytes sent to viewers (before SRTP).", () => mediaCounters.rtpBytes);
     mirroredCounter(this.registry, "edge_vod_catchup_packets_sent_total", "RTP packets of catch-ups (frames before a seek's position or a vod-live join, sent fast).", () => mediaCounters.catchUpPackets);
     mirroredCounter(this.registry, "edge_vod_catchup_bytes_sent_total", "Their payload bytes.", () => mediaCounters.catchUpBytes);
+    mirroredCounter(this.registry, "edge_vod_live_catchups_from_broadcast_total", "vod-live catch-ups sent from the broadcast's own last GOP.", () => mediaCounters.liveCatchUpsFromBroadcast);
+    mirroredCounter(this.registry, "edge_vod_live_catchups_from_file_total", "vod-live catch-ups that read the file (just after a start or seek, or a GOP too long to keep).", () => mediaCounters.liveCatchUpsFromFile);
     readGauge(this.registry, "edge_vod_native_send", "1 when the native send (SRTP and sendmmsg/GSO in C) sends, 0 on the JS path.", () => (mediaSendStats().mode === "native" ? 1 : 0));
     mirroredCounter(this.registry, "edge_vod_native_send_syscalls_total", "sendmmsg calls of the native send (one per viewer per tick when all goes well).", () => mediaSendStats().syscalls ?? 0);
     mirroredCounter(this.registry, "edge_vod_native_gso_datagrams_total", "GSO datagrams the native send made (a frame's equal-size packets in one).", () => mediaSendStats().gsoDatagrams ?? 0);

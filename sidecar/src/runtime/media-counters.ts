@@ -8,6 +8,9 @@ export const mediaCounters = {
   /** Catch-up packets (the frames before a seek's position or a vod-live join, squeezed), and their bytes. */
   catchUpPackets: 0,
   catchUpBytes: 0,
+  /** vod-live joins (and moves) caught up from the broadcast's kept GOP, and those that read the file for it. */
+  liveCatchUpsFromBroadcast: 0,
+  liveCatchUpsFromFile: 0,
   /** Recordings being written now. */
   recordingsActive: 0,
   /** Bytes written to record files. */

@@ -13,6 +13,7 @@ import type { PeerFactory } from "../webrtc/peer-factory.ts";
 import { offeredVideoCodecs } from "../webrtc/offer.ts";
 import type { VideoCodec } from "../rtp/video-codec.ts";
 import { BroadcastViewer, type CatchUpOptions } from "./broadcast-viewer.ts";
+import { mediaCounters } from "../runtime/media-counters.ts";
 import { LiveSource, type Spread } from "./live-source.ts";
 import type { PacketStore } from "./packet-store.ts";
 import type { MediaOpener, OpenedMedia } from "./media-opener.ts";
@@ -172,12 +173,16 @@ export class BroadcastService {
         speed > 1 && media.have.video
           ? {
               speed,
-              open: (positionMs) =>
-                deferredPacketSource(
+              open: (positionMs) => {
+                const replay = live.replayFrom(positionMs);
+                if (replay) return replay;
+                mediaCounters.liveCatchUpsFromFile++;
+                return deferredPacketSource(
                   media.tracks.then(({ video }) =>
                     createVodPacketSource({ ...(video ? { video } : {}), startMs: positionMs, startSide: "before", loop, ...(store ? { store } : {}) }),
                   ),
-                ),
+                );
+              },
             }
           : undefined;
       // The source file's length: the deferred source knows its tracks only later, and a copy still being prepared

@@ -2,9 +2,10 @@
 // packets with its own sequence numbers. A PLI cannot rewind the shared source, so this viewer alone skips to the
 // next keyframe.
 //
-// A joiner sees the current picture at once: a private reader of the video (its catch-up) sends the frames from the
-// keyframe before the join `speed` times faster than real time until it has caught up with the broadcast, and the
-// viewer then goes on with the shared packets from the next frame. The catch-up frames are timestamped on the
+// A joiner sees the current picture at once: its catch-up sends the frames from the keyframe before the join `speed`
+// times faster than real time until it has caught up with the broadcast, and the viewer then goes on with the shared
+// packets from the next frame. The catch-up's frames are the broadcast's own kept GOP (live-source.ts), or, where
+// none is kept (just after a start or a seek), a private reader of the video. The catch-up frames are timestamped on the
 // broadcast's clock as they are sent (see PlayClock), so they end exactly where the shared ones go on, and the
 // shared sound, sent from the join, is in step with them. Without a catch-up (speed 1, or no video) the viewer waits
 // for the broadcast's next keyframe, and the sound with it.
@@ -12,8 +13,8 @@ import type { RTCPeerConnection } from "werift";
 import { StreamStatus } from "@edge-vod/shared";
 import { PLI_GRACE_MS, PeerViewer, type ViewerEvents } from "../streams/peer-viewer.ts";
 import type { RtpOut } from "../streams/rtp-out.ts";
-import type { CatchingUp, LiveSource } from "./live-source.ts";
-import type { MediaPacket, SeekableSource } from "./packet-source.ts";
+import type { CatchingUp, CatchUpSource, LiveSource } from "./live-source.ts";
+import type { MediaPacket } from "./packet-source.ts";
 import { PlayClock } from "./play-clock.ts";
 import { mediaCounters } from "../runtime/media-counters.ts";
 
@@ -21,8 +22,8 @@ import { mediaCounters } from "../runtime/media-counters.ts";
 const KEYFRAME_NEAR_MS = 50;
 
 export interface CatchUpOptions {
-  /** A private reader of the broadcast's video from the keyframe at or before `positionMs`. */
-  open(positionMs: number): SeekableSource;
+  /** The broadcast's video from the keyframe at or before `positionMs`: its kept GOP, or a private reader. */
+  open(positionMs: number): CatchUpSource;
   /** How many times faster than real time the catch-up goes; > 1. */
   speed: number;
 }
@@ -33,7 +34,7 @@ export class BroadcastViewer extends PeerViewer implements CatchingUp {
   private awaitKeyframe = true;
   private lastKeyframeSentMs = -Infinity;
   /** The catch-up's reader while it runs; its clock is set once its first window is there. */
-  private catching: SeekableSource | undefined;
+  private catching: CatchUpSource | undefined;
   private clockSet = false;
   private readonly clock = new PlayClock();
   private readonly due: MediaPacket[] = [];

@@ -16,9 +16,13 @@
 //
 // A joiner that catches up (see broadcast-viewer.ts) sends its own burst of the frames since the last keyframe. That
 // work runs after every slot has had this tick's batch, so it never delays nor reorders what the other viewers get.
+// The burst's packets are the broadcast's own: the source keeps the video packets it took since the last keyframe
+// (and the GOP before, for a slot still behind that keyframe), so a joiner reads and packetizes nothing. A file
+// reader of its own was ~0.5 MB of garbage and a GOP's packetization per join, the bulk of a join's cost under churn.
 import { broadcastPositionMs, type BroadcastSeek } from "@edge-vod/shared";
-import type { KeyframeSide, MediaPacket, PacketSource } from "./packet-source.ts";
+import type { KeyframeSide, MediaPacket, PacketSource, SeekableSource } from "./packet-source.ts";
 import type { Paced, Scheduler } from "./scheduler.ts";
+import { mediaCounters } from "../runtime/media-counters.ts";
 
 export interface BroadcastSink {
   /**
@@ -45,6 +49,24 @@ export interface Spread {
   perSlot: number;
   /** Time between one slot's sending and the next's, ms (the scheduler's tick). */
   stepMs: number;
+}
+
+/** What a joiner catches up from: a reader of the file, or the broadcast's own last GOP (see replayFrom). */
+export type CatchUpSource = Pick<SeekableSource, "take" | "ended" | "ready" | "close" | "onError" | "videoStartMs">;
+
+/**
+ * A GOP's packets are kept up to this many (~10 MB of full packets; 70 s of 1 Mbps video): a longer GOP, or a stream
+ * without keyframes, is not kept, and its joiners read the file as before.
+ */
+export const MAX_GOP_PACKETS = 8192;
+
+/** The video packets the shared source took from one keyframe on. */
+interface Gop {
+  readonly packets: MediaPacket[];
+  /** The GOP after this one, once its keyframe was taken. */
+  next: Gop | undefined;
+  /** Grew past MAX_GOP_PACKETS: no longer appended to, nor offered to joiners. */
+  capped: boolean;
 }
 
 export class LiveSource implements Paced {
@@ -79,6 +101,9 @@ export class LiveSource implements Paced {
   shift90 = 0;
   shift48 = 0;
   private lastSeek: BroadcastSeek | undefined;
+  /** The GOP being taken now and the one before it (for joiners in slots still behind its keyframe). */
+  private gop: Gop | undefined;
+  private prevGop: Gop | undefined;
 
   constructor(
     private readonly source: PacketSource & {
@@ -153,6 +178,8 @@ export class LiveSource implements Paced {
     this.setShift(seek);
     this.source.seek(Math.max(0, broadcastPositionMs({ startedAt: this.startedAtEpochMs, seek }, Date.now())), "after");
     this.lastTick = undefined;
+    // The kept GOPs are of the old moment.
+    this.gop = this.prevGop = undefined;
     for (let j = 0; j < this.cursor.length; j++) this.cursor[j] = this.tickNo;
     for (const slot of this.slots) for (const sink of slot) sink.moved?.();
     return true;
@@ -203,7 +230,7 @@ export class LiveSource implements Paced {
     batch.length = 0;
     this.ringPosition[t % R] = position;
     if (this.lastTick === undefined) {
-      this.source.take(position + this.shiftMs, batch);
+      if (this.source.take(position + this.shiftMs, batch) > 0) this.keepGop(batch);
       if (this.source.ended) this.lastTick = t;
     }
     let done = this.lastTick !== undefined;
@@ -215,6 +242,39 @@ export class LiveSource implements Paced {
     }
     if (this.catching.length > 0) this.catchUps(position);
     if (done) this.finish(undefined);
+  }
+
+  /**
+   * A joiner's catch-up from the broadcast's own packets: the kept GOP whose keyframe is the last at or before
+   * `positionMs` (media time, as positionOf), going on into the GOPs after it as the broadcast takes them. Undefined
+   * when no kept GOP starts there (just after the start or a seek, or a GOP too long to keep): read the file then.
+   */
+  replayFrom(positionMs: number): CatchUpSource | undefined {
+    for (const g of [this.gop, this.prevGop]) {
+      if (g && !g.capped && g.packets[0]!.dueMs <= positionMs) {
+        mediaCounters.liveCatchUpsFromBroadcast++;
+        return new GopReplay(g);
+      }
+    }
+    return undefined;
+  }
+
+  private keepGop(batch: readonly MediaPacket[]): void {
+    for (let i = 0; i < batch.length; i++) {
+      const p = batch[i]!;
+      if (p.kind !== "video") continue;
+      if (p.keyframeStart) {
+        const g: Gop = { packets: [p], next: undefined, capped: false };
+        if (this.gop) this.gop.next = g;
+        this.prevGop = this.gop;
+        this.gop = g;
+        continue;
+      }
+      const g = this.gop;
+      if (!g || g.capped) continue;
+      if (g.packets.length >= MAX_GOP_PACKETS) g.capped = true;
+      else g.packets.push(p);
+    }
   }
 
   private catchUps(position: number): void {
@@ -270,7 +330,55 @@ export class LiveSource implements Paced {
     this.over = true;
     for (const slot of this.slots) slot.length = 0;
     for (const batch of this.ring) batch.length = 0;
+    this.gop = this.prevGop = undefined;
     this.scheduler.remove(this);
     await this.source.close();
+  }
+}
+
+/** Reads the kept GOPs from one keyframe on: the packets are the broadcast's, shared and read only. */
+class GopReplay implements CatchUpSource {
+  readonly videoStartMs: number;
+  onError: CatchUpSource["onError"] = undefined;
+  private gop: Gop | undefined;
+  private at = 0;
+
+  constructor(gop: Gop) {
+    this.gop = gop;
+    this.videoStartMs = gop.packets[0]!.dueMs;
+  }
+
+  take(untilMs: number, out: MediaPacket[]): number {
+    let n = 0;
+    for (let g = this.gop; g; g = this.gop) {
+      const packets = g.packets;
+      while (this.at < packets.length) {
+        const p = packets[this.at]!;
+        if (p.dueMs > untilMs) return n;
+        out.push(p);
+        this.at++;
+        n++;
+      }
+      // A capped GOP lacks its last packets: the next one cannot follow it (ended says so).
+      if (!g.next || g.capped) return n;
+      this.gop = g.next;
+      this.at = 0;
+    }
+    return n;
+  }
+
+  /** Only a capped GOP, read to its end, ends a replay; else the broadcast's packets go on. */
+  get ended(): boolean {
+    const g = this.gop;
+    return !g || (g.capped && this.at >= g.packets.length);
+  }
+
+  ready(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    this.gop = undefined;
+    return Promise.resolve();
   }
 }
