@@ -233,10 +233,10 @@ test("a joiner catches up from the broadcast's own packets: the GOP from the las
   live.add(sink);
   for (let tick = 0; tick <= 25; tick++) live.pump(origin + tick * 10 + 1);
   // Taken so far: packets 0..25; kept: the GOP of keyframe 20 and the one of keyframe 10 before it.
-  const fromFile = mediaCounters.liveCatchUpsFromBroadcast;
+  const replaysBefore = mediaCounters.liveCatchUpsFromBroadcast;
   const replay = live.replayFrom(253)!;
   assert.ok(replay, "a position after a kept keyframe is served from the broadcast");
-  assert.equal(mediaCounters.liveCatchUpsFromBroadcast, fromFile + 1);
+  assert.equal(mediaCounters.liveCatchUpsFromBroadcast, replaysBefore + 1);
   assert.equal(replay.videoStartMs, 200);
   assert.deepEqual(drain(replay, 230), [20, 21, 22, 23]);
   assert.equal(replay.ended, false);
