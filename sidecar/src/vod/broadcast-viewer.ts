@@ -5,10 +5,10 @@
 // A joiner sees the current picture at once: its catch-up sends the frames from the keyframe before the join `speed`
 // times faster than real time until it has caught up with the broadcast, and the viewer then goes on with the shared
 // packets from the next frame. The catch-up's frames are the broadcast's own kept GOP (live-source.ts), or, where
-// none is kept (just after a start or a seek), a private reader of the video. The catch-up frames are timestamped on the
-// broadcast's clock as they are sent (see PlayClock), so they end exactly where the shared ones go on, and the
-// shared sound, sent from the join, is in step with them. Without a catch-up (speed 1, or no video) the viewer waits
-// for the broadcast's next keyframe, and the sound with it.
+// none is kept (just after a start or a seek, or a GOP too long to keep), a private reader of the video. They are
+// timestamped on the broadcast's clock as they are sent (see PlayClock), so they end exactly where the shared ones
+// go on, and the shared sound, sent from the join, is in step with them. Without a catch-up (speed 1, or no video)
+// the viewer waits for the broadcast's next keyframe, and the sound with it.
 import type { RTCPeerConnection } from "werift";
 import { StreamStatus } from "@edge-vod/shared";
 import { PLI_GRACE_MS, PeerViewer, type ViewerEvents } from "../streams/peer-viewer.ts";
