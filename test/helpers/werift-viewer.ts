@@ -18,9 +18,10 @@ export interface Received {
 }
 
 /** A werift peer as a browser would be: H.264 packetization-mode 1 (42e01f) and Opus, host candidates on loopback. */
-export function testPeer(video: RTCRtpCodecParameters = H264_42E01F): RTCPeerConnection {
+export function testPeer(video: RTCRtpCodecParameters = H264_42E01F, opts: { bundlePolicy?: "max-bundle" } = {}): RTCPeerConnection {
   disableImplicitStun();
   return new RTCPeerConnection({
+    ...opts,
     codecs: {
       video: [video],
       audio: [new RTCRtpCodecParameters({ mimeType: "audio/opus", clockRate: 48000, channels: 2 })],
