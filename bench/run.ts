@@ -19,9 +19,10 @@
 // join);
 // soak: vod-live:// at BENCH_SOAK_VIEWERS (80 % of the climb's maximum, 200 without a climb) for BENCH_SOAK_SECONDS
 // (600) in windows of BENCH_SOAK_WINDOW_MS (30000) with viewers joining and leaving, RSS slope, fds and timers at start and end, lateness and loss;
-// BENCH_WINDOW_MS (default 30000) is each viewer step's window;
-// BENCH_STEPS=1,50,100 and BENCH_SYSTEMS=vod-live,vod,vod-live-js,vod-js,janus narrow the viewer climb (-js: the
-// sidecar with EDGE_VOD_NATIVE=0, the JS send path, against the native one in the same run); BENCH_JANUS_EVENT_LOOPS sets
+// BENCH_WINDOW_MS (default 30000) is each viewer step's window; BENCH_MAX_VIEWERS (1200) where the climb stops;
+// BENCH_STEPS=1,50,100 and BENCH_SYSTEMS=vod-live,vod,vod-live-js,vod-js,vod-live-veth,janus narrow the viewer climb
+// (-js: the sidecar with EDGE_VOD_NATIVE=0, the JS send path, against the native one in the same run; -veth: the
+// sidecar in a network namespace behind a veth pair the bench makes, needs root); BENCH_JANUS_EVENT_LOOPS sets
 // Janus's event_loops (default 2, its best here; 0 = a thread per handle, its default). For a closer look at one
 // step: BENCH_SIDECAR_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/p" or --trace-gc), BENCH_SIDECAR_LOG=<file>
 // (the sidecar's output), BENCH_DUMP=<prefix> (every viewer's frame offsets per step, JSON).
@@ -74,21 +75,29 @@ function viewersTable(v: ViewersResult): string {
     s ? `${(s.cpuSecondsPerViewerSecond * 1e3).toFixed(2)} ms, p99 ${s.latenessMs.p99.toFixed(0)} ms${s.loss > 0 ? `, loss ${(s.loss * 100).toFixed(2)} %` : ""}${s.realtime ? "" : " ✗"}` : "";
   const ratio = (a: StepResult | undefined, b: StepResult | undefined) => (a && b ? `${(a.cpuSecondsPerViewerSecond / b.cpuSecondsPerViewerSecond).toFixed(2)}` : "");
   const rows = [
-    "| viewers | vod-live:// CPU per viewer-s | vod-live:// JS path | vod:// | vod:// JS path | Janus | vod-live native ÷ JS | vod native ÷ JS | vod-live ÷ Janus | vod ÷ Janus |",
-    "|---:|---|---|---|---|---|---:|---:|---:|---:|",
+    "| viewers | vod-live:// CPU per viewer-s | vod-live:// JS path | vod-live:// over veth | vod:// | vod:// JS path | Janus | vod-live native ÷ JS | vod native ÷ JS | vod-live ÷ Janus | vod ÷ Janus |",
+    "|---:|---|---|---|---|---|---|---:|---:|---:|---:|",
     ...ns.map((n) => {
-      const [l, lj, d, dj, j] = [at("vod-live", n), at("vod-live-js", n), at("vod", n), at("vod-js", n), at("janus", n)];
-      return `| ${n} | ${cell(l)} | ${cell(lj)} | ${cell(d)} | ${cell(dj)} | ${cell(j)} | ${ratio(l, lj)} | ${ratio(d, dj)} | ${ratio(l, j)} | ${ratio(d, j)} |`;
+      const [l, lj, lv, d, dj, j] = [at("vod-live", n), at("vod-live-js", n), at("vod-live-veth", n), at("vod", n), at("vod-js", n), at("janus", n)];
+      return `| ${n} | ${cell(l)} | ${cell(lj)} | ${cell(lv)} | ${cell(d)} | ${cell(dj)} | ${cell(j)} | ${ratio(l, lj)} | ${ratio(d, dj)} | ${ratio(l, j)} | ${ratio(d, j)} |`;
     }),
   ];
   const m = v.maxRealtimeViewersPerCore;
   const x = (a: number) => (m.janus ? ` (${(a / m.janus).toFixed(2)}× Janus)` : "");
-  const systems = ["vod-live", "vod", "vod-live-js", "vod-js", "janus"] as const;
+  const systems = ["vod-live", "vod", "vod-live-js", "vod-js", "vod-live-veth", "janus"] as const;
   const measured = systems.filter((s) => v.steps.some((step) => step.system === s));
-  const name = { vod: "vod://", "vod-live": "vod-live://", "vod-js": "vod:// JS path", "vod-live-js": "vod-live:// JS path", janus: "Janus" } as const;
+  const name = {
+    vod: "vod://",
+    "vod-live": "vod-live://",
+    "vod-js": "vod:// JS path",
+    "vod-live-js": "vod-live:// JS path",
+    "vod-live-veth": "vod-live:// over veth",
+    janus: "Janus",
+  } as const;
   rows.push("", `Most viewers one core holds in real time: ${measured.map((s) => `${name[s]} ${m[s]}${s === "janus" ? "" : x(m[s])}`).join(", ")}.`);
   const kb = v.memoryPerViewerKB;
   rows.push(`Memory per viewer (RSS growth): ${measured.map((s) => `${name[s]} ${kb[s] ?? "?"} KB`).join(", ")}.`);
+  if (v.vethSkipped) rows.push(`vod-live:// over veth not measured: ${v.vethSkipped}.`);
   return rows.join("\n");
 }
 
@@ -108,6 +117,7 @@ async function main(): Promise<void> {
         dir,
         windowMs: Number(process.env.BENCH_WINDOW_MS ?? 30_000),
         steps: list(process.env.BENCH_STEPS)?.map(Number),
+        maxViewers: process.env.BENCH_MAX_VIEWERS ? Number(process.env.BENCH_MAX_VIEWERS) : undefined,
         systems: list(process.env.BENCH_SYSTEMS) as System[] | undefined,
         janusEventLoops: process.env.BENCH_JANUS_EVENT_LOOPS === undefined ? undefined : Number(process.env.BENCH_JANUS_EVENT_LOOPS),
         // BENCH_PROFILE_VIEWERS (default 150, 0 = none): the step run under the CPU profiler for the stage breakdown.

@@ -250,9 +250,9 @@ interface Net {
 }
 
 const LOOPBACK: Net = { name: "loopback", local: "127.0.0.1", remote: "127.0.0.1" };
-const VETH_NS = "edgevod-bench";
+export const VETH_NS = "edgevod-bench";
 const VETH_LOCAL = "10.213.0.1";
-const VETH_REMOTE = "10.213.0.2";
+export const VETH_REMOTE = "10.213.0.2";
 
 /**
  * A veth pair to a network namespace (needs root, or CAP_NET_ADMIN): closer to a NIC than loopback, where the

@@ -21,12 +21,17 @@ import { RtpSink } from "./load/rtp-sink.ts";
 import { ensureDebianPackages } from "./debian.ts";
 import { JanusClient, startJanus } from "./load/janus.ts";
 import { janusViewers, sidecarViewers, type ViewerFactory } from "./load/targets.ts";
+import { makeVeth, removeVeth, VETH_NS, VETH_REMOTE } from "./srtp-floor.ts";
 import { STAGE_ORDER, stagesOf, usPerPacket, type CpuProfile } from "./profile-stages.ts";
 
-/** Ours on the native send (the default), ours with EDGE_VOD_NATIVE=0 (the JS path, "-js"), and Janus. */
-export type System = "vod" | "vod-live" | "vod-js" | "vod-live-js" | "janus";
+/**
+ * Ours on the native send (the default), ours with EDGE_VOD_NATIVE=0 (the JS path, "-js"), ours in a network
+ * namespace of its own behind a veth pair ("-veth": the viewers' receiving kernel work is no longer done inside the
+ * server's send, as on loopback), and Janus.
+ */
+export type System = "vod" | "vod-live" | "vod-js" | "vod-live-js" | "vod-live-veth" | "janus";
 export type Ours = Exclude<System, "janus">;
-const OURS: readonly Ours[] = ["vod-live", "vod", "vod-live-js", "vod-js"];
+const OURS: readonly Ours[] = ["vod-live", "vod", "vod-live-js", "vod-js", "vod-live-veth"];
 
 export interface StepResult {
   system: System;
@@ -45,6 +50,11 @@ export interface StepResult {
   cpuSecondsPerViewerSecond: number;
   rssMb: number;
   rssPerViewerKb: number;
+  /**
+   * RSS growth per viewer in the step's first window, when it was measured twice: the second window's RSS also holds
+   * what a full leave and re-join of every viewer left behind (churn, which the soak measures), not only the viewers.
+   */
+  firstWindowRssPerViewerKb?: number;
   loss: number;
   packetsPerViewerPerSecond: number;
   slowestViewerFps: number;
@@ -76,10 +86,16 @@ export interface ViewersResult {
   janusEventLoops: number;
   steps: StepResult[];
   maxRealtimeViewersPerCore: Record<System, number>;
-  /** RSS growth per viewer (KB) at each system's largest real-time step of at least 100 viewers (or its largest). */
+  /**
+   * RSS growth per viewer (KB) over the idle server, at each system's largest real-time step of at least 100 viewers
+   * that no larger step preceded (RSS does not shrink: a step after a larger one shows that one's high-water mark),
+   * from its first window; or at its largest step.
+   */
   memoryPerViewerKB: Partial<Record<System, number>>;
   /** Steps run under the CPU profiler (not counted above): their usPerPacketByStage is the stage breakdown. */
   profiledSteps?: StepResult[];
+  /** Why vod-live-veth was not measured (the veth pair needs root or CAP_NET_ADMIN). */
+  vethSkipped?: string;
 }
 
 const FPS = 30;
@@ -277,9 +293,11 @@ async function climb(
   const run = async (n: number) => {
     let r = await measure(n);
     if (!r.realtime) {
+      const first = r.rssPerViewerKb;
       const again = await measure(n);
       if (again.realtime || again.latenessMs.p99 < r.latenessMs.p99) r = again;
       r.attempts = 2;
+      r.firstWindowRssPerViewerKb = first;
     }
     results.push(r);
     return r.realtime;
@@ -298,12 +316,21 @@ async function climb(
   return results;
 }
 
-/** A sidecar for the bench: pinned to the server's core, on the native send or (systems "-js") the JS path. */
+/**
+ * A sidecar for the bench: pinned to the server's core, on the native send or (systems "-js") the JS path; "-veth"
+ * runs it in the far end of the veth pair (makeVeth first), listening and gathering ICE candidates there alone.
+ */
 export async function startBenchSidecar(dir: string, system: Ours, profileDir?: string): Promise<SidecarProcess> {
+  const veth = system.endsWith("-veth");
   const sidecar = await startSidecar({
     secret: randomBytes(24).toString("hex"),
     mediaDir: dir,
-    env: { MAX_VIEWERS: "100000", EDGE_VOD_NATIVE: system.endsWith("-js") ? "0" : "1" },
+    env: {
+      MAX_VIEWERS: "100000",
+      EDGE_VOD_NATIVE: system.endsWith("-js") ? "0" : "1",
+      ...(veth ? { SIDECAR_HOST: VETH_REMOTE, ICE_HOST_ADDRESSES: VETH_REMOTE } : {}),
+    },
+    ...(veth ? { wrap: ["ip", "netns", "exec", VETH_NS], host: VETH_REMOTE } : {}),
     shellPrefix: CORES > 1 ? `taskset -pc ${SERVER_CPU} $$ >/dev/null;` : undefined,
     // As a sidecar pinned to one core should run (README): V8's helper GC threads would preempt its only thread.
     // BENCH_SIDECAR_NODE_ARGS: more (e.g. --heap-prof), space-separated.
@@ -349,7 +376,7 @@ export async function measureViewers(opts: {
   const windowMs = opts.windowMs ?? 30_000;
   const janusEventLoops = opts.janusEventLoops ?? 2;
   const climbOpts = { windowMs, steps: opts.steps ?? [1, 50, 100, 150, 200, 250, 300, 400], maxViewers: opts.maxViewers ?? 1200 };
-  const systems = opts.systems ?? ["vod-live", "vod", "vod-live-js", "vod-js", "janus"];
+  const systems = opts.systems ?? ["vod-live", "vod", "vod-live-js", "vod-js", "vod-live-veth", "janus"];
   if (!pin(process.pid, TOOL_CPU)) console.log("  (one core or no taskset: server and viewers share the CPU)");
   const sink = await RtpSink.start(opts.dir);
   pin(sink.pid, TOOL_CPU);
@@ -387,8 +414,23 @@ async function climbAll(
     return results;
   };
   const profiles: StepResult[] = [];
+  let vethSkipped: string | undefined;
   for (const system of OURS) {
     if (!systems.includes(system)) continue;
+    if (system.endsWith("-veth")) {
+      const veth = makeVeth();
+      if (typeof veth === "string") {
+        vethSkipped = veth;
+        console.log(`  ${system} not measured: ${veth}`);
+        continue;
+      }
+      try {
+        steps.push(...(await sidecarClimb(system, climbOpts)));
+      } finally {
+        removeVeth();
+      }
+      continue;
+    }
     steps.push(...(await sidecarClimb(system, climbOpts)));
     // The stage breakdown comes from a step of its own: the profiler's cost stays out of the measured climb.
     if (opts.profileViewers) {
@@ -430,16 +472,19 @@ async function climbAll(
       "vod-live": maxOf("vod-live"),
       "vod-js": maxOf("vod-js"),
       "vod-live-js": maxOf("vod-live-js"),
+      "vod-live-veth": maxOf("vod-live-veth"),
       janus: maxOf("janus"),
     },
     memoryPerViewerKB: Object.fromEntries(
       systems.flatMap((system) => {
         const mine = steps.filter((s) => s.system === system && s.connected > 0);
-        const pick = mine.filter((s) => s.realtime && s.viewers >= 100).at(-1) ?? mine.at(-1);
-        return pick ? [[system, Math.round(pick.rssPerViewerKb)]] : [];
+        const climbing = mine.filter((s, i) => mine.slice(0, i).every((before) => before.viewers < s.viewers));
+        const pick = climbing.filter((s) => s.realtime && s.viewers >= 100).at(-1) ?? mine.at(-1);
+        return pick ? [[system, Math.round(pick.firstWindowRssPerViewerKb ?? pick.rssPerViewerKb)]] : [];
       }),
     ),
     ...(profiles.length > 0 ? { profiledSteps: profiles } : {}),
+    ...(vethSkipped ? { vethSkipped } : {}),
   };
 }
 

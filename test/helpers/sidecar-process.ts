@@ -37,11 +37,15 @@ export async function startSidecar(opts: {
   shellPrefix?: string;
   /** Listen on this port instead of a free one (e.g. to restart a sidecar where the edge expects it). */
   port?: number;
+  /** A command the sidecar runs under, e.g. `ip netns exec <ns>` (it must exec, keeping the pid). */
+  wrap?: string[];
+  /** Where its API is reached (default 127.0.0.1): with SIDECAR_HOST in `env` where it listens elsewhere. */
+  host?: string;
 }): Promise<SidecarProcess> {
   const port = opts.port ?? (await freePort());
   const cacheDir = await fs.mkdtemp(path.join(os.tmpdir(), "edge-vod-cache-"));
   let out = "";
-  const argv = [process.execPath, ...(opts.nodeArgs ?? []), "--import", "tsx", "sidecar/src/main.ts"];
+  const argv = [...(opts.wrap ?? []), process.execPath, ...(opts.nodeArgs ?? []), "--import", "tsx", "sidecar/src/main.ts"];
   const [cmd, args] = opts.shellPrefix
     ? ["/bin/sh", ["-c", `${opts.shellPrefix} exec "$@"`, "sh", ...argv]]
     : [argv[0]!, argv.slice(1)];
@@ -58,7 +62,7 @@ export async function startSidecar(opts: {
   });
   child.stdout.on("data", (d) => (out += d));
   child.stderr.on("data", (d) => (out += d));
-  const url = `http://127.0.0.1:${port}`;
+  const url = `http://${opts.host ?? "127.0.0.1"}:${port}`;
   const exited = new Promise<void>((r) => child.once("exit", () => r()));
   for (let i = 0; ; i++) {
     if (child.exitCode !== null) throw new Error(`sidecar exited early:\n${out}`);
