@@ -11,7 +11,6 @@ function fakeSender(ssrc: number, cname?: string) {
     ssrc,
     stopped: false,
     cname,
-    ntpTimestamp: (3_900_000_000n << 32n) | 0x8000_0000n,
     rtpTimestamp: 123_456,
     packetCount: 42,
     octetCount: 42_000,
@@ -25,7 +24,9 @@ function fakeSender(ssrc: number, cname?: string) {
       },
     },
   };
-  return { s, sent, sender: s as unknown as RTCRtpSender };
+  // The track's clock: the NTP time of its last packet, read only when a report is built.
+  const ntp = (3_900_000_000n << 32n) | 0x8000_0000n;
+  return { s, sent, ntp, sender: s as unknown as RTCRtpSender, clock: { ntpTimestamp: () => ntp } };
 }
 
 test("every registered sender gets werift's report, a stopped or closed one none, and the timer goes with the last", async () => {
@@ -33,8 +34,8 @@ test("every registered sender gets werift's report, a stopped or closed one none
   const b = fakeSender(0x2222);
   const closed = fakeSender(0x3333);
   closed.s.dtlsTransport.state = "closed";
-  for (const f of [a, b, closed]) senderReports.add(f.sender);
-  senderReports.add(a.sender);
+  for (const f of [a, b, closed]) senderReports.add(f.sender, f.clock);
+  senderReports.add(a.sender, a.clock);
   assert.equal(senderReports.size, 3);
   // Reports are 0.5-1.5 s apart: within 1.7 s each live sender has had its first.
   await new Promise((r) => setTimeout(r, 1700));
@@ -45,12 +46,12 @@ test("every registered sender gets werift's report, a stopped or closed one none
   assert.equal(sr.ssrc, 0x1111);
   assert.deepEqual(
     { ntp: sr.senderInfo.ntpTimestamp, rtp: sr.senderInfo.rtpTimestamp, packets: sr.senderInfo.packetCount, octets: sr.senderInfo.octetCount },
-    { ntp: a.s.ntpTimestamp, rtp: 123_456, packets: 42, octets: 42_000 },
+    { ntp: a.ntp, rtp: 123_456, packets: 42, octets: 42_000 },
   );
   assert.ok(sdes instanceof RtcpSourceDescriptionPacket);
   assert.equal(sdes.chunks[0]!.items[0]!.text, "edge-vod");
   assert.equal((b.sent[0] as unknown[]).length, 1, "no SDES without a cname");
-  assert.equal(a.s.lastSRtimestamp, compactNtp(a.s.ntpTimestamp));
+  assert.equal(a.s.lastSRtimestamp, compactNtp(a.ntp));
   assert.ok(a.s.lastSentSRTimestamp! > 0);
   // A serialized report is what werift would send.
   assert.equal(sr.serialize().length, 28);

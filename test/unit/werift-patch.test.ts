@@ -6,9 +6,11 @@ import assert from "node:assert/strict";
 import { Event, RTCPeerConnection, RtpHeader, RtpPacket } from "werift";
 import { testPeer } from "../helpers/werift-viewer.ts";
 
-test("werift's Event has no per-instance methods, and subscribe, once, asPromise, complete and the bound triggers work as before", async () => {
+test("werift's Event has no per-instance methods nor lists of its own until subscribed, and subscribe, once, asPromise, complete and the bound triggers work as before", async () => {
   const e = new Event<[number]>();
-  assert.deepEqual(Object.keys(e).sort(), ["ended", "event", "onended"], "only state on the instance");
+  assert.deepEqual(Object.keys(e).sort(), ["ended", "eventId", "onended", "promiseStack", "stack"], "only state on the instance");
+  const lists = (x: Event<[number]>) => x as unknown as { stack: unknown[]; promiseStack: unknown[] };
+  assert.equal(lists(e).stack, lists(new Event<[number]>()).promiseStack, "events nobody subscribed to share one empty list");
   const got: string[] = [];
   const { unSubscribe } = e.subscribe((n) => got.push(`a${n}`));
   e.once((n) => got.push(`once${n}`));
@@ -25,6 +27,7 @@ test("werift's Event has no per-instance methods, and subscribe, once, asPromise
   assert.equal(queued, 5, "an asynchronous subscriber still runs");
   let completed = false;
   e.subscribe(() => {}, () => void (completed = true));
+  assert.equal(lists(e).stack.length, 1, "unsubscribed entries are gone");
   e.complete();
   e.execute(3);
   assert.deepEqual(got, ["a1", "once1"]);
@@ -44,6 +47,7 @@ interface DtlsInternals {
   dtls: {
     connected: boolean;
     flight5?: unknown;
+    extensions: unknown[];
     dtls: { handshakeCache: object; lastFlight: unknown[]; lastMessage: unknown[] };
     cipher: { masterSecret: Buffer; localPrivateKey: object; cipher: { clientWriteKey: Buffer; serverWriteKey: Buffer } };
   };
@@ -75,7 +79,7 @@ test("once connected, a DTLS client keeps no handshake state, the session keys a
     const client = internals(answerer);
     assert.equal(client.dtls.connected, true);
     assert.equal(client.dtls.flight5, undefined, "the client's last flight is gone");
-    assert.deepEqual([client.dtls.dtls.handshakeCache, client.dtls.dtls.lastFlight, client.dtls.dtls.lastMessage], [{}, [], []]);
+    assert.deepEqual([client.dtls.dtls.handshakeCache, client.dtls.dtls.lastFlight, client.dtls.dtls.lastMessage, client.dtls.extensions], [{}, [], [], []]);
     for (const side of [client, internals(offerer)]) {
       assert.ok(ownsItsBytes(side.dtls.cipher.masterSecret), "master secret");
       assert.ok(ownsItsBytes(side.dtls.cipher.cipher.clientWriteKey) && ownsItsBytes(side.dtls.cipher.cipher.serverWriteKey), "DTLS record keys");

@@ -93,14 +93,14 @@ export class RtpOut {
     this.histMarker = new Uint8Array(history);
     this.histPayload = new Array<Uint8Array | undefined>(history).fill(undefined);
     sender.onGenericNack.subscribe((nack) => this.resend(nack.lost));
-    // werift's sender reports read these: the NTP time of the last packet sent, computed only when a report is
-    // built (werift computes a bigint per packet).
-    const out = this;
-    Object.defineProperty(sender, "ntpTimestamp", {
-      configurable: true,
-      get: () => ntpOf(TIME_ORIGIN + (out.lastSendMs || performance.now())),
-      set: () => {},
-    });
+  }
+
+  /**
+   * The NTP time of the last packet sent, for this track's sender reports: computed only when a report is built
+   * (werift computes a bigint per packet).
+   */
+  ntpTimestamp(): bigint {
+    return ntpOf(TIME_ORIGIN + (this.lastSendMs || performance.now()));
   }
 
   static of(t: { sender: RTCRtpSender; payloadType: number; orientation?: Orientation } | undefined): RtpOut | undefined {
@@ -213,7 +213,7 @@ export class RtpOut {
     this.link = { native: target, protector: protector || undefined, send, pair, datagram, views: [] };
     // werift starts its sender reports (a timer loop per sender) from its own send path, which this one never
     // runs; the sidecar's one reporter sends them instead.
-    senderReports.add(this.sender);
+    senderReports.add(this.sender, this);
     return this.link;
   }
 

@@ -9,7 +9,6 @@ interface ReportingSender {
   ssrc: number;
   stopped: boolean;
   cname?: string;
-  ntpTimestamp: bigint;
   rtpTimestamp: number;
   packetCount: number;
   octetCount: number;
@@ -22,14 +21,24 @@ const TICK_MS = 100;
 
 const nextDelayMs = () => 500 + Math.random() * 1000;
 
+/** Where a report's NTP time comes from: the track's last packet sent (werift's own field is never set here). */
+export interface SendClock {
+  ntpTimestamp(): bigint;
+}
+
+interface Due {
+  readonly clock: SendClock;
+  at: number;
+}
+
 class SenderReports {
-  private readonly due = new Map<ReportingSender, number>();
+  private readonly due = new Map<ReportingSender, Due>();
   private timer: NodeJS.Timeout | undefined;
 
-  add(sender: RTCRtpSender): void {
+  add(sender: RTCRtpSender, clock: SendClock): void {
     const s = sender as unknown as ReportingSender;
     if (this.due.has(s)) return;
-    this.due.set(s, performance.now() + nextDelayMs());
+    this.due.set(s, { clock, at: performance.now() + nextDelayMs() });
     if (!this.timer) {
       this.timer = setInterval(() => this.tick(), TICK_MS);
       // Reports never keep the process alive by themselves.
@@ -43,15 +52,15 @@ class SenderReports {
 
   private tick(): void {
     const now = performance.now();
-    for (const [s, at] of this.due) {
+    for (const [s, due] of this.due) {
       const state = s.dtlsTransport.state;
       if (s.stopped || state === "closed" || state === "failed") {
         this.due.delete(s);
         continue;
       }
-      if (at > now) continue;
-      this.due.set(s, now + nextDelayMs());
-      if (state === "connected") this.send(s);
+      if (due.at > now) continue;
+      due.at = now + nextDelayMs();
+      if (state === "connected") this.send(s, due.clock.ntpTimestamp());
     }
     if (this.due.size === 0 && this.timer) {
       clearInterval(this.timer);
@@ -59,8 +68,7 @@ class SenderReports {
     }
   }
 
-  private send(s: ReportingSender): void {
-    const ntpTimestamp = s.ntpTimestamp;
+  private send(s: ReportingSender, ntpTimestamp: bigint): void {
     const packets: unknown[] = [
       new RtcpSrPacket({
         ssrc: s.ssrc,

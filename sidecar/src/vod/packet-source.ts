@@ -108,7 +108,7 @@ const MAX_BATCH_BYTES = 1 << 20;
 /** Bytes of other data a read may bridge: one read beats two up to about here; beyond, only as much as it carries. */
 const BRIDGE_BYTES = 16 << 10;
 /** Compact a queue once this many taken packets sit in front of it. */
-const COMPACT_AT = 512;
+const COMPACT_AT = 128;
 
 interface Lane {
   readonly kind: "video" | "audio";
