@@ -96,7 +96,7 @@ function viewersTable(v: ViewersResult): string {
   } as const;
   rows.push("", `Most viewers one core holds in real time: ${measured.map((s) => `${name[s]} ${m[s]}${s === "janus" ? "" : x(m[s])}`).join(", ")}.`);
   const kb = v.memoryPerViewerKB;
-  rows.push(`Memory per viewer (RSS growth): ${measured.map((s) => `${name[s]} ${kb[s] ?? "?"} KB`).join(", ")}.`);
+  rows.push(`Memory per viewer (RSS growth per viewer added to the one-viewer step): ${measured.map((s) => `${name[s]} ${kb[s] ?? "?"} KB`).join(", ")}.`);
   if (v.vethSkipped) rows.push(`vod-live:// over veth not measured: ${v.vethSkipped}.`);
   return rows.join("\n");
 }
@@ -214,6 +214,8 @@ async function main(): Promise<void> {
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }
+  // Again at the end: the viewers part installs Janus only when it gets to it, after the first look.
+  result.machine = machine();
   // BENCH_OUT: somewhere else than the dated results file (a partial run must not replace a whole one).
   const out = process.env.BENCH_OUT ? path.resolve(process.env.BENCH_OUT) : path.join(import.meta.dirname, "results", `${date}.json`);
   await fs.mkdir(path.dirname(out), { recursive: true });

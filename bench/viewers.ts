@@ -55,6 +55,12 @@ export interface StepResult {
    * what a full leave and re-join of every viewer left behind (churn, which the soak measures), not only the viewers.
    */
   firstWindowRssPerViewerKb?: number;
+  /**
+   * RSS growth per viewer added to the climb's one-viewer step (its first window when measured twice): what each
+   * viewer costs, without what the first play of the file and the server's start leave in RSS (the file's index and
+   * audio copy, compiled code, a start-up heap that the first GC shrinks below the idle figure). memoryPerViewerKB.
+   */
+  rssPerAddedViewerKb?: number;
   loss: number;
   packetsPerViewerPerSecond: number;
   slowestViewerFps: number;
@@ -87,9 +93,10 @@ export interface ViewersResult {
   steps: StepResult[];
   maxRealtimeViewersPerCore: Record<System, number>;
   /**
-   * RSS growth per viewer (KB) over the idle server, at each system's largest real-time step of at least 100 viewers
-   * that no larger step preceded (RSS does not shrink: a step after a larger one shows that one's high-water mark),
-   * from its first window; or at its largest step.
+   * RSS growth per viewer added to the one-viewer step (KB; rssPerAddedViewerKb), at each system's largest real-time
+   * step of at least 100 viewers that no larger step preceded (RSS does not shrink: a step after a larger one shows
+   * that one's high-water mark), from its first window; or at its largest step. Over the idle server when the climb
+   * had no one-viewer step.
    */
   memoryPerViewerKB: Partial<Record<System, number>>;
   /** Steps run under the CPU profiler (not counted above): their usPerPacketByStage is the stage breakdown. */
@@ -292,6 +299,7 @@ async function climb(
   // VM identical windows differ by ±10 % CPU, and one stall anywhere on the machine must not end a climb.
   const run = async (n: number) => {
     let r = await measure(n);
+    const firstRssMb = r.rssMb;
     if (!r.realtime) {
       const first = r.rssPerViewerKb;
       const again = await measure(n);
@@ -299,6 +307,8 @@ async function climb(
       r.attempts = 2;
       r.firstWindowRssPerViewerKb = first;
     }
+    const one = results.find((s) => s.viewers === 1);
+    if (one && n > 1) r.rssPerAddedViewerKb = ((firstRssMb - one.rssMb) * 1024) / (n - 1);
     results.push(r);
     return r.realtime;
   };
@@ -480,7 +490,7 @@ async function climbAll(
         const mine = steps.filter((s) => s.system === system && s.connected > 0);
         const climbing = mine.filter((s, i) => mine.slice(0, i).every((before) => before.viewers < s.viewers));
         const pick = climbing.filter((s) => s.realtime && s.viewers >= 100).at(-1) ?? mine.at(-1);
-        return pick ? [[system, Math.round(pick.firstWindowRssPerViewerKb ?? pick.rssPerViewerKb)]] : [];
+        return pick ? [[system, Math.round(pick.rssPerAddedViewerKb ?? pick.firstWindowRssPerViewerKb ?? pick.rssPerViewerKb)]] : [];
       }),
     ),
     ...(profiles.length > 0 ? { profiledSteps: profiles } : {}),

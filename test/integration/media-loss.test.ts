@@ -28,8 +28,8 @@ const EVENTS_URL = "http://127.0.0.1:9/events";
 const FRAME_TICKS = 3000;
 /**
  * Longer than the receiver keeps asking for (werift's NACK list holds the last 150 lost packets; libwebrtc gives up
- * past its own limit and asks for a keyframe), though within the sidecar's video NACK history (1024): the start of
- * such a burst is never retransmitted.
+ * past its own limit and asks for a keyframe), and than the sidecar's video NACK history at real time (256): the
+ * start of such a burst is never retransmitted.
  */
 const BURST = 300;
 /** A browser does not send a PLI per damaged frame; one per this long while the picture is broken. */

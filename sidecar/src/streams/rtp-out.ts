@@ -19,15 +19,19 @@ import { connectedFdOf, connectedSender, type DatagramSend, type UdpTransportLik
 import { installNativeSrtp } from "../native/native-srtp.ts";
 import { sendBatch, type NativeTarget } from "../native/send-batch.ts";
 import { senderReports } from "./sender-reports.ts";
+import { SendHistory } from "./send-history.ts";
 
 /** Room for any datagram this path writes: header, CVO block, a payload of up to 1400 bytes, the SRTP tag. */
 const DATAGRAM_BYTES = 1500;
 
 /**
- * Video packets kept for NACK: a power of two. A catch-up sends a GOP at 45x real time, so a loss early in the burst
- * is NACKed while hundreds more packets go out (werift's own sender keeps 128, ~1.2 s of 1 Mbps video at 1x).
+ * Video packets kept for NACK (see send-history.ts): 256 at real time, ~1.4 s of 1 Mbps video (werift's own sender
+ * keeps 128); 1024 while a catch-up sends a GOP at up to 45x real time, where a loss early in the burst is NACKed
+ * while hundreds more packets go out, and for 2 s after it.
  */
-const VIDEO_HISTORY = 1024;
+const VIDEO_HISTORY = 256;
+const VIDEO_BURST_HISTORY = 1024;
+const BURST_HOLD_MS = 2000;
 /** Audio is not NACKed (no nack feedback for Opus, as in browsers): a few for a peer that asks anyway. */
 const AUDIO_HISTORY = 64;
 const SRTP_TAG = 10;
@@ -76,22 +80,14 @@ export class RtpOut {
   private link: Link | null | undefined;
   /** performance.now() of the last packet sent (0: none yet). */
   private lastSendMs = 0;
-  private readonly histMask: number;
-  private readonly histSeq: Int32Array;
-  private readonly histTimestamp: Uint32Array;
-  private readonly histMarker: Uint8Array;
-  private readonly histPayload: (Uint8Array | undefined)[];
+  private readonly history: SendHistory;
 
   constructor(
     readonly sender: RTCRtpSender,
     private readonly payloadType: number,
   ) {
-    const history = sender.kind === "audio" ? AUDIO_HISTORY : VIDEO_HISTORY;
-    this.histMask = history - 1;
-    this.histSeq = new Int32Array(history).fill(-1);
-    this.histTimestamp = new Uint32Array(history);
-    this.histMarker = new Uint8Array(history);
-    this.histPayload = new Array<Uint8Array | undefined>(history).fill(undefined);
+    this.history =
+      sender.kind === "audio" ? new SendHistory(AUDIO_HISTORY, AUDIO_HISTORY, 0) : new SendHistory(VIDEO_HISTORY, VIDEO_BURST_HISTORY, BURST_HOLD_MS);
     sender.onGenericNack.subscribe((nack) => this.resend(nack.lost));
   }
 
@@ -123,6 +119,15 @@ export class RtpOut {
     this.cvo = { id: o.id, byte };
   }
 
+  /** A catch-up burst starts: what it sends stays NACKable until burstEnded() and a while after. */
+  burst(): void {
+    this.history.burst();
+  }
+
+  burstEnded(): void {
+    this.history.burstEnded(performance.now());
+  }
+
   /** Sends the next packet of this track, numbered by this track. */
   send(timestamp: number, marker: boolean, payload: Uint8Array): void {
     this.sendAs((this.seq = (this.seq + 1) & 0xffff), timestamp, marker, payload);
@@ -130,17 +135,14 @@ export class RtpOut {
 
   /** Sends with the caller's sequence number: a forwarded stream keeps its source's gaps, so the browser sees loss. */
   sendAs(seq: number, timestamp: number, marker: boolean, payload: Uint8Array): void {
-    const slot = seq & this.histMask;
-    this.histSeq[slot] = seq;
-    this.histTimestamp[slot] = timestamp >>> 0;
-    this.histMarker[slot] = marker ? 1 : 0;
-    this.histPayload[slot] = payload;
-    this.transmit(seq, timestamp >>> 0, marker, payload);
+    const now = performance.now();
+    this.history.keep(seq, timestamp >>> 0, marker, payload, now);
+    this.transmit(seq, timestamp >>> 0, marker, payload, now);
   }
 
-  private transmit(seq: number, timestamp: number, marker: boolean, payload: Uint8Array): void {
+  private transmit(seq: number, timestamp: number, marker: boolean, payload: Uint8Array, nowMs: number): void {
     const link = this.currentLink();
-    this.lastSendMs = performance.now();
+    this.lastSendMs = nowMs;
     if (link === null) {
       const cvo = marker ? this.cvo : undefined;
       const header = new RtpHeader({
@@ -220,11 +222,11 @@ export class RtpOut {
   private resend(lost: number[]): void {
     // On werift's path its sender answers NACKs from its own history.
     if (this.link === null) return;
+    const history = this.history;
     for (const seq of lost) {
-      const slot = seq & this.histMask;
-      const payload = this.histPayload[slot];
-      if (this.histSeq[slot] !== seq || !payload) continue;
-      this.transmit(seq, this.histTimestamp[slot]!, this.histMarker[slot] === 1, payload);
+      const payload = history.payloadOf(seq);
+      if (!payload) continue;
+      this.transmit(seq, history.timestampOf(seq), history.markerOf(seq), payload, performance.now());
     }
   }
 }

@@ -78,6 +78,7 @@ export class BroadcastViewer extends PeerViewer implements CatchingUp {
     if (!this.video || !c || !(c.speed > 1)) return;
     const source = c.open(Math.max(0, this.live.positionOf(this)));
     this.catching = source;
+    this.video.burst();
     source.onError = (err) => {
       // The shared packets still come: without a catch-up this viewer waits for the next keyframe, as it used to.
       console.warn(`vod-live: catch-up failed, waiting for the next keyframe: ${err.message}`);
@@ -145,7 +146,11 @@ export class BroadcastViewer extends PeerViewer implements CatchingUp {
   private stopCatchUp(): void {
     const source = this.catching;
     this.catching = undefined;
-    if (source) void source.close();
+    if (!source) return;
+    void source.close();
+    this.video?.burstEnded();
+    // The last take's packets are the catch-up's own (read for this viewer alone): not kept for the playback.
+    this.due.length = 0;
   }
 
   deliver(packets: readonly MediaPacket[]): void {

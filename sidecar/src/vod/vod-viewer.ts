@@ -58,6 +58,8 @@ export class VodViewer extends PeerViewer implements Paced {
   private pauseTimer: NodeJS.Timeout | undefined;
   /** The browser asked for a keyframe while paused (Chromium does after 3 s without frames): resume re-seeks. */
   private pliWhilePaused = false;
+  /** Frames before a seek's position are going out faster than real time (the video's NACK history is deep). */
+  private bursting = false;
 
   constructor(
     pc: RTCPeerConnection,
@@ -102,6 +104,10 @@ export class VodViewer extends PeerViewer implements Paced {
     // A playback started at 0 and not moved yet sends the file's own timestamps, as it always did.
     if (positionMs === 0 && outMs === 0) this.clock.identity();
     else this.clock.catchUp(from, positionMs, outMs, this.catchUps() ? this.control.catchUpSpeed : 1);
+    if (this.catchUps() && from < positionMs) {
+      this.bursting = true;
+      this.video?.burst();
+    }
     if (this.paused) this.holdMs = positionMs;
     this.sending = true;
   }
@@ -141,6 +147,9 @@ export class VodViewer extends PeerViewer implements Paced {
       if (clock.squeezes(p.dueMs)) {
         mediaCounters.catchUpPackets++;
         mediaCounters.catchUpBytes += p.payload.byteLength;
+      } else if (this.bursting && p.kind === "video") {
+        this.bursting = false;
+        this.video?.burstEnded();
       }
     }
     if (outMs > this.lastOutMs) this.lastOutMs = outMs;
