@@ -214,8 +214,9 @@ async function main(): Promise<void> {
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }
-  // Again at the end: the viewers part installs Janus only when it gets to it, after the first look.
-  result.machine = machine();
+  // Janus's version again at the end: the viewers part installs Janus only when it gets to it (and the machine as a
+  // whole not again: this process is pinned to one core by then).
+  (result.machine as ReturnType<typeof machine>).janus = machine().janus;
   // BENCH_OUT: somewhere else than the dated results file (a partial run must not replace a whole one).
   const out = process.env.BENCH_OUT ? path.resolve(process.env.BENCH_OUT) : path.join(import.meta.dirname, "results", `${date}.json`);
   await fs.mkdir(path.dirname(out), { recursive: true });
