@@ -155,7 +155,9 @@ for (const [name, extra] of [
 }
 
 test("vod://: 3 % random loss is repaired by NACK alone: every frame decodes, no keyframe is asked for", async () => {
-  const v = await decodingViewer("vod://sample.mp4", () => Math.random() < 0.03);
+  // Not the first packets nor the file's last ones: no receiver can NACK a packet before the first it got, or one
+  // after the last (it never learns of it), and a browser asks for a keyframe then too. The file has ~1200.
+  const v = await decodingViewer("vod://sample.mp4", (nth) => nth > 5 && nth < 1000 && Math.random() < 0.03);
   try {
     await v.ended();
     assert.ok(v.dropped.size >= 10, `${v.dropped.size} packets lost`);
