@@ -6,12 +6,16 @@
 // NACKed while hundreds more go out. So the history is deep only while a burst runs and for a while after it, and
 // shallow otherwise: at 1024 slots it was ~18 KB of every viewer's memory for the whole playback.
 
+const EMPTY_SEQS = new Int32Array(0);
+const EMPTY_TIMESTAMPS = new Uint32Array(0);
+const EMPTY_MARKERS = new Uint8Array(0);
+
 export class SendHistory {
-  private mask: number;
-  private seqs: Int32Array;
-  private timestamps: Uint32Array;
-  private markers: Uint8Array;
-  private payloads: (Uint8Array | undefined)[];
+  private mask = 0;
+  private seqs = EMPTY_SEQS;
+  private timestamps = EMPTY_TIMESTAMPS;
+  private markers = EMPTY_MARKERS;
+  private payloads: (Uint8Array | undefined)[] = [];
   /** The last sequence number kept: a resize keeps the newest packets. */
   private lastSeq = -1;
   /** performance.now() after which a deep history goes back to shallow (Infinity: while a burst runs). */
@@ -25,11 +29,7 @@ export class SendHistory {
     /** How long a burst's packets stay NACKable once it ended. */
     private readonly holdMs: number,
   ) {
-    this.mask = shallow - 1;
-    this.seqs = new Int32Array(shallow).fill(-1);
-    this.timestamps = new Uint32Array(shallow);
-    this.markers = new Uint8Array(shallow);
-    this.payloads = new Array<Uint8Array | undefined>(shallow).fill(undefined);
+    this.resize(shallow);
   }
 
   get size(): number {
@@ -74,7 +74,7 @@ export class SendHistory {
     return this.markers[seq & this.mask] === 1;
   }
 
-  /** To `slots` (a power of two), keeping the newest packets that fit. */
+  /** To `slots` (a power of two), keeping the newest packets that fit (none before the first). */
   private resize(slots: number): void {
     const old = { mask: this.mask, seqs: this.seqs, timestamps: this.timestamps, markers: this.markers, payloads: this.payloads };
     this.mask = slots - 1;
