@@ -13,6 +13,7 @@
 // the first keyframe at or after it) and loop, each pass continuing the media clock by the file's period, so
 // timestamps keep increasing and the browser's decoder never sees a jump.
 import { Info } from "@edge-vod/shared";
+import Denque from "denque";
 import { MediaError, type RandomAccessFile } from "../files/file-access.ts";
 import type { AudioTrack, SampleTable, VideoTrack } from "../mp4/types.ts";
 import { LateError } from "./late-error.ts";
@@ -107,8 +108,6 @@ const REFILL_AT = 0.5;
 const MAX_BATCH_BYTES = 1 << 20;
 /** Bytes of other data a read may bridge: one read beats two up to about here; beyond, only as much as it carries. */
 const BRIDGE_BYTES = 16 << 10;
-/** Compact a queue once this many taken packets sit in front of it. */
-const COMPACT_AT = 128;
 
 interface Lane {
   readonly kind: "video" | "audio";
@@ -136,8 +135,11 @@ interface Lane {
   passMs: number;
   pass90k: number;
   pass48k: number;
-  readonly queue: MediaPacket[];
-  head: number;
+  /**
+   * Packets read and not taken yet. A ring that keeps its slots: an array refilled every second and cut from the front
+   * reallocated its backing store each time, and those lived long enough to reach the old generation of every viewer.
+   */
+  readonly queue: Denque<MediaPacket>;
 }
 
 /** Tracks read from the same file, refilled together so that interleaved samples come in one read. */
@@ -218,8 +220,10 @@ class VodPacketSource implements SeekableSource {
   private curTimestamp = 0;
   private curDueMs = 0;
   private curKeyframe = false;
+  /** The packets of the sample just read, before they are queued (and stored). */
+  private readonly sample: MediaPacket[] = [];
   private readonly emitVideo: PayloadSink = (payload, marker) => {
-    this.video!.queue.push({
+    this.sample.push({
       kind: "video",
       timestamp: this.curTimestamp,
       marker,
@@ -288,8 +292,7 @@ class VodPacketSource implements SeekableSource {
     this.generation++;
     this.skipVideo = false;
     for (const lane of this.lanes) {
-      lane.queue.length = 0;
-      lane.head = 0;
+      lane.queue.clear();
       lane.next = 0;
       this.setPass(lane, 0);
     }
@@ -357,7 +360,7 @@ class VodPacketSource implements SeekableSource {
   get ended(): boolean {
     if (this.stopped) return true;
     for (const lane of this.lanes) {
-      if (lane.next < lane.samples.count || lane.head < lane.queue.length) return false;
+      if (lane.next < lane.samples.count || !lane.queue.isEmpty()) return false;
       if (lane.growth && !lane.growth.complete) return false;
     }
     return true;
@@ -391,11 +394,12 @@ class VodPacketSource implements SeekableSource {
     let n = 0;
     for (;;) {
       if (v && this.skipVideo) {
-        while (v.head < v.queue.length && !v.queue[v.head]!.keyframeStart) v.head++;
-        if (v.head < v.queue.length) this.skipVideo = false;
+        const q = v.queue;
+        while (!q.isEmpty() && !q.peekFront()!.keyframeStart) q.shift();
+        if (!q.isEmpty()) this.skipVideo = false;
       }
-      const vp = v?.queue[v.head];
-      const ap = a?.queue[a.head];
+      const vp = v?.queue.peekFront();
+      const ap = a?.queue.peekFront();
       let lane: Lane;
       let p: MediaPacket;
       let other: Lane | undefined;
@@ -412,16 +416,15 @@ class VodPacketSource implements SeekableSource {
         break;
       }
       if (p.dueMs > untilMs) break;
-      if (other && other.head === other.queue.length) {
+      if (other && other.queue.isEmpty()) {
         // The other track has nothing buffered: wait if it may still produce a packet that goes first.
         const h = horizonOf(other);
         if (other === a ? h <= p.dueMs : h < p.dueMs) break;
       }
-      lane.head++;
+      lane.queue.shift();
       out.push(p);
       n++;
     }
-    for (const lane of this.lanes) compact(lane);
     const refillBelow = this.takenUntil + this.prefetchMs * REFILL_AT;
     for (const group of this.groups) {
       if (!group.busy && groupNeedsRead(group, refillBelow)) this.startFill(group);
@@ -479,16 +482,23 @@ class VodPacketSource implements SeekableSource {
     const round: (Want | Stored)[] = [];
     const wants: Want[] = [];
     const ends: number[] = [];
+    let queued = false;
     for (const lane of group.lanes) {
       const s = lane.samples;
       const store = this.storeFor(lane);
       let i = lane.next;
       let bytes = 0;
+      // Until the lane's first sample to read, what the store has goes to the queue at once (no object per sample).
+      let missed = false;
       while (i < s.count && dueOf(lane, i) <= limitMs && (i === lane.next || bytes + s.size[i]! <= MAX_BATCH_BYTES)) {
         const packets = store?.get(s, i, lane.zero);
-        if (packets) {
+        if (packets && !missed) {
+          for (let k = 0; k < packets.length; k++) lane.queue.push(packets[k]!);
+          queued = true;
+        } else if (packets) {
           round.push({ lane, packets });
         } else {
+          missed = true;
           const w: Want = { lane, index: i, offset: s.offset[i]!, size: s.size[i]!, data: EMPTY };
           wants.push(w);
           round.push(w);
@@ -498,7 +508,7 @@ class VodPacketSource implements SeekableSource {
       }
       ends.push(i);
     }
-    if (round.length === 0) return false;
+    if (round.length === 0 && !queued) return false;
     const generation = this.generation;
     if (wants.length > 0) await this.readSpans(group.file, wants);
     if (this.stopped) return false;
@@ -511,18 +521,20 @@ class VodPacketSource implements SeekableSource {
       }
       const lane = r.lane;
       const store = this.storeFor(lane);
-      const from = lane.queue.length;
       // A stored sample owns its bytes: a view would keep the whole read span alive for as long as it is stored.
       const data = store ? r.data.slice() : r.data;
-      if (lane.packetizer) this.queueVideo(lane, lane.packetizer, r.index, data);
+      const sample = this.sample;
+      sample.length = 0;
+      if (lane.packetizer) this.packetizeVideo(lane, lane.packetizer, r.index, data);
       // An empty Opus payload is not a valid packet; dropping it leaves only a gap the decoder conceals.
-      else if (r.size > 0) this.queueAudio(lane, r.index, data);
-      if (store && lane.queue.length > from) {
-        const packets = lane.queue.slice(from);
-        let bytes = 0;
-        for (const p of packets) bytes += p.payload.byteLength;
-        store.put(lane.samples, r.index, lane.zero, packets, bytes);
+      else if (r.size > 0) this.packetizeAudio(lane, r.index, data);
+      if (sample.length === 0) continue;
+      let bytes = 0;
+      for (const p of sample) {
+        lane.queue.push(p);
+        bytes += p.payload.byteLength;
       }
+      if (store) store.put(lane.samples, r.index, lane.zero, sample.slice(), bytes);
     }
     group.lanes.forEach((lane, k) => {
       lane.next = ends[k]!;
@@ -585,7 +597,8 @@ class VodPacketSource implements SeekableSource {
     for (const w of wants) w.data = buf.subarray(w.offset - position, w.offset - position + w.size);
   }
 
-  private queueVideo(lane: Lane, packetizer: VideoPacketizer, i: number, data: Uint8Array): void {
+  /** Packetizes video sample `i` into `this.sample`. */
+  private packetizeVideo(lane: Lane, packetizer: VideoPacketizer, i: number, data: Uint8Array): void {
     const s = lane.samples;
     const keyframe = s.sync[i] === 1;
     this.curTimestamp = lane.pass90k + Math.round(((s.dts[i]! + s.ctsOffset[i]! - lane.zero) * 90000) / lane.timescale);
@@ -604,9 +617,10 @@ class VodPacketSource implements SeekableSource {
     }
   }
 
-  private queueAudio(lane: Lane, i: number, data: Uint8Array): void {
+  /** Audio sample `i` as its one packet, into `this.sample`. */
+  private packetizeAudio(lane: Lane, i: number, data: Uint8Array): void {
     const dts = lane.samples.dts[i]!;
-    lane.queue.push({
+    this.sample.push({
       kind: "audio",
       timestamp: lane.pass48k + Math.round(((dts - lane.zero) * 48000) / lane.timescale),
       marker: false,
@@ -624,10 +638,7 @@ class VodPacketSource implements SeekableSource {
 
   private stop(): void {
     this.stopped = true;
-    for (const lane of this.lanes) {
-      lane.queue.length = 0;
-      lane.head = 0;
-    }
+    for (const lane of this.lanes) lane.queue.clear();
   }
 }
 
@@ -663,8 +674,7 @@ function makeLane(
     passMs: 0,
     pass90k: 0,
     pass48k: 0,
-    queue: [],
-    head: 0,
+    queue: new Denque<MediaPacket>(),
   };
 }
 
@@ -704,16 +714,6 @@ function periodOf(lane: Lane): number {
   if (s.count === 0) return 0;
   const last = s.count - 1;
   return (s.dts[last]! + s.duration[last]! - lane.zero) / lane.timescale;
-}
-
-function compact(lane: Lane): void {
-  if (lane.head === lane.queue.length) {
-    lane.queue.length = 0;
-    lane.head = 0;
-  } else if (lane.head >= COMPACT_AT) {
-    lane.queue.splice(0, lane.head);
-    lane.head = 0;
-  }
 }
 
 export function createVodPacketSource(opts: VodPacketSourceOptions): SeekableSource {

@@ -8,6 +8,11 @@
 // depends on the tracks played. Packets are stored for a file's first pass only: a looping broadcast's later passes
 // carry other timestamps (and a broadcast has one source anyway). Least recently used samples go first once the store
 // holds more than its budget of sample bytes.
+//
+// Recency is kept by lru-cache's index links: a hit moves nothing in a Map. Moving a hit to the end of a Map (delete,
+// then set) made it rehash its table every few thousand hits, ~35 000 a second at 450 viewers: large tables that went
+// straight to the old generation and were most of what a vod:// viewer cost over a vod-live one.
+import { LRUCache } from "lru-cache";
 import type { SampleTable } from "../mp4/types.ts";
 import type { MediaPacket } from "./packet-source.ts";
 
@@ -21,43 +26,44 @@ interface Entry {
 /** Sample indexes stay below 2^32; table ids below 2^21, so a key stays an exact double. */
 const INDEX_SPAN = 0x1_0000_0000;
 const MAX_TABLE_ID = 1 << 21;
+/** lru-cache's options argument of a get, passed so that a hit allocates nothing. */
+const GET_OPTIONS = Object.freeze({});
 
 export class PacketStore {
   private readonly tableIds = new WeakMap<SampleTable, number>();
   private nextTableId = 1;
-  /** In least to most recently used order (a hit moves its entry to the end). */
-  private readonly entries = new Map<number, Entry>();
-  private bytesHeld = 0;
+  /** Undefined when the budget is 0: nothing is stored. */
+  private readonly entries: LRUCache<number, Entry> | undefined;
   hits = 0;
   misses = 0;
 
-  constructor(private readonly budgetBytes: number) {}
+  constructor(private readonly budgetBytes: number) {
+    this.entries = budgetBytes > 0 ? new LRUCache<number, Entry>({ maxSize: budgetBytes, sizeCalculation: (e) => Math.max(1, e.bytes) }) : undefined;
+  }
 
   get bytes(): number {
-    return this.bytesHeld;
+    return this.entries?.calculatedSize ?? 0;
   }
 
   get size(): number {
-    return this.entries.size;
+    return this.entries?.size ?? 0;
   }
 
   /** The packets of sample `index` of `table` for a playback whose time 0 is `zero`, if stored. */
   get(table: SampleTable, index: number, zero: number): readonly MediaPacket[] | undefined {
     const key = this.keyOf(table, index);
-    const e = key === undefined ? undefined : this.entries.get(key);
+    const e = key === undefined ? undefined : this.entries?.get(key, GET_OPTIONS);
     if (!e || e.zero !== zero) {
       this.misses++;
       return undefined;
     }
-    this.entries.delete(key!);
-    this.entries.set(key!, e);
     this.hits++;
     return e.packets;
   }
 
   /** Stores a sample's packets; `bytes` is what they hold (their payloads must not share a larger buffer). */
   put(table: SampleTable, index: number, zero: number, packets: readonly MediaPacket[], bytes: number): void {
-    if (this.budgetBytes <= 0 || bytes > this.budgetBytes) return;
+    if (!this.entries || bytes > this.budgetBytes) return;
     let key = this.keyOf(table, index);
     if (key === undefined) {
       if (this.nextTableId >= MAX_TABLE_ID) return;
@@ -65,18 +71,8 @@ export class PacketStore {
       this.tableIds.set(table, id);
       key = id * INDEX_SPAN + index;
     }
-    const old = this.entries.get(key);
-    if (old) {
-      this.entries.delete(key);
-      this.bytesHeld -= old.bytes;
-    }
+    // Least recently used samples go first once the budget is passed.
     this.entries.set(key, { zero, packets, bytes });
-    this.bytesHeld += bytes;
-    for (const [k, e] of this.entries) {
-      if (this.bytesHeld <= this.budgetBytes) break;
-      this.entries.delete(k);
-      this.bytesHeld -= e.bytes;
-    }
   }
 
   private keyOf(table: SampleTable, index: number): number | undefined {
