@@ -48,7 +48,13 @@ export interface StepResult {
   serverCoreBusyPct: number;
   serverCoreSoftirqPct: number;
   cpuSecondsPerViewerSecond: number;
+  /** The server's RSS at the window's end. */
   rssMb: number;
+  /**
+   * Its RSS read every second of the window, averaged: one reading lands anywhere on the GC's sawtooth (±20 KB a
+   * viewer between identical steps at 400-600 viewers), the average of a dozen much less so.
+   */
+  rssMeanMb: number;
   rssPerViewerKb: number;
   /**
    * RSS growth per viewer in the step's first window, when it was measured twice: the second window's RSS also holds
@@ -56,7 +62,7 @@ export interface StepResult {
    */
   firstWindowRssPerViewerKb?: number;
   /**
-   * RSS growth per viewer added to the climb's one-viewer step (its first window when measured twice): what each
+   * Mean RSS growth per viewer added to the climb's one-viewer step (its first window when measured twice): what each
    * viewer costs, without what the first play of the file and the server's start leave in RSS (the file's index and
    * audio copy, compiled code, a start-up heap that the first GC shrinks below the idle figure). memoryPerViewerKB.
    */
@@ -93,7 +99,7 @@ export interface ViewersResult {
   steps: StepResult[];
   maxRealtimeViewersPerCore: Record<System, number>;
   /**
-   * RSS growth per viewer added to the one-viewer step (KB; rssPerAddedViewerKb), at each system's largest real-time
+   * Mean RSS growth per viewer added to the one-viewer step (KB; rssPerAddedViewerKb), at each system's largest real-time
    * step of at least 100 viewers that no larger step preceded (RSS does not shrink: a step after a larger one shows
    * that one's high-water mark), from its first window; or at its largest step. Over the idle server when the climb
    * had no one-viewer step.
@@ -224,7 +230,10 @@ export async function step(
     toolLag.reset();
     const t0 = performance.now();
     const mono0 = Number(process.hrtime.bigint() / 1000n);
+    const rssSamples: number[] = [];
+    const rssTimer = setInterval(() => void rssMb(serverPid).then((mb) => rssSamples.push(mb), () => {}), 1000);
     await new Promise((r) => setTimeout(r, windowMs));
+    clearInterval(rssTimer);
     const mono1 = Number(process.hrtime.bigint() / 1000n);
     const byId = await sink.endWindow();
     const elapsed = performance.now() - t0;
@@ -255,6 +264,7 @@ export async function step(
       serverCoreSoftirqPct: ((core1.softirq - core0.softirq) / elapsed) * 100,
       cpuSecondsPerViewerSecond: cpu / elapsed / n,
       rssMb: rss,
+      rssMeanMb: rssSamples.length > 0 ? rssSamples.reduce((a, b) => a + b, 0) / rssSamples.length : rss,
       rssPerViewerKb: ((rss - idleRss) * 1024) / n,
       sinkCpuPct,
       toolCpuPct: ((tool.user + tool.system) / 1000 / elapsed) * 100 + sinkCpuPct,
@@ -299,7 +309,7 @@ async function climb(
   // VM identical windows differ by ±10 % CPU, and one stall anywhere on the machine must not end a climb.
   const run = async (n: number) => {
     let r = await measure(n);
-    const firstRssMb = r.rssMb;
+    const firstRssMb = r.rssMeanMb;
     if (!r.realtime) {
       const first = r.rssPerViewerKb;
       const again = await measure(n);
@@ -308,7 +318,7 @@ async function climb(
       r.firstWindowRssPerViewerKb = first;
     }
     const one = results.find((s) => s.viewers === 1);
-    if (one && n > 1) r.rssPerAddedViewerKb = ((firstRssMb - one.rssMb) * 1024) / (n - 1);
+    if (one && n > 1) r.rssPerAddedViewerKb = ((firstRssMb - one.rssMeanMb) * 1024) / (n - 1);
     results.push(r);
     return r.realtime;
   };
