@@ -46,12 +46,13 @@ export function sidecarViewers(
   name: string,
   broadcast?: PlayRequest["broadcast"],
   video?: RTCRtpCodecParameters,
+  srtp: "aes-cm" | "any" = "aes-cm",
 ): ViewerFactory {
   return async () => {
     const pc = loadPeer(video);
     pc.addTransceiver("video", { direction: "recvonly" });
     pc.addTransceiver("audio", { direction: "recvonly" });
-    const played = await playOnSidecar(sidecar, pc, name, broadcast).catch(async (err: unknown) => {
+    const played = await playOnSidecar(sidecar, pc, name, broadcast, srtp).catch(async (err: unknown) => {
       await pc.close().catch(() => {});
       throw err;
     });

@@ -125,16 +125,18 @@ export async function createWeriftViewer(opts: { video?: RTCRtpCodecParameters }
 
 /**
  * Plays `name` on a sidecar straight through its control API (no edge), as a recvonly werift peer offering AES-CM
- * like Chromium: the play request is signed, the answer applied. For load tests and tests of many viewers.
+ * like Chromium (`srtp: "any"`: werift's own list, AEAD AES-GCM first): the play request is signed, the answer
+ * applied. For load tests and tests of many viewers.
  */
 export async function playOnSidecar(
   sidecar: { url: string; secret: string },
   pc: RTCPeerConnection,
   name: string,
   broadcast?: PlayRequest["broadcast"],
+  srtp: "aes-cm" | "any" = "aes-cm",
 ): Promise<{ sessionRef: string; mediaSessionId: string; answerSdp: string }> {
   await pc.setLocalDescription(await pc.createOffer());
-  offerAesCmOnly(pc);
+  if (srtp === "aes-cm") offerAesCmOnly(pc);
   const body: PlayRequest = {
     sessionRef: "direct",
     // Nobody listens: the sidecar's event posts fail quietly, which costs it next to nothing.
