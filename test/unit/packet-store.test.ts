@@ -1,18 +1,11 @@
 import assert from "node:assert/strict";
 import test from "node:test";
+import { newSampleTable } from "../../sidecar/src/mp4/reader.ts";
 import type { SampleTable } from "../../sidecar/src/mp4/types.ts";
 import type { MediaPacket } from "../../sidecar/src/vod/packet-source.ts";
 import { PacketStore } from "../../sidecar/src/vod/packet-store.ts";
 
-const table = (count: number): SampleTable => ({
-  count,
-  offset: new Float64Array(count),
-  size: new Uint32Array(count),
-  dts: new Float64Array(count),
-  ctsOffset: new Int32Array(count),
-  duration: new Uint32Array(count),
-  sync: new Uint8Array(count),
-});
+const table = (count: number): SampleTable => newSampleTable(count);
 
 const packets = (bytes: number): MediaPacket[] => [
   { kind: "video", timestamp: 0, marker: true, payload: new Uint8Array(bytes), dueMs: 0, keyframeStart: false },

@@ -277,15 +277,7 @@ function sampleTable(list: readonly Sample[], file: RandomAccessFile, fragmented
     if (!fragmented) throw new MediaError(Info.FILE_HAS_WRONG_FORMAT, `${file.name}: truncated (samples past the end)`);
     count--;
   }
-  const t = {
-    count,
-    offset: new Float64Array(count),
-    size: new Uint32Array(count),
-    dts: new Float64Array(count),
-    ctsOffset: new Int32Array(count),
-    duration: new Uint32Array(count),
-    sync: new Uint8Array(count),
-  };
+  const t = newSampleTable(count);
   for (let i = 0; i < count; i++) {
     const s = list[i]!;
     if (end(s) > file.size) throw new MediaError(Info.FILE_HAS_WRONG_FORMAT, `${file.name}: sample ${i} past the end`);
@@ -300,6 +292,19 @@ function sampleTable(list: readonly Sample[], file: RandomAccessFile, fragmented
     putSample(t, i, s);
   }
   return t;
+}
+
+/** A table of `count` samples, every row zero (putSample fills them). */
+export function newSampleTable(count: number): SampleTable {
+  return {
+    count,
+    offset: new Float64Array(count),
+    size: new Uint32Array(count),
+    dts: new Float64Array(count),
+    ctsOffset: new Int32Array(count),
+    duration: new Uint32Array(count),
+    sync: new Uint8Array(count),
+  };
 }
 
 /** Copies mp4box's sample `s` into row `i` of the table's arrays (which must have room for it). */
