@@ -22,8 +22,8 @@
 // BENCH_WINDOW_MS (default 30000) is each viewer step's window; BENCH_MAX_VIEWERS (1200) where the climb stops;
 // BENCH_STEPS=1,50,100 and BENCH_SYSTEMS=vod-live,vod,vod-live-js,vod-js,vod-live-veth,janus narrow the viewer climb
 // (-js: the sidecar with EDGE_VOD_NATIVE=0, the JS send path, against the native one in the same run; -veth: the
-// sidecar in a network namespace behind a veth pair the bench makes, needs root; vod-live-gcm, only when named: viewers
-// that offer AEAD AES-GCM as well, as werift does, against AES-CM alone, as Chromium ends up with); BENCH_JANUS_EVENT_LOOPS sets
+// sidecar in a network namespace behind a veth pair the bench makes, needs root; vod-live-cm, only when named: viewers
+// that offer AES-CM alone, a browser without AES-GCM, against Chromium's list, on which the sidecar picks AES-GCM); BENCH_JANUS_EVENT_LOOPS sets
 // Janus's event_loops (default 2, its best here; 0 = a thread per handle, its default). For a closer look at one
 // step: BENCH_SIDECAR_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/p" or --trace-gc), BENCH_SIDECAR_LOG=<file>
 // (the sidecar's output), BENCH_DUMP=<prefix> (every viewer's frame offsets per step, JSON).
@@ -85,7 +85,7 @@ function viewersTable(v: ViewersResult): string {
   ];
   const m = v.maxRealtimeViewersPerCore;
   const x = (a: number) => (m.janus ? ` (${(a / m.janus).toFixed(2)}× Janus)` : "");
-  const systems = ["vod-live", "vod", "vod-live-js", "vod-js", "vod-live-veth", "vod-live-gcm", "janus"] as const;
+  const systems = ["vod-live", "vod", "vod-live-js", "vod-js", "vod-live-veth", "vod-live-cm", "janus"] as const;
   const measured = systems.filter((s) => v.steps.some((step) => step.system === s));
   const name = {
     vod: "vod://",
@@ -93,7 +93,7 @@ function viewersTable(v: ViewersResult): string {
     "vod-js": "vod:// JS path",
     "vod-live-js": "vod-live:// JS path",
     "vod-live-veth": "vod-live:// over veth",
-    "vod-live-gcm": "vod-live:// with AES-GCM",
+    "vod-live-cm": "vod-live:// with AES-CM",
     janus: "Janus",
   } as const;
   rows.push("", `Most viewers one core holds in real time: ${measured.map((s) => `${name[s]} ${m[s]}${s === "janus" ? "" : x(m[s])}`).join(", ")}.`);

@@ -29,9 +29,9 @@ import { STAGE_ORDER, stagesOf, usPerPacket, type CpuProfile } from "./profile-s
  * namespace of its own behind a veth pair ("-veth": the viewers' receiving kernel work is no longer done inside the
  * server's send, as on loopback), and Janus.
  */
-export type System = "vod" | "vod-live" | "vod-js" | "vod-live-js" | "vod-live-veth" | "vod-live-gcm" | "janus";
+export type System = "vod" | "vod-live" | "vod-js" | "vod-live-js" | "vod-live-veth" | "vod-live-cm" | "janus";
 export type Ours = Exclude<System, "janus">;
-const OURS: readonly Ours[] = ["vod-live", "vod", "vod-live-js", "vod-js", "vod-live-veth", "vod-live-gcm"];
+const OURS: readonly Ours[] = ["vod-live", "vod", "vod-live-js", "vod-js", "vod-live-veth", "vod-live-cm"];
 
 export interface StepResult {
   system: System;
@@ -372,7 +372,7 @@ export async function startBenchSidecar(dir: string, system: Ours, profileDir?: 
 export function benchViewers(sink: RtpSink, sidecar: SidecarProcess, system: Ours): ViewerFactory {
   return system === "vod" || system === "vod-js"
     ? sidecarViewers(sink, sidecar, "vod://bench-long.mp4")
-    : sidecarViewers(sink, sidecar, "vod-live://bench.mp4", { startedAt: Date.now(), loop: true }, undefined, system === "vod-live-gcm" ? "any" : "aes-cm");
+    : sidecarViewers(sink, sidecar, "vod-live://bench.mp4", { startedAt: Date.now(), loop: true }, undefined, system === "vod-live-cm" ? "aes-cm" : "chromium");
 }
 
 /** The bench's files in `dir`: bench.mp4 (10 s) and bench-long.mp4 (the same, ten times). */
@@ -493,7 +493,7 @@ async function climbAll(
       "vod-js": maxOf("vod-js"),
       "vod-live-js": maxOf("vod-live-js"),
       "vod-live-veth": maxOf("vod-live-veth"),
-      "vod-live-gcm": maxOf("vod-live-gcm"),
+      "vod-live-cm": maxOf("vod-live-cm"),
       janus: maxOf("janus"),
     },
     memoryPerViewerKB: Object.fromEntries(

@@ -9,7 +9,7 @@ import path from "node:path";
 import type { RTCPeerConnection } from "werift";
 import { freePort } from "../../test/helpers/ports.ts";
 import { runFeederProcess } from "./rtp-feeder.ts";
-import { offerAesCmOnly } from "../../test/helpers/werift-viewer.ts";
+import { offerSrtp } from "../../test/helpers/werift-viewer.ts";
 
 const LIB = "/usr/lib/x86_64-linux-gnu/janus";
 
@@ -202,7 +202,8 @@ export class JanusClient {
     const ids = { session_id: session, handle_id: handle };
     const offer = await this.request({ janus: "message", ...ids, body: { request: "watch", id: MOUNTPOINT } }, (r) => r.janus === "event" && !!r.jsep);
     await pc.setRemoteDescription({ type: "offer", sdp: offer.jsep!.sdp });
-    offerAesCmOnly(pc);
+    // What Chromium offers as the DTLS client: Janus's server picks AEAD AES-GCM from it (checked), as from Chromium.
+    offerSrtp(pc, "chromium");
     await pc.setLocalDescription(await pc.createAnswer());
     await this.request(
       { janus: "message", ...ids, body: { request: "start" }, jsep: { type: "answer", sdp: pc.localDescription!.sdp } },

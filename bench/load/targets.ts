@@ -4,7 +4,7 @@ import { RTCRtpCodecParameters, type RTCPeerConnection } from "werift";
 import { SIDECAR_PATHS, type PlayRequest, type StopRequest } from "@edge-vod/shared";
 import type { SidecarProcess } from "../../test/helpers/sidecar-process.ts";
 import { signedFetch } from "../../test/helpers/signed-fetch.ts";
-import { playOnSidecar, testPeer } from "../../test/helpers/werift-viewer.ts";
+import { playOnSidecar, testPeer, type ViewerSrtp } from "../../test/helpers/werift-viewer.ts";
 import { CountingViewer } from "./counting-viewer.ts";
 import type { JanusClient } from "./janus.ts";
 import type { RtpSink } from "./rtp-sink.ts";
@@ -46,7 +46,7 @@ export function sidecarViewers(
   name: string,
   broadcast?: PlayRequest["broadcast"],
   video?: RTCRtpCodecParameters,
-  srtp: "aes-cm" | "any" = "aes-cm",
+  srtp: ViewerSrtp = "chromium",
 ): ViewerFactory {
   return async () => {
     const pc = loadPeer(video);

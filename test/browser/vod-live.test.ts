@@ -4,8 +4,8 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import type { Page } from "playwright-core";
-import { launchChromium, newWindowPage, openPlayer as openPlayerOn, rtpStat } from "../helpers/chromium.ts";
-import { startSidecar, type SidecarProcess } from "../helpers/sidecar-process.ts";
+import { launchChromium, newWindowPage, openPlayer as openPlayerOn, rtpStat, srtpTransports } from "../helpers/chromium.ts";
+import { EXPECTED_MEDIA_SEND, startSidecar, type SidecarProcess } from "../helpers/sidecar-process.ts";
 import { startWrangler } from "../helpers/wrangler.ts";
 
 const FRAME_MS = 1000 / 30;
@@ -129,6 +129,11 @@ test("three pages joining vod-live://sample.mp4 0, 2 and 4 s apart show the same
       );
     }
     for (const page of pages) assert.match(await page.locator("#status").innerText(), /PLAYING/, "a looping broadcast keeps playing");
+    // The native path protects AES-GCM for less than AES-CM, so the sidecar answers as the DTLS server and picks it
+    // from Chromium's offer; the JS path leaves the choice to Chromium, which as the server picks AES-CM.
+    const expected =
+      EXPECTED_MEDIA_SEND === "native" ? { srtpCipher: "SRTP_AEAD_AES_128_GCM", dtlsRole: "client" } : { srtpCipher: "SRTP_AES128_CM_HMAC_SHA1_80", dtlsRole: "server" };
+    for (const [i, page] of pages.entries()) assert.deepEqual(await srtpTransports(page), [expected], `page ${i}: SRTP cipher and Chromium's DTLS role`);
 
     const measured: Measured[] = [];
     for (const [i, page] of pages.entries()) {

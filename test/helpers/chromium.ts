@@ -70,6 +70,23 @@ export function rtpStat(page: Page, type: "inbound-rtp" | "outbound-rtp", kind: 
 }
 
 /**
+ * The SRTP cipher and DTLS role of each DTLS transport of the page's peer connections (kept by
+ * capturePeerConnections), as Chromium's transport stats name them: "SRTP_AEAD_AES_128_GCM" or "SRTP_AES128_CM_HMAC_SHA1_80",
+ * "client" or "server".
+ */
+export function srtpTransports(page: Page): Promise<{ srtpCipher: string; dtlsRole: string }[]> {
+  return page.evaluate(async () => {
+    const out: { srtpCipher: string; dtlsRole: string }[] = [];
+    for (const pc of (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs) {
+      (await pc.getStats()).forEach((s: Record<string, unknown>) => {
+        if (s.type === "transport" && s.dtlsState === "connected") out.push({ srtpCipher: String(s.srtpCipher), dtlsRole: String(s.dtlsRole) });
+      });
+    }
+    return out;
+  });
+}
+
+/**
  * Loads the Player page on `page` for `stream` with capturePeerConnections (and `initScripts`) installed, and waits
  * for the Web SDK to be there; page errors go to the test's log.
  */

@@ -2,7 +2,7 @@
 // catch-ups read from them: frames, keyframes (from the H.264 payload), timestamp steps and continuity.
 import assert from "node:assert/strict";
 import type { RtpPacket } from "werift";
-import { offerAesCmOnly, testPeer, withoutCandidates } from "./werift-viewer.ts";
+import { offerSrtp, testPeer, withoutCandidates, type ViewerSrtp } from "./werift-viewer.ts";
 
 export interface Packet {
   seq: number;
@@ -83,10 +83,10 @@ class TrackRecord {
 }
 
 /**
- * A recvonly werift peer that keeps every video and audio RTP packet's header, in sequence number order. It offers
- * SRTP AES-CM only, as Chromium ends up with; `srtp: "any"` leaves werift's own choice (AEAD AES-GCM first).
+ * A recvonly werift peer that keeps every video and audio RTP packet's header, in sequence number order. It takes
+ * the SRTP profiles Chromium does unless `srtp` says otherwise (see offerSrtp).
  */
-export async function recordingViewer(opts: { srtp?: "aes-cm" | "any" } = {}) {
+export async function recordingViewer(opts: { srtp?: ViewerSrtp } = {}) {
   const pc = testPeer();
   const video = new TrackRecord();
   const audio = new TrackRecord();
@@ -101,7 +101,7 @@ export async function recordingViewer(opts: { srtp?: "aes-cm" | "any" } = {}) {
   });
   const offer = await pc.createOffer();
   await pc.setLocalDescription(offer);
-  if (opts.srtp !== "any") offerAesCmOnly(pc);
+  offerSrtp(pc, opts.srtp ?? "chromium");
   return {
     pc,
     /** Video packets so far (a new array when more came). */

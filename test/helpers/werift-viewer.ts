@@ -1,6 +1,6 @@
 // A browser stand-in built on werift: offers recvonly H.264 + Opus the way the Web SDK does (offer taken before
 // gathering, no candidates, none trickled) and records what arrives.
-import { ProtectionProfileAes128CmHmacSha1_80, RTCPeerConnection, RTCRtpCodecParameters, type RtpPacket } from "werift";
+import { ProtectionProfileAeadAes128Gcm, ProtectionProfileAes128CmHmacSha1_80, RTCPeerConnection, RTCRtpCodecParameters, type RtpPacket } from "werift";
 import { randomUUID } from "node:crypto";
 import { SIDECAR_PATHS, type PlayRequest, type PlayResponse } from "@edge-vod/shared";
 import { disableImplicitStun } from "../../sidecar/src/webrtc/no-stun.ts";
@@ -49,13 +49,47 @@ export function vp8Codec(opts: { feedback?: boolean } = {}): RTCRtpCodecParamete
 }
 
 /**
- * Offers only SRTP AES_CM_128_HMAC_SHA1_80, the profile Chromium picks as the DTLS server of a call it offers. A
- * werift offerer would pick AES-GCM, which the sidecar sends through werift's slower path: werift test peers must get
- * what browsers get. Call once the peer's transports exist (after setLocalDescription or setRemoteDescription).
+ * Which SRTP profiles a werift test peer takes, as a browser would: `chromium` (the default) AES-CM first, then
+ * AEAD AES-GCM, which is Chromium's list: as the DTLS server it picks AES-CM, as the client it offers both and the
+ * server picks (werift's server: GCM). `aes-cm`: AES-CM alone, a browser without GCM. `any`: werift's own list,
+ * GCM first, whichever side the peer is.
  */
-export function offerAesCmOnly(pc: RTCPeerConnection): void {
+export type ViewerSrtp = "chromium" | "aes-cm" | "any";
+
+/**
+ * Sets a peer's SRTP profiles to `srtp`'s: werift test peers must get what browsers get. Call once the peer's
+ * transports exist (after setLocalDescription or setRemoteDescription).
+ */
+export function offerSrtp(pc: RTCPeerConnection, srtp: ViewerSrtp): void {
+  if (srtp === "any") return;
   // A new array per transport: werift's transports share one default list.
-  for (const t of pc.dtlsTransports) (t as unknown as { srtpProfiles: number[] }).srtpProfiles = [ProtectionProfileAes128CmHmacSha1_80];
+  for (const t of pc.dtlsTransports) {
+    (t as unknown as { srtpProfiles: number[] }).srtpProfiles =
+      srtp === "chromium" ? [ProtectionProfileAes128CmHmacSha1_80, ProtectionProfileAeadAes128Gcm] : [ProtectionProfileAes128CmHmacSha1_80];
+  }
+}
+
+/**
+ * Sees every incoming datagram (STUN, DTLS, SRTP, SRTCP) before werift does; `take` returns true to keep it from
+ * werift. Install once the peer's transports exist.
+ */
+export function interceptIncoming(pc: RTCPeerConnection, take: (data: Buffer) => boolean): void {
+  for (const dtls of pc.dtlsTransports) {
+    const event = dtls.iceTransport.connection.onData as unknown as { execute: (data: Buffer) => void };
+    const pass = event.execute.bind(event);
+    event.execute = (data: Buffer) => {
+      if (!take(data)) pass(data);
+    };
+  }
+}
+
+/** Sees every datagram the peer sends before it goes out; `take` returns true to keep it from the wire. */
+export function interceptOutgoing(pc: RTCPeerConnection, take: (data: Buffer) => boolean): void {
+  for (const dtls of pc.dtlsTransports) {
+    const connection = dtls.iceTransport.connection as unknown as { send: (data: Buffer) => Promise<void> };
+    const send = connection.send.bind(connection);
+    connection.send = (data: Buffer) => (take(data) ? Promise.resolve() : send(data));
+  }
 }
 
 /**
@@ -64,17 +98,12 @@ export function offerAesCmOnly(pc: RTCPeerConnection): void {
  * RTCP always go on to werift, so the connection stays alive. Install once the peer's transports exist.
  */
 export function interceptIncomingRtp(pc: RTCPeerConnection, take: (packet: Buffer) => boolean): void {
-  for (const dtls of pc.dtlsTransports) {
-    const event = dtls.iceTransport.connection.onData as unknown as { execute: (data: Buffer) => void };
-    const pass = event.execute.bind(event);
-    event.execute = (data: Buffer) => {
-      const b0 = data[0]!;
-      const pt = data[1]! & 0x7f;
-      // RTP (version 2) but not RTCP (payload types 64-95 once the marker bit is masked off).
-      if (b0 >= 128 && b0 < 192 && (pt < 64 || pt > 95) && take(data)) return;
-      pass(data);
-    };
-  }
+  interceptIncoming(pc, (data) => {
+    const b0 = data[0]!;
+    const pt = data[1]! & 0x7f;
+    // RTP (version 2) but not RTCP (payload types 64-95 once the marker bit is masked off).
+    return b0 >= 128 && b0 < 192 && (pt < 64 || pt > 95) && take(data);
+  });
 }
 
 /** The SDK's offer is taken before ICE gathering: werift's candidates are stripped so the server must rely on
@@ -108,7 +137,7 @@ export async function createWeriftViewer(opts: { video?: RTCRtpCodecParameters }
   });
   const offer = await pc.createOffer();
   await pc.setLocalDescription(offer);
-  offerAesCmOnly(pc);
+  offerSrtp(pc, "chromium");
   const offerSdp = withoutCandidates(pc.localDescription?.sdp ?? offer.sdp);
   return {
     pc,
@@ -124,19 +153,19 @@ export async function createWeriftViewer(opts: { video?: RTCRtpCodecParameters }
 }
 
 /**
- * Plays `name` on a sidecar straight through its control API (no edge), as a recvonly werift peer offering AES-CM
- * like Chromium (`srtp: "any"`: werift's own list, AEAD AES-GCM first): the play request is signed, the answer
- * applied. For load tests and tests of many viewers.
+ * Plays `name` on a sidecar straight through its control API (no edge), as a recvonly werift peer taking the SRTP
+ * profiles `srtp` names (see offerSrtp): the play request is signed, the answer applied. For load tests and tests of
+ * many viewers.
  */
 export async function playOnSidecar(
   sidecar: { url: string; secret: string },
   pc: RTCPeerConnection,
   name: string,
   broadcast?: PlayRequest["broadcast"],
-  srtp: "aes-cm" | "any" = "aes-cm",
+  srtp: ViewerSrtp = "chromium",
 ): Promise<{ sessionRef: string; mediaSessionId: string; answerSdp: string }> {
   await pc.setLocalDescription(await pc.createOffer());
-  if (srtp === "aes-cm") offerAesCmOnly(pc);
+  offerSrtp(pc, srtp);
   const body: PlayRequest = {
     sessionRef: "direct",
     // Nobody listens: the sidecar's event posts fail quietly, which costs it next to nothing.

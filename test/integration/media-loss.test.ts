@@ -18,7 +18,7 @@ import { videoPayloadTypes } from "../helpers/sdp.ts";
 import { signedFetch } from "../helpers/signed-fetch.ts";
 import { startSidecar, type SidecarProcess } from "../helpers/sidecar-process.ts";
 import { createWeriftPublisher } from "../helpers/werift-publisher.ts";
-import { createWeriftViewer, interceptIncomingRtp } from "../helpers/werift-viewer.ts";
+import { createWeriftViewer, interceptIncoming, interceptIncomingRtp, interceptOutgoing } from "../helpers/werift-viewer.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const secret = randomBytes(24).toString("hex");
@@ -168,6 +168,50 @@ test("vod://: 3 % random loss is repaired by NACK alone: every frame decodes, no
     await v.close();
   }
 });
+
+/** What a datagram's DTLS records hold (RFC 6347 4.1: 13-byte headers): a ChangeCipherSpec, records of epoch 1. */
+function dtlsRecords(data: Buffer): { changeCipherSpec: boolean; epoch1: boolean } {
+  const out = { changeCipherSpec: false, epoch1: false };
+  for (let at = 0; at + 13 <= data.length; at += 13 + data.readUInt16BE(at + 11)) {
+    if (data[at] === 20) out.changeCipherSpec = true;
+    if (data.readUInt16BE(at + 3) === 1) out.epoch1 = true;
+  }
+  return out;
+}
+
+for (const direction of ["to", "from"] as const) {
+  test(`the last DTLS flight ${direction} a viewer is lost once: it comes again, and the viewer plays`, async () => {
+    // A flight's sender learns of its loss only from the other side: the client sends flight 5 again until it hears
+    // flight 6, and the server must answer that repeat by sending flight 6 again, without handling flight 5 twice.
+    // The sidecar is the DTLS server on the native path (it answers setup:passive, for AES-GCM), the client on the JS path.
+    const viewer = await createWeriftViewer();
+    let droppedChangeCipherSpec = 0;
+    let droppedEpoch1 = 0;
+    (direction === "to" ? interceptIncoming : interceptOutgoing)(viewer.pc, (data) => {
+      // DTLS datagrams only (RFC 7983: first byte 20-63).
+      if (data[0]! < 20 || data[0]! > 63) return false;
+      const r = dtlsRecords(data);
+      if (!((r.changeCipherSpec && droppedChangeCipherSpec === 0) || (r.epoch1 && droppedEpoch1 === 0))) return false;
+      if (r.changeCipherSpec) droppedChangeCipherSpec++;
+      if (r.epoch1) droppedEpoch1++;
+      return true;
+    });
+    try {
+      const answer = await control(SIDECAR_PATHS.play, { sessionRef: "loss", eventsUrl: EVENTS_URL, mediaSessionId: randomUUID(), name: "vod://sample.mp4", sdp: viewer.offerSdp });
+      assert.ok(answer.ok, JSON.stringify(answer));
+      await viewer.setAnswer(answer.sdp);
+      const deadline = Date.now() + 20_000;
+      while (viewer.received.videoFrameTimestamps.length < 30) {
+        assert.ok(Date.now() < deadline, `video frames after the lost flight: ${viewer.received.videoFrameTimestamps.length}`);
+        await sleep(100);
+      }
+      assert.equal(droppedChangeCipherSpec, 1, "a ChangeCipherSpec was lost");
+      assert.equal(droppedEpoch1, 1, "a Finished was lost");
+    } finally {
+      await viewer.close();
+    }
+  });
+}
 
 test("a published stream: a viewer's PLI reaches the publisher", async () => {
   const name = `pli-${randomUUID().slice(0, 8)}`;
