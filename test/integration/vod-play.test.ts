@@ -8,9 +8,9 @@ import path from "node:path";
 import { openMp4 } from "../../sidecar/src/mp4/reader.ts";
 import { LocalDiskAccess } from "../../sidecar/src/files/local-disk.ts";
 import { SdkClient } from "../helpers/sdk-client.ts";
-import { startSidecar, type SidecarProcess } from "../helpers/sidecar-process.ts";
+import { EXPECTED_MEDIA_SEND, startSidecar, type SidecarProcess } from "../helpers/sidecar-process.ts";
 import { startWrangler, type WranglerDev } from "../helpers/wrangler.ts";
-import { ProtectionProfileAes128CmHmacSha1_80 } from "werift";
+import { ProtectionProfileAeadAes128Gcm, ProtectionProfileAes128CmHmacSha1_80 } from "werift";
 import { videoPayloadTypes } from "../helpers/sdp.ts";
 import { createWeriftViewer, interceptIncomingRtp } from "../helpers/werift-viewer.ts";
 
@@ -73,7 +73,13 @@ test("vod://sample.mp4 delivers every video frame with the file's timestamps, Op
   }
 });
 
-test("a viewer that loses video packets gets them back by NACK: every frame arrives, on the AES-CM path browsers get", async () => {
+/** The SRTP profile a viewer offering Chromium's list gets: AES-GCM where the sidecar is the DTLS server (native path). */
+const CHROMIUM_PROFILE = EXPECTED_MEDIA_SEND === "native" ? ProtectionProfileAeadAes128Gcm : ProtectionProfileAes128CmHmacSha1_80;
+
+const srtpProfileOf = (viewer: Awaited<ReturnType<typeof createWeriftViewer>>) =>
+  (viewer.pc.dtlsTransports[0] as unknown as { dtls?: { srtp: { srtpProfile?: number } } }).dtls?.srtp.srtpProfile;
+
+test("a viewer that loses video packets gets them back by NACK: every frame arrives, on the SRTP profile Chromium gets", async () => {
   const file = await new LocalDiskAccess("media").open("sample.mp4");
   const frames = (await openMp4(file)).video!.samples.count;
   await file.close();
@@ -99,8 +105,7 @@ test("a viewer that loses video packets gets them back by NACK: every frame arri
     await viewer.setAnswer(answer);
     await client.waitForStatus(id, "STOPPED", { timeoutMs: 30_000 });
     await new Promise((r) => setTimeout(r, 300));
-    const dtls = viewer.pc.dtlsTransports[0] as unknown as { dtls?: { srtp: { srtpProfile?: number } } };
-    assert.equal(dtls.dtls?.srtp.srtpProfile, ProtectionProfileAes128CmHmacSha1_80, "AES-CM negotiated, as with Chromium");
+    assert.equal(srtpProfileOf(viewer), CHROMIUM_PROFILE, "the SRTP profile Chromium gets");
     assert.ok(dropped.size >= 20, `${dropped.size} packets dropped`);
     // Frames, not marker packets: werift asks again for a packet whose retransmission is still on its way, and the
     // second copy of a frame's last packet is the same frame.
@@ -110,6 +115,32 @@ test("a viewer that loses video packets gets them back by NACK: every frame arri
     await client.close();
   }
 });
+
+for (const setup of ["active", "passive"] as const) {
+  test(`an offer that says a=setup:${setup} gets the other DTLS role and plays`, async () => {
+    const client = await SdkClient.connect(edge.wsUrl);
+    const viewer = await createWeriftViewer();
+    try {
+      // A client that chose its role: werift's own answer to setup:active would say active too.
+      const id = client.playStream({ name: "vod://sample.mp4", sdp: viewer.offerSdp.replace(/^a=setup:actpass$/gm, `a=setup:${setup}`) });
+      const sdpFrame = await client.waitFor((f) => f.message === "setRemoteSDP", { timeoutMs: 20_000, label: "setRemoteSDP" });
+      const answer = String((sdpFrame.data as unknown[])[1]);
+      assert.match(answer, new RegExp(`^a=setup:${setup === "active" ? "passive" : "active"}$`, "m"));
+      await viewer.setAnswer(answer);
+      await client.waitForStatus(id, "PLAYING", { timeoutMs: 20_000 });
+      const deadline = Date.now() + 20_000;
+      while (viewer.received.videoFrameTimestamps.length < 30) {
+        assert.ok(Date.now() < deadline, `video frames: ${viewer.received.videoFrameTimestamps.length}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      // The viewer as the DTLS server picks from its own list, AES-CM first; as the client it gets the sidecar's pick.
+      assert.equal(srtpProfileOf(viewer), setup === "passive" ? ProtectionProfileAes128CmHmacSha1_80 : ProtectionProfileAeadAes128Gcm);
+    } finally {
+      await viewer.close();
+      await client.close();
+    }
+  });
+}
 
 test("bad names and bad files get FAILED with a clear info, and the sidecar keeps serving", async () => {
   const client = await SdkClient.connect(edge.wsUrl);

@@ -33,6 +33,16 @@ export interface Orientation {
 // path only AES-CM fast: so on the native path a viewer's DTLS server is the sidecar (the answer says setup:passive).
 const VIEWER_DTLS_ROLE = sendBatch ? "server" : "auto";
 
+/**
+ * The DTLS role to answer with: the other one when the offer took one (werift itself would answer setup:active to
+ * an offer's setup:active), else `prefer` ("auto": werift answers as the client).
+ */
+function setDtlsRole(pc: RTCPeerConnection, offerSdp: string, prefer: "server" | "auto"): void {
+  const setup = /^a=setup:(\w+)/m.exec(offerSdp)?.[1];
+  const role = setup === "active" ? "server" : setup === "passive" ? "client" : prefer;
+  for (const t of pc.dtlsTransports) t.role = role;
+}
+
 /** Thrown when the offer and what we have to send or accept share no codec. */
 export class NoCommonCodecs extends Error {}
 
@@ -59,7 +69,7 @@ export async function answerAsSender(pc: RTCPeerConnection, offerSdp: string, ha
   if (!sendVideo && !sendAudio) throw new NoCommonCodecs();
   if (have.video && offer.hasVideoSection && !sendVideo) throw new NoCommonCodecs();
   await pc.setRemoteDescription({ type: "offer", sdp: withoutRemoteSsrcs(offer.sdp) });
-  for (const t of pc.dtlsTransports) t.role = VIEWER_DTLS_ROLE;
+  setDtlsRole(pc, offer.sdp, VIEWER_DTLS_ROLE);
   // Transceivers made from a recvonly offer default to inactive in werift until told they send.
   // One msid for both tracks: the SDK attaches `event.streams[0]` to its <video>, which needs a stream id.
   const streamId = `edge-vod-${randomUUID()}`;
@@ -94,6 +104,7 @@ export async function answerAsReceiver(pc: RTCPeerConnection, offerSdp: string, 
   const offer = shapeOffer(offerSdp, 66, "send", ["h264", "vp8"]);
   if (offer.videoPt === undefined || offer.videoCodec === undefined) throw new NoCommonCodecs();
   await pc.setRemoteDescription({ type: "offer", sdp: offer.sdp });
+  setDtlsRole(pc, offer.sdp, "auto");
   const videoPt = offer.videoPt;
   const codec = offer.videoCodec;
   for (const t of pc.getTransceivers()) {
