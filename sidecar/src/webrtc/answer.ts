@@ -29,8 +29,9 @@ export interface Orientation {
 
 // The DTLS server picks the SRTP profile, from its own list. Chromium as the server picks AES-CM (its list puts
 // GCM last); as the client it offers GCM as well, and werift's server takes GCM first. The native path protects
-// AES-GCM for 3-11 % less sidecar CPU per viewer than AES-CM end to end (bench/results/2026-12-03-gcm.json), the JS
-// path only AES-CM fast: so on the native path a viewer's DTLS server is the sidecar (the answer says setup:passive).
+// AES-GCM for less sidecar CPU per viewer than AES-CM end to end (bench/results/2026-12-03-gcm.json: 3-11 % from
+// 100 to 600 viewers; -gcm-answer-cm.json: 7-9 % at 400 and 600), the JS path only AES-CM fast: so on the native
+// path a viewer's DTLS server is the sidecar (the answer says setup:passive).
 const VIEWER_DTLS_ROLE = sendBatch ? "server" : "auto";
 
 /**
