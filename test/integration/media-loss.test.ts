@@ -19,6 +19,7 @@ import { signedFetch } from "../helpers/signed-fetch.ts";
 import { startSidecar, type SidecarProcess } from "../helpers/sidecar-process.ts";
 import { createWeriftPublisher } from "../helpers/werift-publisher.ts";
 import { createWeriftViewer, interceptIncoming, interceptIncomingRtp, interceptOutgoing } from "../helpers/werift-viewer.ts";
+import { until } from "../helpers/rtp-record.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const secret = randomBytes(24).toString("hex");
@@ -200,11 +201,7 @@ for (const direction of ["to", "from"] as const) {
       const answer = await control(SIDECAR_PATHS.play, { sessionRef: "loss", eventsUrl: EVENTS_URL, mediaSessionId: randomUUID(), name: "vod://sample.mp4", sdp: viewer.offerSdp });
       assert.ok(answer.ok, JSON.stringify(answer));
       await viewer.setAnswer(answer.sdp);
-      const deadline = Date.now() + 20_000;
-      while (viewer.received.videoFrameTimestamps.length < 30) {
-        assert.ok(Date.now() < deadline, `video frames after the lost flight: ${viewer.received.videoFrameTimestamps.length}`);
-        await sleep(100);
-      }
+      await until("30 video frames after the lost flight", () => viewer.received.videoFrameTimestamps.length >= 30, 20_000);
       assert.equal(droppedChangeCipherSpec, 1, "a ChangeCipherSpec was lost");
       assert.equal(droppedEpoch1, 1, "a Finished was lost");
     } finally {

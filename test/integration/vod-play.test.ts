@@ -13,6 +13,7 @@ import { startWrangler, type WranglerDev } from "../helpers/wrangler.ts";
 import { ProtectionProfileAeadAes128Gcm, ProtectionProfileAes128CmHmacSha1_80 } from "werift";
 import { videoPayloadTypes } from "../helpers/sdp.ts";
 import { createWeriftViewer, interceptIncomingRtp } from "../helpers/werift-viewer.ts";
+import { until } from "../helpers/rtp-record.ts";
 
 let sidecar: SidecarProcess;
 let edge: WranglerDev;
@@ -128,11 +129,7 @@ for (const setup of ["active", "passive"] as const) {
       assert.match(answer, new RegExp(`^a=setup:${setup === "active" ? "passive" : "active"}$`, "m"));
       await viewer.setAnswer(answer);
       await client.waitForStatus(id, "PLAYING", { timeoutMs: 20_000 });
-      const deadline = Date.now() + 20_000;
-      while (viewer.received.videoFrameTimestamps.length < 30) {
-        assert.ok(Date.now() < deadline, `video frames: ${viewer.received.videoFrameTimestamps.length}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      await until("30 video frames", () => viewer.received.videoFrameTimestamps.length >= 30, 20_000);
       // The viewer as the DTLS server picks from its own list, AES-CM first; as the client it gets the sidecar's pick.
       assert.equal(srtpProfileOf(viewer), setup === "passive" ? ProtectionProfileAes128CmHmacSha1_80 : ProtectionProfileAeadAes128Gcm);
     } finally {
