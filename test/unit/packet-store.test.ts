@@ -1,18 +1,15 @@
 import assert from "node:assert/strict";
 import test from "node:test";
 import { newSampleTable } from "../../sidecar/src/mp4/reader.ts";
-import type { SampleTable } from "../../sidecar/src/mp4/types.ts";
 import type { MediaPacket } from "../../sidecar/src/vod/packet-source.ts";
 import { PacketStore } from "../../sidecar/src/vod/packet-store.ts";
-
-const table = (count: number): SampleTable => newSampleTable(count);
 
 const packets = (bytes: number): MediaPacket[] => [
   { kind: "video", timestamp: 0, marker: true, payload: new Uint8Array(bytes), dueMs: 0, keyframeStart: false },
 ];
 
 test("the packet store drops the least recently used samples once past its budget, and a hit counts as a use", () => {
-  const t = table(10);
+  const t = newSampleTable(10);
   const store = new PacketStore(3000);
   for (let i = 0; i < 3; i++) store.put(t, i, 0, packets(1000), 1000);
   assert.equal(store.bytes, 3000);
@@ -28,8 +25,8 @@ test("the packet store drops the least recently used samples once past its budge
 });
 
 test("the packet store keys a sample by its table and the playback's time 0", () => {
-  const a = table(2);
-  const b = table(2);
+  const a = newSampleTable(2);
+  const b = newSampleTable(2);
   const store = new PacketStore(1 << 20);
   const p = packets(10);
   store.put(a, 0, 0, p, 10);
@@ -42,7 +39,7 @@ test("the packet store keys a sample by its table and the playback's time 0", ()
 });
 
 test("a packet store without a budget, or a sample larger than it, holds nothing", () => {
-  const t = table(1);
+  const t = newSampleTable(1);
   const none = new PacketStore(0);
   none.put(t, 0, 0, packets(10), 10);
   assert.equal(none.get(t, 0, 0), undefined);
